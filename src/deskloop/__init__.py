@@ -1,0 +1,3 @@
+"""deskloop: a local desktop agent, and an Anthropic Messages server for local models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from deskloop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The `deskloop` command: parses arguments and hands off to the packages.
+
+Each subcommand names a `module:function` that is imported only when it runs, so
+`deskloop doctor` does not load a model library and `deskloop serve` does not touch D-Bus.
+The function takes the parsed arguments and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from deskloop import __version__
+from deskloop.errors import DeskloopError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _lazy(target: str) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        module_name, _, function_name = target.partition(":")
+        handler: Handler = getattr(importlib.import_module(module_name), function_name)
+        return handler(args)
+
+    return run
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve a model over the Anthropic Messages API",
+        description="Serve a local model (or an upstream) as an Anthropic Messages API. "
+        "With no arguments: the embedded SmolLM2-135M-Instruct on 127.0.0.1:8888.",
+    )
+    serve.add_argument("--engine", help="llamacpp, mlx, openai, anthropic (default: platform)")
+    serve.add_argument("--model", help="a GGUF file, an MLX folder, or an upstream model name")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8888; 0 picks a free one)")
+    serve.add_argument("--api-key", help="key clients must send; required off loopback")
+    serve.add_argument("--upstream", help="base URL of the upstream for openai/anthropic")
+    serve.add_argument("--context-window", type=int, help="tokens of context to allocate")
+    serve.add_argument("--tool-format", help="override the tool-call format family")
+    serve.add_argument(
+        "--tool-diet",
+        action="store_true",
+        default=None,
+        help="shorten tool descriptions to their first sentence to save prompt tokens",
+    )
+    serve.add_argument(
+        "--script",
+        help="(scripted engine only) JSON file of outputs to replay; for tests",
+    )
+    serve.set_defaults(handler=_lazy("deskloop.server.run:serve_command"))
+
+
+def _add_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = commands.add_parser("config", help="read or change settings")
+    actions = config.add_subparsers(dest="config_action", required=True)
+    get = actions.add_parser("get", help="print a setting (or all of them)")
+    get.add_argument("key", nargs="?")
+    put = actions.add_parser("set", help="change a setting in config.toml")
+    put.add_argument("key")
+    put.add_argument("value")
+    actions.add_parser("path", help="print where settings and data live")
+    config.set_defaults(handler=_lazy("deskloop.config_commands:config_command"))
+
+
+def _add_screen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    observe = commands.add_parser("observe", help="print what the agent sees of a window")
+    target = observe.add_mutually_exclusive_group()
+    target.add_argument("--app", help="application name (as the accessibility tree names it)")
+    target.add_argument("--pid", type=int, help="process id of the application")
+    target.add_argument("--focused", action="store_true", help="the focused window (default)")
+    observe.add_argument("--json", action="store_true", help="the structured snapshot as JSON")
+    observe.add_argument("--budget", type=int, help="token budget for the observation")
+    observe.set_defaults(handler=_lazy("deskloop.screen.commands:observe_command"))
+
+    doctor = commands.add_parser(
+        "doctor", help="check that deskloop can see and act on this desktop"
+    )
+    doctor.add_argument("--json", action="store_true", help="the checks as JSON")
+    doctor.set_defaults(handler=_lazy("deskloop.screen.commands:doctor_command"))
+
+
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
+    bench.add_argument("name", help="server, tools, screen, agent")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark")
+    bench.set_defaults(handler=_lazy("deskloop.bench:bench_command"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deskloop",
+        description="A local desktop agent and an Anthropic Messages server for local models.",
+    )
+    parser.add_argument("--version", action="version", version=f"deskloop {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(commands)
+    _add_screen(commands)
+    _add_config(commands)
+    _add_bench(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except DeskloopError as exc:
+        print(f"deskloop: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""The small interfaces every engine implements.
+
+Two kinds of engine sit behind the server:
+
+- A `LocalEngine` runs a model in this process. The server renders the prompt with the
+  model's chat template, asks the engine to tokenize it, and pulls tokens from
+  `generate`, optionally steered by a `TokenGuide` (constrained decoding). Reusing the
+  cached prefix of the previous prompt is the engine's business.
+- An `UpstreamEngine` forwards the whole Messages request to another server
+  (OpenAI-shaped or Anthropic-shaped) and yields neutral output events back.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from deskloop.errors import DeskloopError
+
+
+class EngineError(DeskloopError):
+    """The engine failed while loading or generating; maps to a 500 `api_error`."""
+
+
+class ModelNotFound(EngineError):
+    """A model reference that names no file, folder or installed package."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine's library is not installed on this machine; the message says how to get it."""
+
+
+class UpstreamError(EngineError):
+    """An upstream server answered with an error; keeps its HTTP status and error type."""
+
+    def __init__(self, message: str, *, status: int = 502, error_type: str = "api_error"):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling as the client asked for it. `temperature == 0` means greedy, exactly."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class PrefillReport:
+    """What the engine did with the prompt before the first new token."""
+
+    prompt_tokens: int
+    cached_tokens: int  # tokens reused from the previous prompt, not prefilled again
+    seconds: float
+
+
+class TokenGuide(Protocol):
+    """Steers generation token by token (constrained decoding).
+
+    Before each sampling step the engine calls `allowed_tokens`; `None` means free
+    choice, otherwise a boolean mask over the vocabulary (length >= vocab size) of the
+    tokens that may come next. After sampling, `accept` is told the chosen token.
+    """
+
+    def allowed_tokens(self) -> npt.NDArray[np.bool_] | None: ...
+
+    def accept(self, token: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the server needs to know about the loaded model."""
+
+    model_id: str
+    context_window: int
+    chat_template: str | None  # Jinja source, from GGUF metadata or tokenizer config
+    bos_token: str = ""
+    eos_token: str = ""
+    architecture: str = ""
+    path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalEngine(ABC):
+    """An in-process model: tokenizes, detokenizes and generates token by token.
+
+    `generate` is synchronous and is run by the server in a worker thread, one request
+    at a time per engine. It must check `cancel` before every new token and stop
+    promptly when it is set (a client disconnected).
+    """
+
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def info(self) -> ModelInfo: ...
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def stop_token_ids(self) -> frozenset[int]:
+        """End-of-turn tokens (eos, `<|im_end|>`, `<|eot_id|>` ...)."""
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of a rendered prompt; special-token text (`<|im_start|>`) becomes special tokens.
+
+        No BOS is added unless the chat template leaves it out and the model needs one.
+        """
+
+    @abstractmethod
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes one token stands for (may be part of a UTF-8 character)."""
+
+    @abstractmethod
+    def generate(
+        self,
+        prompt: Sequence[int],
+        sampling: Sampling,
+        *,
+        cancel: threading.Event,
+        guide: TokenGuide | None = None,
+        on_prefill: Callable[[PrefillReport], None] | None = None,
+    ) -> Iterator[int]:
+        """Yield new tokens until a stop token (not yielded), `max_tokens`, or `cancel`.
+
+        Calls `on_prefill` once, after the prompt is processed and before the first token.
+        """
+
+    def guidance_tokenizer(self) -> Any:
+        """An `llguidance.LLTokenizer` for this model's vocabulary (for constrained decoding)."""
+        raise EngineError(f"the {self.name} engine does not support constrained decoding")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free the model."""
+
+
+# Neutral output events, shared by local generation and upstream engines. The server
+# turns them into SSE events or into one Message.
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    thinking: str
+
+
+@dataclass(frozen=True)
+class ToolCallStart:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolInputDelta:
+    partial_json: str
+
+
+@dataclass(frozen=True)
+class ToolCallEnd:
+    input: dict[str, Any]  # the final, validated input
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Finish:
+    stop_reason: str  # end_turn | max_tokens | stop_sequence | tool_use
+    stop_sequence: str | None = None
+
+
+OutputEvent = TextDelta | ThinkingDelta | ToolCallStart | ToolInputDelta | ToolCallEnd | Usage | Finish
+
+
+class UpstreamEngine(ABC):
+    """Forwards Messages requests to another server and translates its answer back."""
+
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str: ...
+
+    @abstractmethod
+    def stream(self, request: dict[str, Any]) -> AsyncIterator[OutputEvent]:
+        """Run one Messages request (already validated, `stream` ignored) upstream.
+
+        Yields a `Usage` first (input tokens, possibly 0 when unknown until the end),
+        then content events, then a final `Usage` and `Finish`.
+        """
+
+    async def count_tokens(self, request: dict[str, Any]) -> int:
+        raise UpstreamError("this upstream cannot count tokens", status=404, error_type="not_found_error")
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Close connections."""

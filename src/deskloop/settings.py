@@ -1,0 +1,208 @@
+"""Where deskloop keeps things, and the settings a user can change.
+
+Settings come from three places, later ones winning: built-in defaults, `config.toml`
+in the config dir, and `DESKLOOP_<SECTION>_<KEY>` environment variables. `DESKLOOP_HOME`
+moves every path under one folder (tests use it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+
+from deskloop.errors import DeskloopError
+
+APP_NAME = "deskloop"
+
+
+class SettingsError(DeskloopError):
+    """A setting that cannot be read or written; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def mcp_servers_file(self) -> Path:
+        return self.config_dir / "mcp-servers.json"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "deskloop.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def paths() -> Paths:
+    """The platform's folders, or all of them under `DESKLOOP_HOME` when it is set."""
+    home = os.environ.get("DESKLOOP_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return Paths(root / "config", root / "data", root / "cache")
+    if sys.platform == "darwin":
+        support = Path.home() / "Library" / "Application Support" / APP_NAME
+        return Paths(support, support, Path(platformdirs.user_cache_dir(APP_NAME)))
+    return Paths(
+        Path(platformdirs.user_config_dir(APP_NAME)),
+        Path(platformdirs.user_data_dir(APP_NAME)),
+        Path(platformdirs.user_cache_dir(APP_NAME)),
+    )
+
+
+@dataclass
+class ServerSettings:
+    """`deskloop serve`: which engine and model, and how the HTTP side behaves."""
+
+    host: str = "127.0.0.1"
+    port: int = 8888
+    engine: str = ""  # empty: the platform default (mlx on Apple Silicon, llamacpp elsewhere)
+    model: str = ""  # empty: the embedded SmolLM2-135M-Instruct
+    upstream: str = ""  # base URL for the openai and anthropic engines
+    upstream_api_key: str = ""
+    api_key: str = ""
+    context_window: int = 8192
+    max_body_bytes: int = 32 * 1024 * 1024
+    queue_size: int = 8
+    ping_interval_s: float = 5.0
+    tool_format: str = ""  # empty: chosen from the model's metadata and template
+    tool_diet: bool = False
+    # `claude-*` names and these aliases map to the served model.
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AgentSettings:
+    """The agent loop: which endpoint it talks to and its limits."""
+
+    endpoint: str = ""
+    model: str = "claude-sonnet-4-5"
+    api_key: str = ""
+    max_turns: int = 30
+    max_tokens_per_turn: int = 1024
+    max_session_tokens: int = 200_000
+    max_session_seconds: float = 900.0
+    timeout_internal_s: float = 10.0
+    timeout_mcp_s: float = 120.0
+    timeout_other_s: float = 300.0
+    policy_read: str = "auto"
+    policy_act: str = "auto"
+    policy_destructive: str = "ask"
+    policy_external: str = "ask"
+    user_name: str = ""
+    observation_budget: int = 400
+
+
+@dataclass
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
+
+    SECTIONS = ("server", "agent")
+
+
+def _coerce(value: Any, current: Any, where: str) -> Any:
+    """Turn a TOML or environment value into the type of the default it replaces."""
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+        if isinstance(current, list):
+            if isinstance(value, list):
+                return [str(v) for v in value]
+            return [part.strip() for part in str(value).split(",") if part.strip()]
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        kind = type(current).__name__
+        raise SettingsError(f"{where} must be a {kind}, got {value!r}") from exc
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path} is not valid TOML ({exc}); fix or delete it") from exc
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Defaults, then config.toml, then `DESKLOOP_SECTION_KEY` environment variables."""
+    env = os.environ if environ is None else environ
+    config_path = paths().config_file
+    data = _read_file(config_path)
+    settings = Settings()
+    for section_name in Settings.SECTIONS:
+        section = getattr(settings, section_name)
+        from_file = data.get(section_name, {})
+        if not isinstance(from_file, dict):
+            raise SettingsError(f"[{section_name}] in {config_path} must be a table")
+        for f in fields(section):
+            current = getattr(section, f.name)
+            if f.name in from_file:
+                where = f"{section_name}.{f.name} in {config_path}"
+                setattr(section, f.name, _coerce(from_file[f.name], current, where))
+            env_name = f"DESKLOOP_{section_name}_{f.name}".upper()
+            if env_name in env:
+                setattr(section, f.name, _coerce(env[env_name], current, env_name))
+    return settings
+
+
+def setting_keys() -> list[str]:
+    """Every settable key as `section.name`."""
+    settings = Settings()
+    return [
+        f"{name}.{f.name}" for name in Settings.SECTIONS for f in fields(getattr(settings, name))
+    ]
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    section, _, name = key.partition(".")
+    if key not in setting_keys():
+        raise SettingsError(f"unknown setting {key!r}; known: {', '.join(setting_keys())}")
+    return section, name
+
+
+def get_setting(key: str) -> Any:
+    section, name = _split_key(key)
+    return getattr(getattr(load_settings(), section), name)
+
+
+def set_setting(key: str, raw_value: str) -> Any:
+    """Write one key to config.toml, keeping every other line's value; returns the new value."""
+    section, name = _split_key(key)
+    default = getattr(getattr(Settings(), section), name)
+    value = _coerce(raw_value, default, key)
+    config_path = paths().config_file
+    data = _read_file(config_path)
+    data.setdefault(section, {})[name] = value
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config_path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.replace(config_path)
+    return value
