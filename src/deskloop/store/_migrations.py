@@ -1,0 +1,131 @@
+"""The database schema as an ordered list of small migrations, each recorded once applied."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(function: Migration) -> Migration:
+    """Append `function` to the schema history; its name is what the table records."""
+    MIGRATIONS.append((function.__name__, function))
+    return function
+
+
+@migration
+def m001_sessions_messages_tool_calls(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            endpoint TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            system_prompt TEXT NOT NULL DEFAULT '',
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            end_reason TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content_json TEXT NOT NULL,
+            text TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            UNIQUE (session_id, position)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE tool_calls (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            tool_use_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            input_json TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'running',
+            result_json TEXT,
+            is_error INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL,
+            duration_s REAL,
+            UNIQUE (session_id, tool_use_id)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE turn_usage (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            turn INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            model_seconds REAL NOT NULL DEFAULT 0,
+            stop_reason TEXT NOT NULL DEFAULT '',
+            UNIQUE (session_id, turn)
+        )
+        """
+    )
+    db.execute("CREATE INDEX tool_calls_by_session ON tool_calls(session_id)")
+
+
+@migration
+def m002_message_search(db: sqlite3.Connection) -> None:
+    # External-content FTS5 table over messages.text, kept in step by triggers.
+    db.execute(
+        "CREATE VIRTUAL TABLE messages_fts USING fts5("
+        "text, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2')"
+    )
+    db.execute(
+        """
+        CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+            INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text);
+        END
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+            INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END
+        """
+    )
+
+
+def apply_migrations(db: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet recorded, each in its own transaction; returns their names."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+    )
+    applied = {row[0] for row in db.execute("SELECT name FROM schema_migrations")}
+    newly_applied = []
+    for name, function in MIGRATIONS:
+        if name in applied:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it while this one waited for the lock.
+            done = db.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone()
+            if done is None:
+                function(db)
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, strftime('%s','now'))", (name,)
+                )
+                newly_applied.append(name)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return newly_applied
