@@ -1,0 +1,1 @@
+"""The agent: tool registry and dispatch, permission policy, and (next) the loop."""

@@ -1,0 +1,200 @@
+"""Tool dispatch: validate, ask the policy, run concurrently under timeout tiers, report results.
+
+A mistake by the model (unknown tool, input that fails the schema, a tool's `ToolError`, a
+timeout) becomes an `is_error` result it can correct from; any other exception is a bug in
+deskloop and propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from deskloop.agent.policy import PermissionPolicy
+from deskloop.agent.registry import ToolRegistry
+from deskloop.agent.tools import (
+    BadToolArguments,
+    ContentBlock,
+    TimeoutTier,
+    Tool,
+    ToolContext,
+    ToolError,
+    result_blocks,
+    text_block,
+)
+from deskloop.settings import AgentSettings
+
+OutcomeStatus = Literal["ok", "error", "bad_input", "unknown_tool", "denied", "timeout"]
+REPEATED_FAILURE_LIMIT = 3
+
+
+def timeouts_from_settings(agent: AgentSettings) -> dict[TimeoutTier, float]:
+    return {
+        TimeoutTier.INTERNAL: agent.timeout_internal_s,
+        TimeoutTier.MCP: agent.timeout_mcp_s,
+        TimeoutTier.OTHER: agent.timeout_other_s,
+    }
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One `tool_use` block from the model; `input` is whatever it sent, valid or not."""
+
+    id: str
+    name: str
+    input: Any
+
+    @classmethod
+    def from_block(cls, block: Mapping[str, Any]) -> ToolCall:
+        return cls(str(block["id"]), str(block["name"]), block.get("input"))
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    call: ToolCall
+    status: OutcomeStatus
+    content: list[ContentBlock]
+    duration_s: float
+
+    @property
+    def is_error(self) -> bool:
+        return self.status != "ok"
+
+    def result_block(self) -> dict[str, Any]:
+        """The `tool_result` block that answers the call in the next user message."""
+        return {
+            "type": "tool_result",
+            "tool_use_id": self.call.id,
+            "content": self.content,
+            "is_error": self.is_error,
+        }
+
+
+@dataclass(frozen=True)
+class ToolStarted:
+    call: ToolCall
+    tool: Tool | None
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    outcome: ToolOutcome
+
+
+ToolEvent = ToolStarted | ToolFinished
+EventSink = Callable[[ToolEvent], None]
+
+
+def _ignore_event(event: ToolEvent) -> None:
+    del event
+
+
+class Dispatcher:
+    """Runs the tool calls of a turn against one registry, policy and set of timeouts."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        policy: PermissionPolicy,
+        timeouts: Mapping[TimeoutTier, float],
+        *,
+        context: ToolContext | None = None,
+        on_event: EventSink = _ignore_event,
+    ) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.timeouts = dict(timeouts)
+        self.context = context if context is not None else ToolContext()
+        self._on_event = on_event
+        self._failures: Counter[tuple[str, str]] = Counter()
+        # Set once the same failing call has been made REPEATED_FAILURE_LIMIT times.
+        self.stuck_reason: str | None = None
+
+    async def run(self, calls: Sequence[ToolCall]) -> list[ToolOutcome]:
+        """Run every call concurrently; outcomes come back in the order of `calls`."""
+        tasks = [asyncio.ensure_future(self.run_one(call)) for call in calls]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def run_one(self, call: ToolCall) -> ToolOutcome:
+        started = time.perf_counter()
+        tool = self.registry.get(call.name)
+        self._on_event(ToolStarted(call, tool))
+        status, content = await self._outcome(call, tool)
+        outcome = ToolOutcome(call, status, content, time.perf_counter() - started)
+        if outcome.is_error:
+            self._count_failure(outcome)
+        self._on_event(ToolFinished(outcome))
+        return outcome
+
+    async def _outcome(
+        self, call: ToolCall, tool: Tool | None
+    ) -> tuple[OutcomeStatus, list[ContentBlock]]:
+        if tool is None:
+            return "unknown_tool", [text_block(self._unknown_tool_message(call.name))]
+        problems = self._input_problems(tool, call.input)
+        if problems:
+            return "bad_input", [text_block(f"invalid input for {tool.name}: {problems}")]
+        verdict = await self.policy.check(tool, call.input)
+        if not verdict.allowed:
+            return "denied", [text_block(f"permission denied: {verdict.reason}")]
+        seconds = self.timeouts[tool.timeout_tier]
+        try:
+            async with asyncio.timeout(seconds) as deadline:
+                output = await tool.run(call.input, self.context)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            return "timeout", [
+                text_block(
+                    f"{tool.name} timed out after {seconds:g} s and was cancelled; "
+                    "try a smaller request or another way"
+                )
+            ]
+        except BadToolArguments as exc:
+            return "bad_input", [text_block(f"invalid input for {tool.name}: {exc}")]
+        except ToolError as exc:
+            return "error", [text_block(f"{tool.name} failed: {exc}")]
+        return "ok", result_blocks(output)
+
+    def _unknown_tool_message(self, name: str) -> str:
+        names = self.registry.names()
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        listed = ", ".join(names[:40]) + (", …" if len(names) > 40 else "")
+        return f"unknown tool {name!r}.{hint} Available tools: {listed}"
+
+    def _input_problems(self, tool: Tool, tool_input: Any) -> str:
+        if not isinstance(tool_input, dict):
+            return f"the input must be a JSON object, got {type(tool_input).__name__}"
+        errors = sorted(
+            self.registry.validator(tool.name).iter_errors(tool_input),
+            key=lambda error: list(map(str, error.absolute_path)),
+        )
+        described = []
+        for error in errors[:5]:
+            where = "/".join(map(str, error.absolute_path))
+            described.append(f"at {where!r}: {error.message}" if where else error.message)
+        return "; ".join(described)
+
+    def _count_failure(self, outcome: ToolOutcome) -> None:
+        call = outcome.call
+        key = (call.name, json.dumps(call.input, sort_keys=True, default=repr))
+        self._failures[key] += 1
+        if self._failures[key] >= REPEATED_FAILURE_LIMIT and self.stuck_reason is None:
+            said = " ".join(str(b.get("text", "")) for b in outcome.content)
+            self.stuck_reason = (
+                f"the model made the same failing call {REPEATED_FAILURE_LIMIT} times "
+                f"({call.name} with {key[1]}); last error: {said}"
+            )

@@ -1,0 +1,88 @@
+"""The Tool contract every native, screen and MCP tool meets, and the errors a tool may raise."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from deskloop.errors import DeskloopError
+
+ContentBlock = dict[str, Any]
+ToolInput = dict[str, Any]
+RiskClass = Literal["read", "act", "destructive", "external"]
+RISK_CLASSES: tuple[RiskClass, ...] = ("read", "act", "destructive", "external")
+
+# The Messages API accepts tool names matching ^[a-zA-Z0-9_-]{1,64}$ (Anthropic tool-use docs).
+TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class TimeoutTier(StrEnum):
+    """Which timeout applies: internal tools 10 s, MCP tools 120 s, everything else 300 s."""
+
+    INTERNAL = "internal"
+    MCP = "mcp"
+    OTHER = "other"
+
+
+class ToolError(DeskloopError):
+    """Raised by a tool for a failure the model can read and correct from."""
+
+
+class BadToolArguments(ToolError):
+    """The arguments were wrong: missing, of the wrong shape, or naming nothing that exists."""
+
+
+class ToolFailed(ToolError):
+    """The tool ran and could not do its job (an app closed, a server crashed, a file is gone)."""
+
+
+class ToolTimedOut(ToolFailed):
+    """The call ran past its timeout tier and was cancelled."""
+
+
+@dataclass
+class ToolContext:
+    """What a running tool may know about its session; tools add what they share in `extras`."""
+
+    session_id: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+ToolOutput = str | Sequence[ContentBlock]
+ToolFunction = Callable[[ToolInput, ToolContext], Awaitable[ToolOutput]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One tool as the model sees it (name, description, schema) plus how deskloop runs it."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    risk: RiskClass
+    timeout_tier: TimeoutTier
+    run: ToolFunction
+    # Where the tool comes from: "native", "screen", or "mcp:<server>".
+    source: str = "native"
+
+    def definition(self) -> dict[str, Any]:
+        """The entry for the `tools` list of a Messages API request."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_schema,
+        }
+
+
+def text_block(text: str) -> ContentBlock:
+    return {"type": "text", "text": text}
+
+
+def result_blocks(output: ToolOutput) -> list[ContentBlock]:
+    """A tool's output as `tool_result` content blocks; a bare string becomes one text block."""
+    if isinstance(output, str):
+        return [text_block(output)]
+    return [dict(block) for block in output]

@@ -1,0 +1,35 @@
+"""Small in-test tools (fakes named as such) for registry, policy and dispatch tests."""
+
+from typing import Any
+
+from deskloop.agent.tools import RiskClass, TimeoutTier, Tool, ToolContext, ToolOutput
+
+OBJECT_WITH_TEXT = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}},
+    "required": ["text"],
+    "additionalProperties": False,
+}
+
+
+def fake_tool(
+    name: str,
+    run: Any = None,
+    *,
+    risk: RiskClass = "read",
+    tier: TimeoutTier = TimeoutTier.INTERNAL,
+    schema: dict[str, Any] | None = None,
+    source: str = "native",
+) -> Tool:
+    async def echo(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
+        return f"{name}: {tool_input.get('text', '')}"
+
+    return Tool(
+        name=name,
+        description=f"fake tool {name}",
+        input_schema=schema if schema is not None else OBJECT_WITH_TEXT,
+        risk=risk,
+        timeout_tier=tier,
+        run=run if run is not None else echo,
+        source=source,
+    )
