@@ -193,7 +193,9 @@ class Finish:
     stop_sequence: str | None = None
 
 
-OutputEvent = TextDelta | ThinkingDelta | ToolCallStart | ToolInputDelta | ToolCallEnd | Usage | Finish
+OutputEvent = (
+    TextDelta | ThinkingDelta | ToolCallStart | ToolInputDelta | ToolCallEnd | Usage | Finish
+)
 
 
 class UpstreamEngine(ABC):
@@ -214,7 +216,9 @@ class UpstreamEngine(ABC):
         """
 
     async def count_tokens(self, request: dict[str, Any]) -> int:
-        raise UpstreamError("this upstream cannot count tokens", status=404, error_type="not_found_error")
+        raise UpstreamError(
+            "this upstream cannot count tokens", status=404, error_type="not_found_error"
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Close connections."""

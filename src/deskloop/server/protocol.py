@@ -168,7 +168,9 @@ def describe_validation_error(error: ValidationError) -> str:
     """One readable line per problem, with the field path as the API would name it."""
     lines = []
     for problem in error.errors()[:5]:
-        where = ".".join(str(part) for part in problem["loc"] if not str(part).startswith("function-"))
+        where = ".".join(
+            str(part) for part in problem["loc"] if not str(part).startswith("function-")
+        )
         message = problem["msg"]
         if problem["type"] == "missing":
             message = "Field required"

