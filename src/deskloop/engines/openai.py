@@ -25,6 +25,7 @@ from deskloop.engines.upstream_http import (
     DEFAULT_READ_TIMEOUT_S,
     UpstreamFailure,
     api_root,
+    first_served_model,
     new_client,
     read_failure,
     read_failure_of,
@@ -32,6 +33,11 @@ from deskloop.engines.upstream_http import (
     status_error,
     unreachable,
 )
+
+
+def bearer_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
 
 # The wordings of "prompt too long" seen upstream: OpenAI, vLLM and llama-cpp-python share
 # the first; llama.cpp's server says "request (N tokens) exceeds the available context size
@@ -64,7 +70,7 @@ class OpenAIEngine(UpstreamEngine):
     ) -> None:
         self._model = model
         self._root = api_root(upstream)
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = bearer_headers(api_key)
         self._client = new_client(read_timeout_s, transport)
 
     @property
@@ -230,33 +236,13 @@ def context_overflow(failure: UpstreamFailure) -> tuple[int | None, int | None]:
     return int(prompt_match.group(1)), int(limit_match.group(1))
 
 
-def first_served_model(root: str, api_key: str = "") -> str:
-    """The first model the upstream's `/v1/models` lists (for `--model` left empty)."""
-    url = f"{root}/v1/models"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = httpx.get(url, headers=headers, timeout=10.0)
-    except httpx.TransportError as exc:
-        raise unreachable(url, exc) from exc
-    if response.status_code >= 400:
-        raise status_error(read_failure(response.status_code, response.text), url)
-    models = response.json().get("data") or []
-    if not models:
-        raise UpstreamError(
-            f"the upstream at {root} lists no models; pass --model NAME",
-            status=404,
-            error_type="not_found_error",
-        )
-    return str(models[0]["id"])
-
-
 def load_openai_engine(model: str, **options: Any) -> OpenAIEngine:
     """Engine registry factory; options: `upstream` (base URL), `upstream_api_key`."""
     upstream = str(options.get("upstream") or "")
     root = api_root(upstream)
     api_key = str(options.get("upstream_api_key") or "")
     if not model:
-        model = first_served_model(root, api_key)
+        model = first_served_model(root, bearer_headers(api_key))
     return OpenAIEngine(
         model,
         upstream,

@@ -140,6 +140,28 @@ def status_error(failure: UpstreamFailure, url: str) -> UpstreamError:
     )
 
 
+def first_served_model(root: str, headers: dict[str, str]) -> str:
+    """The first model the upstream's `/v1/models` lists (for `--model` left empty)."""
+    url = f"{root}/v1/models"
+    try:
+        response = httpx.get(url, headers=headers, timeout=CONNECT_TIMEOUT_S)
+    except httpx.TransportError as exc:
+        raise unreachable(url, exc) from exc
+    if response.status_code >= 400:
+        raise status_error(read_failure(response.status_code, response.text), url)
+    try:
+        models = response.json().get("data") or []
+    except (json.JSONDecodeError, AttributeError):
+        models = []
+    if not models:
+        raise UpstreamError(
+            f"{url} lists no models; pass --model NAME",
+            status=404,
+            error_type="not_found_error",
+        )
+    return str(models[0]["id"])
+
+
 async def read_failure_of(response: httpx.Response) -> UpstreamFailure:
     body = await response.aread()
     return read_failure(response.status_code, body.decode("utf-8", errors="replace"))
