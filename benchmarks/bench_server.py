@@ -273,7 +273,7 @@ def conversation(turns: int) -> list[dict[str, Any]]:
 
 def request(turn: int, max_tokens: int) -> dict[str, Any]:
     return {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-opus-5-5",
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,

@@ -38,7 +38,7 @@ def main() -> int:
         client = anthropic.Anthropic(base_url=url, api_key="not-needed-locally")
         started = time.perf_counter()
         with client.messages.stream(
-            model="claude-sonnet-4-5",  # any claude-* name maps to the served model
+            model="claude-opus-5-5",  # any claude-* name maps to the served model
             max_tokens=120,
             messages=[{"role": "user", "content": args.question}],
         ) as stream:

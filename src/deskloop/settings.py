@@ -91,7 +91,7 @@ class AgentSettings:
     """The agent loop: which endpoint it talks to and its limits."""
 
     endpoint: str = ""
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-opus-5-5"
     api_key: str = ""
     max_turns: int = 30
     max_tokens_per_turn: int = 1024

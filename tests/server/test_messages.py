@@ -193,7 +193,7 @@ async def test_models_and_health() -> None:
     async with client_for(app) as client:
         models = (await client.get("/v1/models")).json()
         one = await client.get("/v1/models/scripted")
-        alias = await client.get("/v1/models/claude-sonnet-4-5")
+        alias = await client.get("/v1/models/claude-opus-5-5")
         health = (await client.get("/health")).json()
     assert [m["id"] for m in models["data"]] == ["scripted"]
     assert models["has_more"] is False
