@@ -103,7 +103,7 @@ def engine_for(
 ) -> AnthropicEngine:
     engine = create_engine(
         "anthropic",
-        "claude-sonnet-4-5",
+        "claude-opus-5-5",
         upstream=UPSTREAM,
         upstream_api_key="sk-test",
         transport=httpx.MockTransport(server),
@@ -114,7 +114,7 @@ def engine_for(
 
 
 def validated(**fields: Any) -> dict[str, Any]:
-    fields.setdefault("model", "claude-sonnet-4-5")
+    fields.setdefault("model", "claude-opus-5-5")
     fields.setdefault("max_tokens", 100)
     fields.setdefault("messages", [{"role": "user", "content": "Weather in Paris?"}])
     return MessagesRequest.model_validate(fields).model_dump(exclude_none=True)
@@ -164,7 +164,7 @@ async def test_request_is_forwarded_with_key_version_and_stream() -> None:
     assert sent.headers["anthropic-beta"] == "context-management-2025-06-27"
     body = server.sent_json()
     assert body["stream"] is True
-    assert body["model"] == "claude-sonnet-4-5"
+    assert body["model"] == "claude-opus-5-5"
     assert body["temperature"] == 0 and body["top_k"] == 5
     assert body["metadata"] == {"user_id": "u"}
     # The cloud refuses thinking without a signature: only the signed block goes on.
