@@ -1,0 +1,232 @@
+"""The MLX engine: GGUF files read straight into mlx-lm's llama model, or mlx-community folders.
+
+On Apple Silicon MLX runs on the GPU; on Linux the `mlx-cpu` wheel runs it on the CPU.
+This module imports without MLX installed; loading then says how to install it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from deskloop.engines.base import EngineError, EngineUnavailable, ModelInfo, ModelNotFound
+from deskloop.engines.decoding import Logits, PrefixCachingEngine
+from deskloop.engines.models import ModelRef, resolve_model
+
+INSTALL_HINT = "pip install 'deskloop[mlx]' (on Linux it brings the mlx-cpu wheel)"
+DEFAULT_CONTEXT_CAP = 32768  # without --context-window, a model's trained window up to this size
+# Control tokens that end a turn in the common chat formats, for GGUFs that name only one eos.
+END_OF_TURN_TEXTS = frozenset(
+    {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>"}
+)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """Everything the engine needs from either kind of model source."""
+
+    model: Any  # an mlx-lm model (mlx.nn.Module)
+    tokenizer: Any  # a `tokenizers.Tokenizer`
+    token_table: list[bytes]
+    stops: frozenset[int]
+    vocab_size: int
+    info: ModelInfo
+
+
+class MlxEngine(PrefixCachingEngine):
+    """An mlx-lm model with one KV cache, trimmed back to the shared prefix between requests."""
+
+    name: ClassVar[str] = "mlx"
+    # About 10 prompt tokens/s on a 2-core CPU: small chunks keep `cancel` responsive.
+    prefill_chunk: ClassVar[int] = 64
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        super().__init__()
+        import mlx.core as mx
+        from mlx_lm.models.cache import make_prompt_cache
+
+        self._mx = mx
+        self._loaded = loaded
+        self._model = loaded.model
+        self._cache: list[Any] = make_prompt_cache(loaded.model)
+        self._guidance_tokenizer: Any = None
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._loaded.info
+
+    @property
+    def vocab_size(self) -> int:
+        return self._loaded.vocab_size
+
+    @property
+    def stop_token_ids(self) -> frozenset[int]:
+        return self._loaded.stops
+
+    def tokenize(self, text: str) -> list[int]:
+        ids: list[int] = self._loaded.tokenizer.encode(text, add_special_tokens=False).ids
+        return ids
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens `tokenize(text)` gives."""
+        return len(self.tokenize(text))
+
+    def token_bytes(self, token: int) -> bytes:
+        table = self._loaded.token_table
+        return table[token] if 0 <= token < len(table) else b""
+
+    def guidance_tokenizer(self) -> Any:
+        if self._guidance_tokenizer is None:
+            from llguidance import LLTokenizer
+
+            self._guidance_tokenizer = LLTokenizer(
+                self._loaded.tokenizer.to_str(),
+                n_vocab=self.vocab_size,
+                eos_token=sorted(self.stop_token_ids),
+            )
+        return self._guidance_tokenizer
+
+    def close(self) -> None:
+        self._cache = []
+        self._cached_tokens.clear()
+
+    def _drop_cache_after(self, keep: int) -> None:
+        from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+        surplus = len(self._cached_tokens) - keep
+        if keep == 0 or not can_trim_prompt_cache(self._cache):
+            self._cache = make_prompt_cache(self._model)
+        elif surplus > 0:
+            trim_prompt_cache(self._cache, surplus)
+
+    def _can_keep(self, keep: int) -> bool:
+        from mlx_lm.models.cache import can_trim_prompt_cache
+
+        return keep >= len(self._cached_tokens) or can_trim_prompt_cache(self._cache)
+
+    def _evaluate(self, tokens: Sequence[int]) -> Logits:
+        mx = self._mx
+        inputs = mx.array([list(tokens)])
+        inner = getattr(self._model, "model", None)
+        if self._loaded.info.architecture == "llama" and inner is not None:
+            # Only the last position's logits are needed: skip the vocabulary projection of the rest.
+            hidden = inner(inputs, cache=self._cache)[:, -1:, :]
+            head = getattr(self._model, "lm_head", None)
+            logits = head(hidden) if head is not None else inner.embed_tokens.as_linear(hidden)
+        else:
+            logits = self._model(inputs, cache=self._cache)
+        last = logits[0, -1].astype(mx.float32)
+        mx.eval(last)
+        result: Logits = np.asarray(last)
+        return result
+
+
+def load_mlx_engine(model: str, **options: Any) -> MlxEngine:
+    """Load a GGUF file (empty `model`: the embedded one) or, on macOS, an MLX model folder."""
+    model_ref = resolve_model(model)
+    if model_ref.kind == "name" or model_ref.path is None:
+        raise ModelNotFound(
+            f"no model file or folder at {model!r}: pass a GGUF file or an MLX model folder, "
+            "or leave --model out for the embedded model"
+        )
+    try:
+        import mlx.core  # noqa: F401
+        import mlx_lm  # noqa: F401
+    except ImportError as exc:
+        raise EngineUnavailable(f"the mlx engine needs mlx and mlx-lm: {INSTALL_HINT}") from exc
+    requested = int(options.get("context_window") or 0)
+    if model_ref.kind == "gguf":
+        return MlxEngine(_load_gguf(model_ref, model_ref.path, requested))
+    return MlxEngine(_load_folder(model_ref, model_ref.path, requested))
+
+
+def _load_gguf(model_ref: ModelRef, path: Path, requested_context: int) -> LoadedModel:
+    from deskloop.engines.gguf_tokenizer import (
+        gguf_special_token_ids,
+        token_byte_table,
+        tokenizer_from_gguf_metadata,
+    )
+    from deskloop.engines.mlx_gguf import load_gguf_model
+
+    loaded = load_gguf_model(path)
+    metadata = loaded.metadata
+    tokens: list[str] = list(metadata["tokenizer.ggml.tokens"])
+    special_ids = gguf_special_token_ids(metadata)
+    stop_keys = (
+        "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.eot_token_id",
+        "tokenizer.ggml.eom_token_id",
+    )
+    stops = {int(metadata[key]) for key in stop_keys if key in metadata}
+    stops |= {index for index in special_ids if tokens[index] in END_OF_TURN_TEXTS}
+    architecture = str(metadata["general.architecture"])
+    trained = int(metadata.get(f"{architecture}.context_length") or DEFAULT_CONTEXT_CAP)
+
+    def token_text(key: str) -> str:
+        index = metadata.get(key)
+        return tokens[int(index)] if isinstance(index, int) and 0 <= index < len(tokens) else ""
+
+    info = ModelInfo(
+        model_id=model_ref.model_id,
+        context_window=requested_context or min(trained, DEFAULT_CONTEXT_CAP),
+        chat_template=metadata.get("tokenizer.chat_template"),
+        bos_token=token_text("tokenizer.ggml.bos_token_id"),
+        eos_token=token_text("tokenizer.ggml.eos_token_id"),
+        architecture=architecture,
+        path=str(path),
+    )
+    return LoadedModel(
+        model=loaded.model,
+        tokenizer=tokenizer_from_gguf_metadata(metadata),
+        token_table=token_byte_table(tokens, special_ids, byte_level=True),
+        stops=frozenset(stops),
+        vocab_size=int(loaded.model.args.vocab_size),
+        info=info,
+    )
+
+
+def _load_folder(model_ref: ModelRef, path: Path, requested_context: int) -> LoadedModel:
+    """An mlx-community folder through `mlx_lm.load` (the macOS path)."""
+    import mlx_lm
+
+    from deskloop.engines.gguf_tokenizer import token_byte_table
+
+    try:
+        loaded: Any = mlx_lm.load(str(path), return_config=True)
+        model, wrapper, config = loaded
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"mlx-lm could not load the model folder {path}: {exc}") from exc
+    backend = wrapper._tokenizer.backend_tokenizer
+    vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
+    tokens = [""] * (max(vocab.values()) + 1)
+    for text, index in vocab.items():
+        tokens[index] = text
+    special_ids = {
+        index for index, added in backend.get_added_tokens_decoder().items() if added.special
+    }
+    decoder = json.loads(backend.to_str()).get("decoder") or {}
+    trained = int(config.get("max_position_embeddings") or DEFAULT_CONTEXT_CAP)
+    info = ModelInfo(
+        model_id=model_ref.model_id,
+        context_window=requested_context or min(trained, DEFAULT_CONTEXT_CAP),
+        chat_template=getattr(wrapper, "chat_template", None),
+        bos_token=wrapper.bos_token or "",
+        eos_token=wrapper.eos_token or "",
+        architecture=str(config.get("model_type", "")),
+        path=str(path),
+    )
+    return LoadedModel(
+        model=model,
+        tokenizer=backend,
+        token_table=token_byte_table(
+            tokens, special_ids, byte_level=decoder.get("type") == "ByteLevel"
+        ),
+        stops=frozenset(int(token) for token in wrapper.eos_token_ids),
+        vocab_size=int(config.get("vocab_size") or len(tokens)),
+        info=info,
+    )
