@@ -41,6 +41,13 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--api-key", help="key clients must send; required off loopback")
     serve.add_argument("--upstream", help="base URL of the upstream for openai/anthropic")
     serve.add_argument("--context-window", type=int, help="tokens of context to allocate")
+    serve.add_argument(
+        "--alias",
+        action="append",
+        dest="aliases",
+        metavar="NAME",
+        help="another model name that maps to the served model (repeatable)",
+    )
     serve.add_argument("--tool-format", help="override the tool-call format family")
     serve.add_argument(
         "--tool-diet",

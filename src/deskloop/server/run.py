@@ -48,6 +48,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "context_window": args.context_window,
         "tool_format": args.tool_format,
         "tool_diet": args.tool_diet,
+        "aliases": args.aliases,
     }
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
