@@ -171,3 +171,19 @@ async def test_empty_model_takes_the_first_served_model(llama_cpp_server: str) -
         assert engine.model_id.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     finally:
         await engine.aclose()
+
+
+async def test_sampling_extras_and_a_prefilled_answer_are_accepted(engine: OpenAIEngine) -> None:
+    request = validated(
+        messages=[
+            {"role": "user", "content": "List three fruits."},
+            {"role": "assistant", "content": "1. Apple\n2."},
+        ],
+        top_k=1,
+        top_p=0.9,
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+        max_tokens=6,
+    )
+    events = await collect(engine, request)
+    assert isinstance(events[-1], Finish)

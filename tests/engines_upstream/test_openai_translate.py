@@ -340,3 +340,23 @@ def test_ollama_arguments_as_an_object() -> None:
     events = run_chunks([delta(tool_calls=[piece]), delta(finish="tool_calls")])
     assert json.loads(events[1].partial_json) == {"city": "Lima"}
     assert events[2] == ToolCallEnd({"city": "Lima"})
+
+
+def test_a_prefilled_answer_is_continued() -> None:
+    request = validated(
+        messages=[
+            {"role": "user", "content": "List three fruits."},
+            {"role": "assistant", "content": "1. Apple\n2."},
+        ]
+    )
+    body = chat_completion_body(request, "m")
+    assert body["messages"][-1] == {"role": "assistant", "content": "1. Apple\n2."}
+    assert body["continue_final_message"] is True
+    assert body["add_generation_prompt"] is False
+    plain = chat_completion_body(validated(messages=[{"role": "user", "content": "hi"}]), "m")
+    assert "continue_final_message" not in plain
+
+
+def test_tool_choice_without_tools_is_left_out() -> None:
+    request = validated(messages=[{"role": "user", "content": "hi"}], tool_choice={"type": "none"})
+    assert "tool_choice" not in chat_completion_body(request, "m")

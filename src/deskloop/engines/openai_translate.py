@@ -51,14 +51,19 @@ def chat_completion_body(request: dict[str, Any], model: str) -> dict[str, Any]:
     if request.get("stop_sequences"):
         body["stop"] = list(request["stop_sequences"])
     tools = request.get("tools") or []
+    choice = request.get("tool_choice")
     if tools:
         body["tools"] = [chat_tool(tool) for tool in tools]
-    choice = request.get("tool_choice")
-    if choice:
-        if tools or choice["type"] == "none":
+        if choice:  # OpenAI refuses tool_choice without tools
             body["tool_choice"] = chat_tool_choice(choice)
-        if tools and choice.get("disable_parallel_tool_use"):
-            body["parallel_tool_calls"] = False
+            if choice.get("disable_parallel_tool_use"):
+                body["parallel_tool_calls"] = False
+    last = body["messages"][-1] if body["messages"] else {}
+    if last.get("role") == "assistant" and "tool_calls" not in last:
+        # A prefilled answer to continue: vLLM's extra parameters for it (its chat API
+        # docs); llama.cpp continues a final assistant message by itself.
+        body["continue_final_message"] = True
+        body["add_generation_prompt"] = False
     return body
 
 
