@@ -8,9 +8,12 @@ in-process engines can constrain generation to valid calls.
 
 from __future__ import annotations
 
+import json
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from deskloop.server.protocol import Message, Tool
 
@@ -50,13 +53,19 @@ class ParsedCallEnd:
 
 @dataclass(frozen=True)
 class ParsedCallInvalid:
-    """A call that could not be parsed or validated; `raw` is the model's text for it."""
+    """A call that could not be parsed or validated; `raw` is the model's text for it.
+
+    Only a guided parser can report this after a `ParsedCallStart` (its input streams
+    before validation); an unguided parser validates before it starts a call.
+    """
 
     raw: str
     reason: str
 
 
 ParsedEvent = ParsedText | ParsedCallStart | ParsedInputDelta | ParsedCallEnd | ParsedCallInvalid
+
+GuideMode = Literal["auto", "forced", "none"]
 
 
 class ToolCallParser(ABC):
@@ -70,18 +79,67 @@ class ToolCallParser(ABC):
         """End of output: flush held-back text; an unfinished call becomes ParsedCallInvalid."""
 
 
+# Turns a marker's text into a Lark expression: a special token (`<tool_call>`) when the
+# model's vocabulary has it as one, a quoted string otherwise.
+MarkerSyntax = Callable[[str], str]
+
+
+def lark_string(text: str) -> str:
+    """A Lark string literal matching `text` exactly."""
+    return json.dumps(text)
+
+
+def lark_regex_escape(text: str) -> str:
+    """`text` escaped for use inside a Lark `/.../` regex."""
+    return re.escape(text).replace("/", "\\/")
+
+
 class ToolFormat(ABC):
     name: ClassVar[str]
     # Text that opens a call in the model's output (e.g. "<tool_call>").
     call_opener: ClassVar[str]
 
     @abstractmethod
-    def template_input(self, system: str, messages: list[Message], tools: list[Tool]) -> TemplateInput:
+    def template_input(
+        self, system: str, messages: list[Message], tools: list[Tool]
+    ) -> TemplateInput:
         """Chat-template input for a conversation (system text already cleaned)."""
 
     @abstractmethod
-    def new_parser(self, tools: list[Tool]) -> ToolCallParser: ...
+    def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
+        """A parser for one response.
+
+        `guided`: the output was generated under `grammar`, so a call's input may stream
+        as it arrives; unguided, a call is validated (and repaired) before it starts.
+        """
 
     @abstractmethod
-    def call_grammar(self, tools: list[Tool], *, parallel: bool) -> str:
-        """Lark grammar (llguidance dialect) for one or more calls, starting at `call_opener`."""
+    def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
+        """Lark rules defining `calls`: everything after the first opener, to the last call's end."""
+
+    def grammar(
+        self, tools: list[Tool], *, mode: GuideMode, parallel: bool, marker: MarkerSyntax
+    ) -> str:
+        """The whole-response Lark grammar (llguidance dialect) for a tool_choice mode.
+
+        auto: free text, and once the opener appears, valid calls only, then the end;
+        forced: a call from the first token; none: text that never opens a call.
+        """
+        opener = marker(self.call_opener)
+        calls = self.call_rules(tools, parallel=parallel, marker=marker)
+        if opener.startswith('"'):
+            escaped = lark_regex_escape(self.call_opener)
+            free = f"FREE: /(?s:.*)/ & ~/(?s:.*){escaped}(?s:.*)/"
+            # Lazy: the prelude ends as soon as the opener is written (llguidance docs/syntax.md).
+            prelude = f"prelude[lazy]: /(?s:.*){escaped}/"
+            auto = "start: FREE | prelude calls"
+        else:
+            # A special-token opener cannot occur inside free text, so it ends the text.
+            free = "FREE: /(?s:.*)/"
+            prelude = ""
+            auto = f"start: FREE | FREE? {opener} calls"
+        if mode == "none":
+            return f"start: FREE\n{free}\n"
+        if mode == "forced":
+            return f"start: {opener} calls\n{calls}\n"
+        return "\n".join(line for line in (auto, free, prelude, calls) if line) + "\n"

@@ -1,0 +1,45 @@
+"""Hermes / Qwen2.5 / Qwen3: `<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`.
+
+The chat template renders `tools` and past `tool_calls` itself; results go in as role
+`tool` (Qwen templates wrap them in `<tool_response>`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from deskloop.server.protocol import Message, Tool
+from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
+from deskloop.server.tool_formats._grammar import call_object_schema, json_rule
+from deskloop.server.tool_formats._json_calls import JsonCallParser
+from deskloop.server.tool_formats.base import (
+    MarkerSyntax,
+    TemplateInput,
+    ToolCallParser,
+    ToolFormat,
+)
+
+
+class HermesFormat(ToolFormat):
+    name = "hermes"
+    call_opener = "<tool_call>"
+    call_closer: ClassVar[str] = "</tool_call>"
+
+    def template_input(
+        self, system: str, messages: list[Message], tools: list[Tool]
+    ) -> TemplateInput:
+        return TemplateInput(
+            to_template_messages(system, messages), openai_tools(tools) if tools else None
+        )
+
+    def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
+        return JsonCallParser(
+            tools, opener=self.call_opener, closer=self.call_closer, guided=guided
+        )
+
+    def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
+        body = json_rule(call_object_schema(tools, arguments_key="arguments"))
+        more = f' ("\\n"? {marker(self.call_opener)} call)*' if parallel else ""
+        return (
+            f'calls: call{more}\ncall: "\\n"? body "\\n"? {marker(self.call_closer)}\nbody: {body}'
+        )

@@ -1,0 +1,52 @@
+"""Mistral: `[TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]` (tokenizer v3 and later).
+
+Mistral's templates refuse tool-call ids that are not 9 alphanumeric characters, so
+`toolu_` ids are mapped to stable 9-character ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+
+from deskloop.server.protocol import Message, Tool
+from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
+from deskloop.server.tool_formats._grammar import call_object_schema, json_rule
+from deskloop.server.tool_formats._json_calls import JsonCallParser
+from deskloop.server.tool_formats.base import (
+    MarkerSyntax,
+    TemplateInput,
+    ToolCallParser,
+    ToolFormat,
+)
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def mistral_call_id(tool_use_id: str) -> str:
+    """A stable 9-character alphanumeric id for a tool_use id."""
+    number = int.from_bytes(hashlib.sha256(tool_use_id.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(9):
+        number, digit = divmod(number, len(_ALPHABET))
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)
+
+
+class MistralFormat(ToolFormat):
+    name = "mistral"
+    call_opener = "[TOOL_CALLS]"
+
+    def template_input(
+        self, system: str, messages: list[Message], tools: list[Tool]
+    ) -> TemplateInput:
+        converted = to_template_messages(system, messages, call_id=mistral_call_id)
+        return TemplateInput(converted, openai_tools(tools) if tools else None)
+
+    def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
+        return JsonCallParser(tools, opener=self.call_opener, array_body=True, guided=guided)
+
+    def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
+        more = ' (", " body)*' if parallel else ""
+        body = json_rule(call_object_schema(tools, arguments_key="arguments"))
+        return f'calls: " "? "[" body{more} "]"\nbody: {body}'
