@@ -360,3 +360,21 @@ def test_a_prefilled_answer_is_continued() -> None:
 def test_tool_choice_without_tools_is_left_out() -> None:
     request = validated(messages=[{"role": "user", "content": "hi"}], tool_choice={"type": "none"})
     assert "tool_choice" not in chat_completion_body(request, "m")
+
+
+def test_two_whole_calls_in_one_chunk_without_indexes() -> None:
+    # Older Ollama: complete calls, no `index`, several in one delta.
+    pieces = [
+        {"id": "c1", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+        {"id": "c2", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}},
+    ]
+    events = run_chunks([delta(tool_calls=pieces), delta(finish="stop")])
+    assert events[:6] == [
+        ToolCallStart("c1", "get_weather"),
+        ToolInputDelta('{"city": "Oslo"}'),
+        ToolCallEnd({"city": "Oslo"}),
+        ToolCallStart("c2", "get_weather"),
+        ToolInputDelta('{"city": "Rome"}'),
+        ToolCallEnd({"city": "Rome"}),
+    ]
+    assert events[-1] == Finish("tool_use")

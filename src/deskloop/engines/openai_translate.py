@@ -321,9 +321,9 @@ class ChunkTranslator:
         return events
 
     def _tool_piece(self, piece: dict[str, Any]) -> list[OutputEvent]:
-        index = int(piece.get("index", len(self._calls)))
-        call = self._calls.setdefault(index, _ToolCall(index))
         function = piece.get("function") or {}
+        index = self._index_of(piece, function)
+        call = self._calls.setdefault(index, _ToolCall(index))
         # The name comes whole in one piece; some servers repeat it in every piece.
         call.id = call.id or str(piece.get("id") or "")
         call.name = call.name or str(function.get("name") or "")
@@ -346,6 +346,14 @@ class ChunkTranslator:
         if call.arguments:
             events.append(ToolInputDelta(call.arguments))
         return events
+
+    def _index_of(self, piece: dict[str, Any], function: dict[str, Any]) -> int:
+        if isinstance(piece.get("index"), int):
+            return int(piece["index"])
+        # Without an index (older Ollama): a new id or name starts a call, the rest continue one.
+        if piece.get("id") or function.get("name") or not self._calls:
+            return len(self._calls)
+        return max(self._calls)
 
     def _close_call(self) -> list[OutputEvent]:
         call = self._open_call
