@@ -268,3 +268,29 @@ async def test_nothing_listening_names_the_url() -> None:
     assert caught.value.status == 502
     assert "http://127.0.0.1:9/v1/messages" in str(caught.value)
     assert "--upstream" in str(caught.value)
+
+
+def tool_turn(thinking_block: dict[str, Any]) -> list[dict[str, Any]]:
+    tool_use = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}
+    return [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": [thinking_block, tool_use]},
+        {"role": "user", "content": [result]},
+    ]
+
+
+async def test_thinking_is_left_off_when_the_last_answer_lost_its_unsigned_thinking() -> None:
+    server = FakeAnthropicServer(body=TOOL_STREAM)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    unsigned = tool_turn({"type": "thinking", "thinking": "from a server that signs nothing"})
+    await collect(engine_for(server), validated(messages=unsigned, thinking=thinking))
+    body = server.sent_json()
+    assert "thinking" not in body
+    assert [block["type"] for block in body["messages"][1]["content"]] == ["tool_use"]
+
+    signed = tool_turn({"type": "thinking", "thinking": "cloud thinking", "signature": "EqQB"})
+    await collect(engine_for(server), validated(messages=signed, thinking=thinking))
+    body = server.sent_json()
+    assert body["thinking"] == thinking
+    assert [block["type"] for block in body["messages"][1]["content"]] == ["thinking", "tool_use"]

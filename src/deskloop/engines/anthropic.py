@@ -144,22 +144,31 @@ def anthropic_headers(api_key: str, anthropic_beta: str = "") -> dict[str, str]:
 def forwarded_body(request: dict[str, Any], model: str) -> dict[str, Any]:
     """The request as the upstream gets it: streaming, and without unsigned thinking.
 
-    The cloud refuses a thinking block without its signature; deskloop's own server
-    answers thinking without one, so such blocks are dropped from the history.
+    The cloud refuses a thinking block without its signature, and deskloop's own answers
+    carry none, so such blocks are dropped from the history.
     """
     body = dict(request)
     body["model"] = request.get("model") or model
     body["stream"] = True
     messages = []
+    dropped_from_last_answer = False
     for message in request["messages"]:
         content = message["content"]
         if isinstance(content, list):
             kept = [block for block in content if not is_unsigned_thinking(block)]
+            if message["role"] == "assistant":
+                dropped_from_last_answer = len(kept) < len(content)
             if not kept:
                 continue
             message = {**message, "content": kept}
+        elif message["role"] == "assistant":
+            dropped_from_last_answer = False
         messages.append(message)
     body["messages"] = messages
+    if dropped_from_last_answer and (request.get("thinking") or {}).get("type") != "disabled":
+        # With thinking on, the cloud wants the last answer to start with its (signed)
+        # thinking block; without one, this turn goes on without thinking instead.
+        body.pop("thinking", None)
     return body
 
 
