@@ -1,0 +1,136 @@
+"""Each family's call grammar, compiled by llguidance for the embedded model's vocabulary,
+accepts the model outputs its parser reads and refuses calls that would fail their schema."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from deskloop.server.constraints import GrammarGuide, build_grammar
+from deskloop.server.tool_formats import tool_format
+from tests.tool_formats.helpers import TOOLS
+from tests.tool_formats.test_parsers import GOLDEN_OUTPUTS
+
+pytestmark = pytest.mark.llamacpp
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Iterator[Any]:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    from deskloop.engines.models import embedded_model_path
+
+    model = llama_cpp.Llama(str(embedded_model_path()), vocab_only=True, verbose=False)
+    with warnings.catch_warnings():
+        # llguidance 1.9's helper calls llama_token_get_attr, deprecated in llama-cpp-python 0.3.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        lltokenizer = lltokenizer_from_vocab(model._model.vocab)
+    # The tokenizer calls into the model's vocabulary: the model must outlive it.
+    yield lltokenizer
+    del lltokenizer
+    model.close()
+
+
+def accepts(tokenizer: Any, family: str, choice: str, text: str, *, parallel: bool = True) -> bool:
+    grammar = build_grammar(tokenizer, tool_format(family), TOOLS, choice, parallel=parallel)
+    guide = GrammarGuide(tokenizer, grammar)
+    for token in tokenizer.tokenize_str(text):
+        mask = guide.allowed_tokens()
+        assert mask is not None
+        if not mask[token]:
+            return False
+        guide.accept(token)
+    return guide.is_complete()
+
+
+@pytest.mark.parametrize("family", sorted(GOLDEN_OUTPUTS))
+def test_auto_accepts_the_golden_output(tokenizer: Any, family: str) -> None:
+    assert accepts(tokenizer, family, "auto", GOLDEN_OUTPUTS[family][0])
+
+
+@pytest.mark.parametrize("family", sorted(GOLDEN_OUTPUTS))
+def test_auto_and_none_accept_plain_text(tokenizer: Any, family: str) -> None:
+    text = "The dialog asks whether to save. Press OK?"
+    assert accepts(tokenizer, family, "auto", text)
+    assert accepts(tokenizer, family, "none", text)
+
+
+@pytest.mark.parametrize("family", sorted(GOLDEN_OUTPUTS))
+def test_none_refuses_a_call(tokenizer: Any, family: str) -> None:
+    output = GOLDEN_OUTPUTS[family][0]
+    assert not accepts(tokenizer, family, "none", output)
+
+
+@pytest.mark.parametrize("family", sorted(GOLDEN_OUTPUTS))
+def test_forced_refuses_text_first(tokenizer: Any, family: str) -> None:
+    assert not accepts(tokenizer, family, "any", "I think I should click.")
+
+
+def test_forced_accepts_a_call_from_the_first_token(tokenizer: Any) -> None:
+    call = '<tool_call>{"name": "click", "arguments": {"element_id": "e12"}}</tool_call>'
+    assert accepts(tokenizer, "generic", "any", call)
+
+
+@pytest.mark.parametrize(
+    "bad_arguments",
+    [
+        '{"element_id": "OK"}',  # pattern
+        '{"element_id": "e1", "extra": 1}',  # additionalProperties false
+        '{"double": true}',  # required element_id missing
+        '{"element_id": 12}',  # type
+    ],
+)
+def test_calls_that_fail_the_schema_are_refused(tokenizer: Any, bad_arguments: str) -> None:
+    call = f'<tool_call>{{"name": "click", "arguments": {bad_arguments}}}</tool_call>'
+    assert not accepts(tokenizer, "generic", "auto", call)
+
+
+def test_undeclared_tool_is_refused(tokenizer: Any) -> None:
+    call = '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>'
+    assert not accepts(tokenizer, "generic", "auto", call)
+
+
+def test_enum_is_enforced(tokenizer: Any) -> None:
+    good = '{"name": "scroll", "arguments": {"element_id": "e1", "direction": "down"}}'
+    bad = '{"name": "scroll", "arguments": {"element_id": "e1", "direction": "sideways"}}'
+    assert accepts(tokenizer, "generic", "auto", f"<tool_call>{good}</tool_call>")
+    assert not accepts(tokenizer, "generic", "auto", f"<tool_call>{bad}</tool_call>")
+
+
+def test_disable_parallel_allows_one_call_only(tokenizer: Any) -> None:
+    one = '<tool_call>{"name": "click", "arguments": {"element_id": "e1"}}</tool_call>'
+    assert accepts(tokenizer, "generic", "auto", one, parallel=False)
+    assert not accepts(tokenizer, "generic", "auto", f"{one}\n{one}", parallel=False)
+    assert accepts(tokenizer, "generic", "auto", f"{one}\n{one}", parallel=True)
+
+
+def test_forced_tool_allows_only_that_tool(tokenizer: Any) -> None:
+    grammar = build_grammar(tokenizer, tool_format("generic"), TOOLS, "tool", "type_text")
+    assert '"click"' not in grammar and '"type_text"' in grammar
+
+
+def test_mask_allows_only_stop_once_a_call_is_complete(tokenizer: Any) -> None:
+    grammar = build_grammar(tokenizer, tool_format("generic"), TOOLS, "any", parallel=False)
+    guide = GrammarGuide(tokenizer, grammar, stop_tokens=[2])
+    call = '<tool_call>{"name": "click", "arguments": {"element_id": "e1"}}</tool_call>'
+    for token in tokenizer.tokenize_str(call):
+        guide.allowed_tokens()
+        guide.accept(token)
+    mask = guide.allowed_tokens()
+    assert mask is not None and mask.nonzero()[0].tolist() == [2]
+
+
+def test_qwen3_coder_values_follow_their_types(tokenizer: Any) -> None:
+    def call(amount: str) -> str:
+        return (
+            "<tool_call>\n<function=scroll>\n<parameter=element_id>\ne3\n</parameter>\n"
+            "<parameter=direction>\ndown\n</parameter>\n"
+            f"<parameter=amount>\n{amount}\n</parameter>\n</function>\n</tool_call>"
+        )
+
+    assert accepts(tokenizer, "qwen3_coder", "auto", call("3"))
+    assert not accepts(tokenizer, "qwen3_coder", "auto", call("three"))
