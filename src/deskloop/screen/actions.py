@@ -1,0 +1,298 @@
+"""The backend-neutral action surface the agent's screen tools call.
+
+A `ScreenSession` keeps the latest snapshot of the window it works on. Every action
+resolves ids against that snapshot, checks the element still has the same role and name
+(else "stale id: observe again"), acts through the accessibility API first and synthetic
+input second, waits for the window to settle, and returns the diff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from dataclasses import dataclass
+
+from deskloop.screen.backend import ScreenBackend, Target
+from deskloop.screen.diff import SnapshotDiff, diff_snapshots
+from deskloop.screen.errors import ActionFailedError, ScreenError, StaleElementError
+from deskloop.screen.observation import (
+    DEFAULT_BUDGET,
+    element_line,
+    render_observation,
+    visible_elements,
+)
+from deskloop.screen.observation import find_elements as find_in_snapshot
+from deskloop.screen.screenshot import Screenshot, make_screenshot
+from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snapshot, resolve
+
+# Settle rule: right after a page switch a GTK tree is incomplete for about 60 ms
+# (SCREEN-NOTES.md), so read until two reads at least SETTLE_GAP_S apart agree.
+SETTLE_GAP_S = 0.02
+SETTLE_TIMEOUT_S = 1.0
+# Synthetic input reaches the app asynchronously: give it this long to show a change.
+SYNTHETIC_GRACE_S = 0.15
+POLL_INTERVAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an action tells the model (`text`), with the snapshot and diff behind it."""
+
+    text: str
+    snapshot: Snapshot | None = None
+    diff: SnapshotDiff | None = None
+
+
+def _signature(snapshot: Snapshot) -> tuple[str, ...]:
+    return tuple(element_line(e, snapshot.window) for e in visible_elements(snapshot))
+
+
+class ScreenSession:
+    """One agent's view of the screen: the window it works on and its latest snapshot."""
+
+    def __init__(self, backend: ScreenBackend, budget: int = DEFAULT_BUDGET) -> None:
+        self.backend = backend
+        self.budget = budget
+        self.ids = IdAllocator()
+        self.target = Target()
+        self.latest: Snapshot | None = None
+
+    # Reading -------------------------------------------------------------------------
+
+    async def read(self, target: Target | None = None) -> Snapshot:
+        """A fresh snapshot of `target` (default: the session's window), made the latest."""
+        read = await self.backend.read(target or self.target)
+        snapshot = build_snapshot(read, self.ids)
+        self.latest = snapshot
+        if snapshot.pid:
+            self.target = Target(pid=snapshot.pid)
+        return snapshot
+
+    async def settle(self, before: Snapshot, grace_s: float = 0.0) -> Snapshot:
+        """Read until two reads agree (and, for synthetic input, a change shows or time passes)."""
+        started = time.monotonic()
+        previous = await self.read()
+        while time.monotonic() - started < SETTLE_TIMEOUT_S:
+            await asyncio.sleep(SETTLE_GAP_S)
+            current = await self.read()
+            agreed = _signature(current) == _signature(previous)
+            changed = _signature(current) != _signature(before)
+            if agreed and (changed or time.monotonic() - started >= grace_s):
+                return current
+            previous = current
+        return previous
+
+    def _require_snapshot(self) -> Snapshot:
+        if self.latest is None:
+            raise StaleElementError("no observation yet: call observe first, then use its ids")
+        return self.latest
+
+    async def _checked_element(self, element_id: str) -> Element:
+        snapshot = self._require_snapshot()
+        element = resolve(snapshot, element_id, self.ids)
+        live = await self.backend.identity(snapshot.pid, element.ref)
+        if live != element.identity:
+            raise StaleElementError(
+                f"stale id: {element.id} was {element.role} {element.name!r} in snapshot "
+                f"{snapshot.number} but is now {live[0]} {live[1]!r}: observe again"
+            )
+        return element
+
+    def _report(self, what: str, before: Snapshot, after: Snapshot) -> ActionResult:
+        same_window = (before.pid, before.root) == (after.pid, after.root)
+        if not same_window:
+            observation = render_observation(after, self.budget)
+            return ActionResult(f"{what}; the window changed:\n{observation.text}", after)
+        diff = diff_snapshots(before, after)
+        return ActionResult(f"{what}\n{diff.render(self.budget)}", after, diff)
+
+    async def _act_and_report(self, what: str, grace_s: float, before: Snapshot) -> ActionResult:
+        after = await self.settle(before, grace_s)
+        return self._report(what, before, after)
+
+    # The tools -----------------------------------------------------------------------
+
+    async def observe(
+        self,
+        app: str | None = None,
+        pid: int | None = None,
+        focused: bool = False,
+        budget: int | None = None,
+    ) -> ActionResult:
+        """The compact observation of a window: by app name or pid, the focused one, or
+        (with no arguments) the window this session works on."""
+        if app is not None or pid is not None:
+            target = Target(app=app, pid=pid)
+        elif focused or self.latest is None:
+            target = Target()
+        else:
+            target = self.target
+        snapshot = await self.read(target)
+        observation = render_observation(snapshot, budget or self.budget)
+        return ActionResult(observation.text, snapshot)
+
+    async def find_elements(self, query: str, limit: int = 20) -> ActionResult:
+        """Elements of the latest snapshot whose role, name or text match every word of query."""
+        snapshot = self._require_snapshot()
+        return ActionResult(find_in_snapshot(snapshot, query, limit), snapshot)
+
+    async def click(
+        self, element_id: str, button: str = "left", double: bool = False
+    ) -> ActionResult:
+        """Click an element: its accessible action, else a synthetic click at its centre."""
+        if button not in ("left", "right", "middle"):
+            raise ActionFailedError(f"button must be left, right or middle, not {button!r}")
+        before = self._require_snapshot()
+        element = await self._checked_element(element_id)
+        label = f"{element.id} ({element.role} {element.name!r})"
+        if button == "left" and not double and await self.backend.press(before.pid, element.ref):
+            return await self._act_and_report(f"clicked {label}", 0.0, before)
+        await self._synthetic_click(element, button, 2 if double else 1)
+        kind = "double-clicked" if double else f"{button}-clicked" if button != "left" else "clicked"
+        return await self._act_and_report(f"{kind} {label} at its centre", SYNTHETIC_GRACE_S, before)
+
+    async def _synthetic_click(self, element: Element, button: str, count: int) -> None:
+        if element.box is None:
+            raise ActionFailedError(
+                f"{element.id} has no position on screen and no accessible action: "
+                "scroll it into view, then observe again"
+            )
+        x, y = element.box.center
+        await self.backend.click_at(x, y, button, count)
+
+    async def type_text(self, text: str, element_id: str | None = None) -> ActionResult:
+        """Type text into an element (inserted at its caret) or into whatever has focus."""
+        before = self._require_snapshot() if element_id else await self.read()
+        if element_id is None:
+            await self.backend.focus_window(before.pid, before.title)
+            await self.backend.type_keys(text)
+            return await self._act_and_report(
+                f"typed {len(text)} characters into the focus", SYNTHETIC_GRACE_S, before
+            )
+        element = await self._checked_element(element_id)
+        if await self.backend.insert_text(before.pid, element.ref, text):
+            return await self._act_and_report(
+                f"typed {len(text)} characters into {element.id}", 0.0, before
+            )
+        await self.backend.focus_window(before.pid, before.title)
+        if not await self.backend.focus_element(before.pid, element.ref):
+            await self._synthetic_click(element, "left", 1)
+        await self.backend.type_keys(text)
+        return await self._act_and_report(
+            f"typed {len(text)} characters into {element.id} with the keyboard",
+            SYNTHETIC_GRACE_S,
+            before,
+        )
+
+    async def set_value(self, element_id: str, value: str) -> ActionResult:
+        """Replace an element's whole text, or set a slider or spin button to a number."""
+        before = self._require_snapshot()
+        element = await self._checked_element(element_id)
+        if not await self.backend.set_value(before.pid, element.ref, value):
+            raise ActionFailedError(
+                f"{element.id} ({element.role}) has no text or numeric value to set: "
+                "use click or type_text instead"
+            )
+        return await self._act_and_report(f"set {element.id} to {value!r}", 0.0, before)
+
+    async def press_keys(self, keys: str) -> ActionResult:
+        """Press key combinations in order, e.g. `ctrl+s` or `ctrl+a Delete`, into the focus."""
+        before = self.latest or await self.read()
+        await self.backend.focus_window(before.pid, before.title)
+        for combo in keys.split():
+            await self.backend.press_keys(combo)
+        return await self._act_and_report(f"pressed {keys}", SYNTHETIC_GRACE_S, before)
+
+    async def scroll(
+        self, direction: str = "down", amount: int = 3, element_id: str | None = None
+    ) -> ActionResult:
+        """Scroll with the wheel over an element (or the window's centre)."""
+        if direction not in ("up", "down", "left", "right"):
+            raise ActionFailedError(f"direction must be up, down, left or right, not {direction!r}")
+        before = self._require_snapshot()
+        box = (await self._checked_element(element_id)).box if element_id else before.window
+        if box is None:
+            raise ActionFailedError(f"{element_id} has no position on screen: observe again")
+        x, y = box.center
+        await self.backend.scroll_at(x, y, direction, max(1, min(amount, 50)))
+        return await self._act_and_report(f"scrolled {direction} {amount}", SYNTHETIC_GRACE_S, before)
+
+    async def focus_window(self, app: str | None = None, pid: int | None = None) -> ActionResult:
+        """Bring an app's window to the front and give it the keyboard focus; observe it."""
+        snapshot = await self.read(Target(app=app, pid=pid))
+        await self.backend.focus_window(snapshot.pid, snapshot.title)
+        return await self.observe(pid=snapshot.pid)
+
+    async def open_app(self, command: str, timeout_s: float = 20.0) -> ActionResult:
+        """Start an application by command and observe its window once it shows elements."""
+        argv = shlex.split(command)
+        if not argv:
+            raise ActionFailedError("no command given: pass the program name, e.g. mousepad")
+        pid = await self.backend.launch(argv)
+        name = argv[0].rsplit("/", 1)[-1]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            apps = await self.backend.list_apps()
+            match = next((a for a in apps if a.pid == pid), None) or next(
+                (a for a in apps if a.name.lower() == name.lower()), None
+            )
+            if match is not None:
+                try:
+                    snapshot = await self.read(Target(pid=match.pid))
+                except ScreenError:
+                    snapshot = None
+                if snapshot is not None and snapshot.degraded is None:
+                    return ActionResult(
+                        f"started {name} (pid {pid})\n"
+                        + render_observation(snapshot, self.budget).text,
+                        snapshot,
+                    )
+            await asyncio.sleep(POLL_INTERVAL_S)
+        raise ActionFailedError(
+            f"started {name} (pid {pid}) but no window with elements appeared within "
+            f"{timeout_s:.0f} s: observe later, or capture_screenshot to see it"
+        )
+
+    async def wait_for(
+        self,
+        text: str | None = None,
+        element_id: str | None = None,
+        timeout_s: float = 5.0,
+        gone: bool = False,
+    ) -> ActionResult:
+        """Wait until text (or an element id) appears in the window, or is gone with `gone`."""
+        if not text and not element_id:
+            raise ActionFailedError("wait_for needs text or an element id to wait for")
+        before = self.latest or await self.read()
+        deadline = time.monotonic() + timeout_s
+        wanted = (text or "").lower()
+        while True:
+            snapshot = await self.read()
+            lines = _signature(snapshot)
+            if element_id:
+                present = element_id in {e.id for e in visible_elements(snapshot)}
+            else:
+                present = any(wanted in line.lower() for line in lines)
+            if present != gone:
+                what = f"{'gone' if gone else 'found'}: {element_id or repr(text)}"
+                return self._report(what, before, snapshot)
+            if time.monotonic() >= deadline:
+                raise ActionFailedError(
+                    f"timed out after {timeout_s:.0f} s waiting for {element_id or repr(text)} "
+                    f"to {'go' if gone else 'appear'}: observe to see the window now"
+                )
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def capture_screenshot(self, window: bool = True) -> tuple[ActionResult, Screenshot]:
+        """A PNG of the session's window (or the whole screen), downscaled for the model."""
+        box = None
+        if window:
+            box = (self.latest or await self.read()).window
+        image = await self.backend.capture(box)
+        shot = make_screenshot(image, box or _image_box(image.width, image.height))
+        return ActionResult(shot.describe(), self.latest), shot
+
+
+def _image_box(width: int, height: int) -> Box:
+    return Box(0, 0, width, height)

@@ -1,0 +1,1 @@
+"""Per-platform backends that read windows into `NodeData` and perform actions."""

@@ -1,0 +1,1 @@
+"""The Linux backend: AT-SPI spoken directly over D-Bus with dbus-fast."""

@@ -1,0 +1,290 @@
+"""Read one window of one app into neutral nodes, fast.
+
+The recipe measured in SCREEN-NOTES.md: one `Cache.GetItems` for everything the app
+has cached, `GetChildren` only where the cache is incomplete (tables and tree views
+that manage their own cells, GTK4), pipelined `GetExtents` for showing nodes only, and
+clipping to the window's box, level by level so scrolled-out rows are never expanded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deskloop.screen.backends.atspi import constants as c
+from deskloop.screen.backends.atspi.connection import Caller, DBusCallError
+from deskloop.screen.tree import Box, NodeData, WindowRead
+
+TEXT_LIMIT = 2000  # characters of an editable field's text read per snapshot
+NODE_LIMIT = 5000  # nodes fetched one by one per read, a guard against huge tables
+
+
+@dataclass
+class RawNode:
+    """One accessible object as AT-SPI describes it."""
+
+    path: str
+    parent: str | None
+    index: int
+    child_count: int
+    interfaces: frozenset[str]
+    name: str
+    role: int
+    description: str
+    states: int
+    children: list[str] = field(default_factory=list)
+    box: Box | None = None
+    text: str | None = None
+
+    def has(self, state: int) -> bool:
+        return c.has_state(self.states, state)
+
+
+def _path_of(ref: Any) -> str:
+    """An object reference `(bus name, path)` as its path (a peer is one app)."""
+    return str(ref[1])
+
+
+def node_from_cache_item(item: Any) -> RawNode:
+    path, _app, parent, index, child_count, interfaces, name, role, description, states = item
+    parent_path = _path_of(parent)
+    return RawNode(
+        path=_path_of(path),
+        parent=None if parent_path in (c.NULL_PATH, _path_of(path)) else parent_path,
+        index=int(index),
+        child_count=int(child_count),
+        interfaces=frozenset(interfaces),
+        name=str(name),
+        role=int(role),
+        description=str(description),
+        states=c.state_bits(states),
+    )
+
+
+class WindowReader:
+    """Reads windows of one app over its connection (a peer socket when it offers one)."""
+
+    def __init__(self, caller: Caller, app_name: str, pid: int) -> None:
+        self.caller = caller
+        self.app_name = app_name
+        self.pid = pid
+        self.nodes: dict[str, RawNode] = {}
+        self.fetched_one_by_one = 0
+
+    async def load_cache(self) -> None:
+        """Everything the app has cached, with children linked in index order."""
+        try:
+            [items] = await self.caller.call(c.CACHE_PATH, c.CACHE, "GetItems")
+        except DBusCallError:
+            items = []  # GTK4 and some toolkits have no cache: the walk fetches one by one
+        self.nodes = {}
+        for item in items:
+            node = node_from_cache_item(item)
+            self.nodes[node.path] = node
+        for node in sorted(self.nodes.values(), key=lambda n: n.index):
+            if node.parent in self.nodes and node.path != node.parent:
+                self.nodes[node.parent].children.append(node.path)
+
+    async def fetch_node(self, path: str, parent: str | None) -> RawNode:
+        """One node the cache left out, read with four pipelined calls."""
+        role, states, interfaces, properties = await self.caller.gather(
+            [
+                self.caller.request(path, c.ACCESSIBLE, "GetRole"),
+                self.caller.request(path, c.ACCESSIBLE, "GetState"),
+                self.caller.request(path, c.ACCESSIBLE, "GetInterfaces"),
+                self.caller.request(path, c.PROPERTIES, "GetAll", "s", (c.ACCESSIBLE,)),
+            ]
+        )
+        for result in (role, states, interfaces, properties):
+            if isinstance(result, BaseException):
+                raise result
+        props = {key: variant.value for key, variant in properties[0].items()}
+        self.fetched_one_by_one += 1
+        return RawNode(
+            path=path,
+            parent=parent,
+            index=0,
+            child_count=int(props.get("ChildCount", 0)),
+            interfaces=frozenset(interfaces[0]),
+            name=str(props.get("Name", "")),
+            role=int(role[0]),
+            description=str(props.get("Description", "")),
+            states=c.state_bits(states[0]),
+        )
+
+    async def top_windows(self) -> list[RawNode]:
+        """The app's top-level windows (the root's children), cached or not."""
+        [children] = await self.caller.call(c.ROOT_PATH, c.ACCESSIBLE, "GetChildren")
+        windows = []
+        for ref in children:
+            path = _path_of(ref)
+            if path not in self.nodes:
+                self.nodes[path] = await self.fetch_node(path, None)
+            windows.append(self.nodes[path])
+        return windows
+
+    async def _extents(self, nodes: list[RawNode]) -> None:
+        with_component = [node for node in nodes if c.COMPONENT in node.interfaces]
+        results = await self.caller.gather(
+            self.caller.request(node.path, c.COMPONENT, "GetExtents", "u", (c.COORDS_SCREEN,))
+            for node in with_component
+        )
+        for node, result in zip(with_component, results, strict=True):
+            if isinstance(result, BaseException):
+                continue
+            x, y, width, height = result[0]
+            node.box = None if x == c.UNMAPPED else Box(x, y, width, height)
+
+    async def _complete_children(self, parents: list[RawNode]) -> list[RawNode]:
+        """Ask for the children the cache left out; returns the nodes read one by one."""
+        incomplete = [
+            node for node in parents
+            if node.child_count != 0
+            and (node.child_count < 0 or node.child_count != len(node.children))
+        ]
+        if not incomplete:
+            return []
+        replies = await self.caller.gather(
+            self.caller.request(node.path, c.ACCESSIBLE, "GetChildren") for node in incomplete
+        )
+        unknown: list[tuple[str, str]] = []
+        for node, reply in zip(incomplete, replies, strict=True):
+            if isinstance(reply, BaseException):
+                continue
+            node.children = [_path_of(ref) for ref in reply[0]]
+            unknown.extend((path, node.path) for path in node.children if path not in self.nodes)
+        room = max(NODE_LIMIT - self.fetched_one_by_one, 0)
+        # Extents first: rows scrolled out of view are dropped before their details are read.
+        boxes = await self.caller.gather(
+            self.caller.request(path, c.COMPONENT, "GetExtents", "u", (c.COORDS_SCREEN,))
+            for path, _ in unknown[:room]
+        )
+        wanted = [
+            (path, parent)
+            for (path, parent), box in zip(unknown[:room], boxes, strict=True)
+            if not isinstance(box, BaseException) and box[0][0] != c.UNMAPPED
+        ]
+        fetched = await self.caller.gather(self.fetch_node(path, parent) for path, parent in wanted)
+        new_nodes = [node for node in fetched if isinstance(node, RawNode)]
+        for node in new_nodes:
+            self.nodes[node.path] = node
+        return new_nodes
+
+    async def _read_texts(self, nodes: list[RawNode]) -> None:
+        editable = [
+            node for node in nodes
+            if c.TEXT in node.interfaces and node.role != 40
+            and (c.EDITABLE_TEXT in node.interfaces or node.has(c.STATE_EDITABLE))
+        ]
+        with_value = [node for node in nodes if c.VALUE in node.interfaces and node.role != 48]
+        texts = await self.caller.gather(
+            self.caller.request(node.path, c.TEXT, "GetText", "ii", (0, TEXT_LIMIT))
+            for node in editable
+        )
+        values = await self.caller.gather(
+            self.caller.request(node.path, c.PROPERTIES, "Get", "ss", (c.VALUE, "CurrentValue"))
+            for node in with_value
+        )
+        for node, text in zip(editable, texts, strict=True):
+            if not isinstance(text, BaseException):
+                node.text = str(text[0])
+        for node, value in zip(with_value, values, strict=True):
+            if not isinstance(value, BaseException) and node.text is None:
+                number = float(value[0].value)
+                node.text = str(int(number)) if number.is_integer() else f"{number:g}"
+
+    async def read_window(self, window: RawNode) -> tuple[RawNode, list[RawNode]]:
+        """The window and its showing, on-window descendants, in tree order."""
+        # GTK4 sets no SHOWING; VISIBLE plus the box check stands in (SCREEN-NOTES.md).
+        showing_state = c.STATE_SHOWING if window.has(c.STATE_SHOWING) else c.STATE_VISIBLE
+        await self._extents([window])
+        window_box = window.box or Box(0, 0, 0, 0)
+        kept: set[str] = {window.path}
+        level = [window]
+        while level:
+            await self._complete_children(level)
+            children = [
+                self.nodes[path] for node in level for path in node.children if path in self.nodes
+            ]
+            showing = [node for node in children if node.has(showing_state)]
+            await self._extents([node for node in showing if node.box is None])
+            level = []
+            for node in showing:
+                box = node.box
+                # SHOWING is not "on screen": scrolled-out rows still say it; clip by the
+                # window's box (SCREEN-NOTES.md). A degenerate box (mousepad's hidden tab
+                # reports -1 × -1) says nothing about where the children are: keep walking.
+                node.box = box.intersection(window_box) if box is not None else None
+                if node.box is not None or box is None or box.is_empty:
+                    kept.add(node.path)
+                    level.append(node)
+        ordered: list[RawNode] = []
+        stack = [window.path]
+        while stack:
+            path = stack.pop()
+            node = self.nodes[path]
+            ordered.append(node)
+            kept_children = [child for child in node.children if child in kept]
+            for child in kept_children:
+                # Cached parent links can point at nodes outside the cache; the walk is truth.
+                self.nodes[child].parent = path
+            stack.extend(reversed(kept_children))
+        await self._read_texts(ordered)
+        return window, ordered
+
+
+def neutral_states(node: RawNode) -> frozenset[str]:
+    names = {name for bit, name in c.STATE_NAMES.items() if node.has(bit)}
+    if node.has(c.STATE_EXPANDABLE) and not node.has(c.STATE_EXPANDED):
+        names.add("collapsed")
+    if not node.has(c.STATE_SENSITIVE):
+        names.add("disabled")
+    return frozenset(names)
+
+
+def neutral_role(node: RawNode) -> str:
+    role = c.ROLE_NAMES.get(node.role, "unknown")
+    if role == "text" and (node.has(c.STATE_EDITABLE) or c.EDITABLE_TEXT in node.interfaces):
+        return "entry"
+    return role
+
+
+def neutral_actions(node: RawNode) -> tuple[str, ...]:
+    actions = []
+    if c.ACTION in node.interfaces:
+        actions.append("click")
+    if c.EDITABLE_TEXT in node.interfaces:
+        actions.append("type")
+    if c.VALUE in node.interfaces:
+        actions.append("set_value")
+    if node.has(c.STATE_FOCUSABLE):
+        actions.append("focus")
+    return tuple(actions)
+
+
+def to_window_read(
+    app_name: str, pid: int, window: RawNode, nodes: list[RawNode], degraded: str | None
+) -> WindowRead:
+    """The neutral form of one read: AT-SPI roles and states mapped to shared names."""
+    neutral = tuple(
+        NodeData(
+            ref=node.path,
+            parent_ref=node.parent if node is not window else None,
+            role=neutral_role(node),
+            name=node.name,
+            value=node.text,
+            description=node.description,
+            box=node.box,
+            states=neutral_states(node),
+            actions=neutral_actions(node),
+        )
+        for node in nodes
+    )
+    return WindowRead(
+        app=app_name,
+        pid=pid,
+        title=window.name or app_name,
+        box=window.box or Box(0, 0, 0, 0),
+        nodes=neutral,
+        degraded=degraded,
+    )

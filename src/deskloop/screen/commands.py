@@ -1,0 +1,43 @@
+"""`deskloop observe` and `deskloop doctor`: thin wrappers the CLI routes to."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from deskloop.screen.actions import ScreenSession
+from deskloop.screen.backend import default_backend
+from deskloop.screen.observation import DEFAULT_BUDGET
+
+
+async def _observe(app: str | None, pid: int | None, budget: int, as_json: bool) -> str:
+    backend = await default_backend()
+    try:
+        session = ScreenSession(backend, budget)
+        result = await session.observe(app=app, pid=pid)
+        if as_json and result.snapshot is not None:
+            return json.dumps(result.snapshot.to_json(), indent=1, ensure_ascii=False)
+        return result.text
+    finally:
+        await backend.close()
+
+
+def observe_command(args: argparse.Namespace) -> int:
+    """Print the observation of a window (`--app`, `--pid`, or the focused one)."""
+    budget = args.budget if args.budget is not None else DEFAULT_BUDGET
+    if budget < 50:
+        from deskloop.screen.errors import ScreenError
+
+        raise ScreenError(f"--budget {budget} is too small to show anything: use 50 or more")
+    print(asyncio.run(_observe(args.app, args.pid, budget, args.json)))
+    return 0
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    """Check that deskloop can see and act on this desktop; exit 0 only if it can."""
+    from deskloop.screen.doctor import run_doctor
+
+    report = asyncio.run(run_doctor())
+    print(json.dumps(report.to_json(), indent=1) if args.json else report.render())
+    return report.exit_code

@@ -1,0 +1,210 @@
+"""`deskloop doctor`: can the agent see the screen and act on it here? Each failure has a fix.
+
+Exit code: 0 sees and acts, 1 cannot see, 2 sees but cannot act. The same report, as
+data, feeds the agent's `check_permission_status` tool.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "warn", "fail"]
+MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One probe: what it looked at, what it found, and the fix when it is not ok."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+    needed_to: Literal["see", "act", "both"] = "see"
+
+
+@dataclass
+class DoctorReport:
+    """All checks of one run, with the two verdicts the agent cares about."""
+
+    platform: str
+    checks: list[Check] = field(default_factory=list)
+    verdict: str = ""
+
+    def add(self, check: Check) -> Check:
+        self.checks.append(check)
+        return check
+
+    def _passes(self, purpose: str) -> bool:
+        return not any(
+            check.status == "fail" and check.needed_to in (purpose, "both") for check in self.checks
+        )
+
+    @property
+    def can_see(self) -> bool:
+        return self._passes("see")
+
+    @property
+    def can_act(self) -> bool:
+        return self.can_see and self._passes("act")
+
+    @property
+    def exit_code(self) -> int:
+        if not self.can_see:
+            return 1
+        return 0 if self.can_act else 2
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "can_see": self.can_see,
+            "can_act": self.can_act,
+            "verdict": self.verdict,
+            "checks": [check.__dict__ for check in self.checks],
+        }
+
+    def render(self) -> str:
+        lines = []
+        for check in self.checks:
+            lines.append(f"[{MARKS[check.status]}] {check.name}: {check.detail}")
+            if check.status != "ok" and check.fix:
+                lines.append(f"       fix: {check.fix}")
+        see = "yes" if self.can_see else "no"
+        act = "yes" if self.can_act else "no"
+        lines.append(f"can see the screen: {see}; can act on it: {act}")
+        if self.verdict:
+            lines.append(self.verdict)
+        return "\n".join(lines)
+
+
+async def run_doctor() -> DoctorReport:
+    """Run the probe for this platform."""
+    platform: str = sys.platform
+    if platform == "darwin":
+        from deskloop.screen.backends.macos.probe import run_macos_probe
+
+        return run_macos_probe()
+    if platform.startswith("linux"):
+        return await linux_checks()
+    report = DoctorReport(platform)
+    report.add(Check("platform", "fail", f"{platform} has no screen backend yet",
+                     "use Linux (AT-SPI) or macOS (AX)", "both"))
+    return report
+
+
+def _display_check(report: DoctorReport) -> bool:
+    wayland = os.environ.get("WAYLAND_DISPLAY", "")
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        fix = "run deskloop in your desktop session, or set DISPLAY (e.g. DISPLAY=:0)"
+        if wayland:
+            detail = (f"Wayland ({wayland}) without XWayland: no global coordinates and no "
+                      "synthetic input")
+            report.add(Check("display", "fail", detail, fix, "act"))
+        else:
+            report.add(Check("display", "fail", "no display: DISPLAY is not set", fix, "act"))
+        return False
+    from deskloop.screen.backends.x11 import X11Display
+    from deskloop.screen.errors import ScreenError
+
+    try:
+        x11 = X11Display()
+    except ScreenError as exc:
+        report.add(Check("display", "fail", str(exc), "check that DISPLAY names a running X "
+                         "server (xdpyinfo should work)", "act"))
+        return False
+    box = x11.screen_box
+    kind = f"XWayland {display} under Wayland" if wayland else f"X11 {display}"
+    report.add(Check("display", "ok", f"{kind}, {box.width}x{box.height}", needed_to="act"))
+    if x11.has_xtest:
+        report.add(Check("synthetic input", "ok", "XTest available", needed_to="act"))
+    else:
+        report.add(Check("synthetic input", "fail", "the X server has no XTest extension",
+                         "enable XTEST in the X server configuration", "act"))
+    x11.close()
+    return True
+
+
+async def linux_checks() -> DoctorReport:
+    """Display, session bus, accessibility bus, IsEnabled, registry, apps, a real read, input."""
+    from deskloop.screen.backend import Target
+    from deskloop.screen.backends.atspi import constants as c
+    from deskloop.screen.backends.atspi.backend import AtspiBackend
+    from deskloop.screen.backends.atspi.connection import (
+        Caller,
+        accessibility_bus_address,
+        connect_session_bus,
+    )
+    from deskloop.screen.errors import ScreenError
+
+    report = DoctorReport("linux")
+    _display_check(report)
+    try:
+        session = await connect_session_bus()
+    except ScreenError as exc:
+        report.add(Check("session bus", "fail", str(exc),
+                         "run inside your desktop session, or `dbus-run-session -- deskloop doctor`",
+                         "both"))
+        return report
+    report.add(Check("session bus", "ok", "connected", needed_to="both"))
+    try:
+        address = await accessibility_bus_address(session)
+        report.add(Check("accessibility bus", "ok", address.split(",")[0], needed_to="both"))
+        enabled = await Caller(session, "org.a11y.Bus").get_property(
+            "/org/a11y/bus", c.STATUS, "IsEnabled"
+        )
+        if enabled:
+            report.add(Check("accessibility enabled", "ok", "org.a11y.Status.IsEnabled is true"))
+        else:
+            report.add(Check(
+                "accessibility enabled", "warn",
+                "org.a11y.Status.IsEnabled is false: GTK apps still answer, Qt apps do not",
+                "gsettings set org.gnome.desktop.interface toolkit-accessibility true "
+                "(or export QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1 before starting Qt apps)",
+            ))
+    except ScreenError as exc:
+        report.add(Check("accessibility bus", "fail", str(exc),
+                         "apt-get install at-spi2-core, then log in again", "both"))
+        session.disconnect()
+        return report
+    session.disconnect()
+    try:
+        backend = await AtspiBackend.connect()
+    except ScreenError as exc:
+        report.add(Check("registry", "fail", str(exc), "apt-get install at-spi2-core", "both"))
+        return report
+    try:
+        apps = await backend.list_apps()
+        report.add(Check("registry", "ok", "the AT-SPI registry answers", needed_to="both"))
+        if apps:
+            names = ", ".join(sorted({app.name for app in apps})[:8])
+            report.add(Check("apps listed", "ok", f"{len(apps)}: {names}"))
+        else:
+            report.add(Check("apps listed", "warn", "no application is in the tree",
+                             "start an app; GTK needs no setup, Qt needs "
+                             "QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1, Chromium "
+                             "--force-renderer-accessibility"))
+        await _focused_read_check(report, backend, Target(), ScreenError)
+    finally:
+        await backend.close()
+    return report
+
+
+async def _focused_read_check(
+    report: DoctorReport, backend: Any, target: Any, error_type: type[Exception]
+) -> None:
+    try:
+        read = await backend.read(target)
+    except error_type as exc:
+        report.add(Check("read of the focused app", "warn", str(exc),
+                         "focus a window (click it) and run doctor again"))
+        return
+    if read.degraded:
+        report.add(Check("read of the focused app", "warn",
+                         f"{read.app}: degraded: {read.degraded}", "see the reason"))
+    else:
+        report.add(Check("read of the focused app", "ok",
+                         f"{read.app}: {len(read.nodes)} elements in {read.title!r}"))

@@ -1,0 +1,198 @@
+"""Compact observation text: one element a line, filled by priority into a token budget.
+
+A line reads `e7 check "Check" checked @120,300`: id, short role, quoted name, value,
+shown states, and the element's centre relative to the window. Names are quoted and
+escaped so screen text cannot forge a line of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from deskloop.screen.roles import (
+    HIDDEN_ROLES,
+    SHOWN_STATES,
+    TEXT_ROLES,
+    is_container,
+    is_interactive,
+)
+from deskloop.screen.tokens import count_tokens
+from deskloop.screen.tree import Box, Element, Snapshot
+
+DEFAULT_BUDGET = 400
+NAME_LIMIT = 60
+VALUE_LIMIT = 80
+FOCUSED_AREA, INTERACTIVE, REST = 0, 1, 2
+# Roles worth a line even without a name or text: a model can still type into or toggle them.
+UNNAMED_WORTH_SHOWING = frozenset({"entry", "combo", "spin", "slider", "check", "radio", "toggle"})
+
+
+def quote(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters and quoted with escapes (no raw newlines)."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return json.dumps(text, ensure_ascii=False)
+
+
+def relative_centre(box: Box, window: Box) -> tuple[int, int]:
+    x, y = box.center
+    return (x - window.x, y - window.y)
+
+
+def element_fields(element: Element, window: Box) -> list[str]:
+    """The parts of an element's line after its id: role, name, value, states, position."""
+    fields = [element.role]
+    if element.name:
+        fields.append(quote(element.name, NAME_LIMIT))
+    if element.value is not None and element.value != element.name:
+        fields.append("= " + quote(element.value, VALUE_LIMIT))
+    fields.extend(state for state in SHOWN_STATES if state in element.states)
+    if "focused" in element.states:
+        fields.append("focused")
+    if element.box is not None:
+        x, y = relative_centre(element.box, window)
+        fields.append(f"@{x},{y}")
+    return fields
+
+
+def element_line(element: Element, window: Box) -> str:
+    return " ".join([element.id, *element_fields(element, window)])
+
+
+def _is_worth_a_line(element: Element, shown_names: dict[str, str], snapshot: Snapshot) -> bool:
+    if element.role in HIDDEN_ROLES or element.box is None or element.box.is_empty:
+        return False
+    has_content = bool(element.name) or element.value not in (None, "")
+    if is_container(element.role) and not element.name:
+        return False
+    if not has_content and element.role not in UNNAMED_WORTH_SHOWING:
+        return "focused" in element.states
+    # A label that repeats the name of the element it sits in (a button's own label) adds
+    # nothing.
+    parent = element.parent
+    while parent is not None:
+        if parent in shown_names:
+            return not (element.role in TEXT_ROLES and shown_names[parent] == element.name)
+        parent = snapshot.elements[parent].parent
+    return True
+
+
+def visible_elements(snapshot: Snapshot) -> list[Element]:
+    """Elements worth a line, in tree order: on-window, non-empty, not bare containers."""
+    shown: list[Element] = []
+    shown_names: dict[str, str] = {}
+    for element in snapshot:
+        if element.id == snapshot.root:
+            continue
+        if _is_worth_a_line(element, shown_names, snapshot):
+            shown.append(element)
+            shown_names[element.id] = element.name
+    return shown
+
+
+def _focused_area(snapshot: Snapshot) -> set[str]:
+    focused = snapshot.focused
+    if focused is None:
+        return set()
+    area = {focused.id}
+    if focused.parent is not None:
+        area.update(snapshot.elements[focused.parent].children)
+    parent = focused.parent
+    while parent is not None:
+        area.add(parent)
+        parent = snapshot.elements[parent].parent
+    return area
+
+
+def priority(element: Element, focused_area: set[str]) -> int:
+    if element.id in focused_area:
+        return FOCUSED_AREA
+    if is_interactive(element.role) or element.value is not None:
+        return INTERACTIVE
+    return REST
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The text the model reads and what it left out."""
+
+    text: str
+    tokens: int
+    shown: tuple[str, ...]
+    omitted: int
+    snapshot: Snapshot
+
+
+def header(snapshot: Snapshot) -> str:
+    window = snapshot.window
+    line = (
+        f"window {quote(snapshot.title, NAME_LIMIT)} app {quote(snapshot.app, NAME_LIMIT)} "
+        f"pid {snapshot.pid} size {window.width}x{window.height} snapshot {snapshot.number}"
+    )
+    if snapshot.degraded:
+        line += f"\ndegraded: {snapshot.degraded}"
+    return line
+
+
+def fit_lines(
+    candidates: Iterable[tuple[int, int, str]], budget: int
+) -> tuple[list[tuple[int, str]], int]:
+    """Pick `(order, line)` by priority until `budget` tokens; returns them and how many left."""
+    chosen: list[tuple[int, str]] = []
+    used = 0
+    omitted = 0
+    for _, order, line in sorted(candidates):
+        cost = count_tokens(line) + 1
+        if used + cost <= budget:
+            chosen.append((order, line))
+            used += cost
+        else:
+            omitted += 1
+    chosen.sort()
+    return chosen, omitted
+
+
+def render_observation(snapshot: Snapshot, budget: int = DEFAULT_BUDGET) -> Observation:
+    """The observation of `snapshot` within `budget` tokens, highest priority lines first."""
+    head = header(snapshot)
+    elements = visible_elements(snapshot)
+    area = _focused_area(snapshot)
+    candidates = [
+        (priority(element, area), order, element_line(element, snapshot.window))
+        for order, element in enumerate(elements)
+    ]
+    # Keep room for the header and the "N more elements" line.
+    reserve = count_tokens(head) + 12
+    chosen, omitted = fit_lines(candidates, max(budget - reserve, 0))
+    lines = [head, *(line for _, line in chosen)]
+    if omitted:
+        lines.append(f"{omitted} more elements: use find_elements")
+    elif not elements and not snapshot.degraded:
+        lines.append("no visible elements")
+    text = "\n".join(lines)
+    shown = tuple(elements[order].id for order, _ in chosen)
+    return Observation(text, count_tokens(text), shown, omitted, snapshot)
+
+
+def find_elements(snapshot: Snapshot, query: str, limit: int = 20) -> str:
+    """Lines of the snapshot's elements whose role, name, value or id match every query word."""
+    words = query.lower().split()
+    matches = []
+    for element in snapshot:
+        if element.box is None or element.box.is_empty or element.id == snapshot.root:
+            continue
+        haystack = " ".join(
+            [element.id, element.role, element.name, element.value or "", element.description]
+        ).lower()
+        if all(word in haystack for word in words):
+            matches.append(element_line(element, snapshot.window))
+    if not matches:
+        return f"no element matches {quote(query, NAME_LIMIT)} in snapshot {snapshot.number}"
+    more = len(matches) - limit
+    lines = matches[:limit]
+    if more > 0:
+        lines.append(f"{more} more matches: narrow the query")
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""The neutral role vocabulary shared by all backends, and how observations treat each role.
+
+Roles are short on purpose: they appear on every observation line the model reads.
+"""
+
+from __future__ import annotations
+
+# Roles a user acts on: named ones get into an observation before plain text.
+INTERACTIVE_ROLES = frozenset(
+    {
+        "button", "toggle", "check", "radio", "entry", "combo", "spin", "slider",
+        "menuitem", "tab", "link", "item", "cell", "switch", "scrollbar", "menu",
+        "calendar", "colorbutton",
+    }
+)
+
+# Roles that only arrange other elements: shown only when they carry a name.
+CONTAINER_ROLES = frozenset(
+    {
+        "panel", "pane", "group", "filler", "viewport", "scrollpane", "split", "section",
+        "layered", "form", "redundant", "unknown", "embedded", "application", "window",
+        "table", "list", "tree", "toolbar", "tabs", "menubar", "statusbar", "row",
+        "header", "footer", "document",
+    }
+)
+
+# Roles never worth a line.
+HIDDEN_ROLES = frozenset({"separator", "filler", "redundant", "tooltip", "accel"})
+
+TEXT_ROLES = frozenset({"label", "text", "heading", "paragraph", "image", "caption", "static"})
+
+# States shown on an observation line, in the order shown.
+SHOWN_STATES = ("checked", "mixed", "pressed", "selected", "expanded", "collapsed", "disabled")
+
+
+def is_interactive(role: str) -> bool:
+    return role in INTERACTIVE_ROLES
+
+
+def is_container(role: str) -> bool:
+    return role in CONTAINER_ROLES
