@@ -24,6 +24,8 @@ from deskloop.engines.base import (
     Finish,
     OutputEvent,
     TextDelta,
+    ToolCallEnd,
+    ToolCallStart,
     UpstreamError,
     Usage,
 )
@@ -118,6 +120,22 @@ async def test_anthropic_engine_reads_deskloop_text_and_usage(
         assert counted == first.input_tokens + first.cache_read_input_tokens
     finally:
         await engine.aclose()
+
+
+async def test_anthropic_engine_reads_deskloop_tool_calls(
+    deskloop_serve: StartServe, tmp_path: Path
+) -> None:
+    call = '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
+    url = deskloop_serve("--engine", "scripted", "--script", script(tmp_path, call))
+    engine = load_anthropic_engine("scripted", upstream=url)
+    try:
+        events = await collect(engine, validated(tools=[WEATHER_TOOL]))
+    finally:
+        await engine.aclose()
+    starts = [e for e in events if isinstance(e, ToolCallStart)]
+    assert [start.name for start in starts] == ["get_weather"]
+    assert ToolCallEnd({"city": "Paris"}) in events
+    assert events[-1] == Finish("tool_use")
 
 
 async def test_anthropic_engine_keeps_deskloop_errors(
