@@ -38,15 +38,15 @@ class SchemaGuide:
         self._fill = llguidance.numpy.fill_next_token_bitmask
 
     def allowed_tokens(self) -> npt.NDArray[np.bool_] | None:
-        if self._matcher.is_stopped():
-            return None
+        # Once the value is complete the matcher allows only the end-of-sequence tokens.
         self._fill(self._matcher, self._bitmask, 0)
         bits = np.unpackbits(self._bitmask[0].view(np.uint8), bitorder="little")
         mask: npt.NDArray[np.bool_] = bits[: self._vocab_size].astype(np.bool_)
         return mask
 
     def accept(self, token: int) -> None:
-        assert self._matcher.consume_token(token), self._matcher.get_error()
+        if not self._matcher.is_stopped():
+            assert self._matcher.consume_token(token), self._matcher.get_error()
 
     @property
     def error(self) -> str:

@@ -22,6 +22,7 @@ _SCALARS = {
     12: "<d",
 }
 _STRING, _ARRAY = 8, 9
+_MAX_STRING = 1 << 26  # chat templates are the longest strings; a damaged length is far larger
 
 Scalar = int | float | bool | str
 
@@ -30,7 +31,7 @@ def read_gguf_scalars(path: Path, wanted: set[str]) -> dict[str, Scalar]:
     """The scalar values of the `wanted` keys, stopping as soon as all are found."""
     try:
         return _read_scalars(path, wanted)
-    except (KeyError, struct.error) as exc:
+    except (KeyError, struct.error, OverflowError, MemoryError, _Truncated) as exc:
         raise EngineError(f"{path} has a damaged GGUF header ({exc!r})") from exc
 
 
@@ -52,9 +53,16 @@ def _read_scalars(path: Path, wanted: set[str]) -> dict[str, Scalar]:
     return found
 
 
+class _Truncated(Exception):
+    """A length field points past the end of the file."""
+
+
 def _read_string(handle: BinaryIO) -> str:
     (length,) = struct.unpack("<Q", handle.read(8))
-    return handle.read(length).decode("utf-8", "replace")
+    data = handle.read(min(length, _MAX_STRING))
+    if len(data) != length:
+        raise _Truncated(f"a {length}-byte string")
+    return data.decode("utf-8", "replace")
 
 
 def _read_scalar(handle: BinaryIO, value_type: int) -> Scalar:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -89,9 +90,12 @@ class LlamaCppEngine(PrefixCachingEngine):
         if self._guidance_tokenizer is None:
             from llguidance.llamacpp import lltokenizer_from_vocab
 
-            self._guidance_tokenizer = lltokenizer_from_vocab(
-                self._vocab, eos_token=sorted(self._stops)
-            )
+            with warnings.catch_warnings():
+                # llguidance 1.9 still calls llama_token_get_attr, deprecated in llama-cpp-python 0.3.
+                warnings.filterwarnings("ignore", "llama_token_get_attr", DeprecationWarning)
+                self._guidance_tokenizer = lltokenizer_from_vocab(
+                    self._vocab, eos_token=sorted(self._stops)
+                )
         return self._guidance_tokenizer
 
     def close(self) -> None:

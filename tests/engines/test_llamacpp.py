@@ -1,0 +1,196 @@
+"""The llama.cpp engine on the embedded SmolLM2-135M model."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deskloop.engines import create_engine
+from deskloop.engines.base import EngineError, ModelNotFound, PrefillReport, Sampling, TokenGuide
+from deskloop.engines.decoding import common_prefix_length
+from deskloop.engines.llamacpp import LlamaCppEngine, load_llamacpp_engine
+from tests.engines.chat import CAPITAL_QUESTION, STORY_REQUEST, SYSTEM, render, text_of
+from tests.engines.guides import FixedSetGuide, SchemaGuide
+
+pytestmark = [pytest.mark.slow, pytest.mark.llamacpp]
+
+GREEDY = Sampling(max_tokens=40, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LlamaCppEngine]:
+    loaded = load_llamacpp_engine("")
+    yield loaded
+    loaded.close()
+
+
+def generate(
+    engine: LlamaCppEngine,
+    prompt: list[int],
+    sampling: Sampling = GREEDY,
+    guide: TokenGuide | None = None,
+) -> tuple[list[int], PrefillReport]:
+    reports: list[PrefillReport] = []
+    stream = engine.generate(
+        prompt, sampling, cancel=threading.Event(), guide=guide, on_prefill=reports.append
+    )
+    tokens = list(stream)
+    assert len(reports) == 1
+    return tokens, reports[0]
+
+
+def test_registry_loads_the_embedded_model_with_its_gguf_metadata() -> None:
+    engine = create_engine("llamacpp", "", context_window=2048)
+    assert isinstance(engine, LlamaCppEngine)
+    info = engine.info
+    assert info.model_id == "smollm2-135m-instruct"
+    assert info.context_window == 2048
+    assert info.architecture == "llama"
+    assert info.chat_template is not None and "<|im_start|>" in info.chat_template
+    assert info.eos_token == "<|im_end|>"
+    assert engine.vocab_size == 49152
+    assert {0, 2} <= engine.stop_token_ids  # <|endoftext|> and <|im_end|>
+    engine.close()
+
+
+def test_default_context_window_is_the_trained_one(engine: LlamaCppEngine) -> None:
+    assert engine.info.context_window == 8192
+
+
+def test_tokenize_parses_special_tokens_without_adding_bos(engine: LlamaCppEngine) -> None:
+    text = "<|im_start|>user\nHello, wörld 😀<|im_end|>\n"
+    tokens = engine.tokenize(text)
+    assert tokens[0] == 1 and tokens.count(2) == 1  # <|im_start|>, <|im_end|> as single tokens
+    assert engine.tokenize("Hello")[0] != 1
+    assert text_of(engine, tokens) == text
+    assert engine.count_tokens(text) == len(tokens)
+
+
+def test_greedy_answer_is_sensible_deterministic_and_ends_without_the_stop_token(
+    engine: LlamaCppEngine,
+) -> None:
+    prompt = engine.tokenize(render(engine, CAPITAL_QUESTION))
+    first, _ = generate(engine, prompt)
+    second, _ = generate(engine, prompt)
+    assert first == second
+    assert "Paris" in text_of(engine, first)
+    assert len(first) < GREEDY.max_tokens
+    assert not set(first) & engine.stop_token_ids
+
+
+def test_stops_at_max_tokens(engine: LlamaCppEngine) -> None:
+    prompt = engine.tokenize(render(engine, STORY_REQUEST))
+    tokens, _ = generate(engine, prompt, Sampling(max_tokens=5, temperature=0))
+    assert len(tokens) == 5
+
+
+def test_follow_up_turn_reuses_the_cached_prefix(engine: LlamaCppEngine) -> None:
+    first_prompt = engine.tokenize(render(engine, CAPITAL_QUESTION))
+    answer, _ = generate(engine, first_prompt)
+    conversation = [
+        *CAPITAL_QUESTION,
+        {"role": "assistant", "content": text_of(engine, answer)},
+        {"role": "user", "content": "And of Italy?"},
+    ]
+    follow_up = engine.tokenize(render(engine, conversation))
+    tokens, report = generate(engine, follow_up)
+    assert report.prompt_tokens == len(follow_up)
+    # The cache held the first prompt and every answer token (the stop token was never fed).
+    assert len(answer) < GREEDY.max_tokens
+    assert report.cached_tokens == common_prefix_length(first_prompt + answer, follow_up)
+    assert report.cached_tokens > len(first_prompt)
+    assert "Rome" in text_of(engine, tokens)
+
+
+def test_cancel_stops_generation_and_the_engine_answers_as_a_fresh_one(
+    engine: LlamaCppEngine,
+) -> None:
+    prompt = engine.tokenize(render(engine, STORY_REQUEST))
+    cancel = threading.Event()
+    stream = engine.generate(prompt, Sampling(max_tokens=200, temperature=0), cancel=cancel)
+    started = [next(stream) for _ in range(3)]
+    cancel.set()
+    assert list(stream) == []
+
+    after, report = generate(engine, prompt, Sampling(max_tokens=12, temperature=0))
+    assert report.cached_tokens == len(prompt) - 1
+    fresh = load_llamacpp_engine("")
+    try:
+        expected, fresh_report = generate(fresh, prompt, Sampling(max_tokens=12, temperature=0))
+    finally:
+        fresh.close()
+    assert fresh_report.cached_tokens == 0
+    assert after == expected
+    assert after[:3] == started
+
+
+def test_fixed_set_guide_is_obeyed(engine: LlamaCppEngine) -> None:
+    allowed = {*engine.tokenize(" yes"), *engine.tokenize(" no"), 2}
+    guide = FixedSetGuide(allowed, engine.vocab_size)
+    prompt = engine.tokenize(render(engine, STORY_REQUEST))
+    tokens, _ = generate(engine, prompt, Sampling(max_tokens=8, temperature=0), guide=guide)
+    assert tokens and set(tokens) <= allowed
+    assert guide.accepted[: len(tokens)] == tokens
+
+
+def test_json_schema_guide_through_llguidance_gives_valid_arguments(
+    engine: LlamaCppEngine,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"button": {"enum": ["ok", "cancel"]}, "double": {"type": "boolean"}},
+        "required": ["button", "double"],
+        "additionalProperties": False,
+    }
+    tokenizer = engine.guidance_tokenizer()
+    assert tokenizer.vocab_size == engine.vocab_size
+    guide = SchemaGuide(tokenizer, schema)
+    request = [SYSTEM, {"role": "user", "content": "Click the OK button once. Answer with JSON."}]
+    prompt = engine.tokenize(render(engine, request))
+    tokens, _ = generate(engine, prompt, Sampling(max_tokens=30, temperature=0), guide=guide)
+    arguments = json.loads(text_of(engine, tokens))
+    assert arguments["button"] in ("ok", "cancel")
+    assert isinstance(arguments["double"], bool)
+    assert set(arguments) == {"button", "double"}
+
+
+def test_seeded_sampling_repeats_and_different_seeds_differ(engine: LlamaCppEngine) -> None:
+    prompt = engine.tokenize(render(engine, STORY_REQUEST))
+
+    def sample(seed: int) -> list[int]:
+        sampling = Sampling(max_tokens=12, temperature=1.0, top_k=50, top_p=0.95, seed=seed)
+        return generate(engine, prompt, sampling)[0]
+
+    assert sample(7) == sample(7)
+    assert len({tuple(sample(seed)) for seed in (1, 2, 3)}) > 1
+
+
+def test_missing_file_is_reported() -> None:
+    with pytest.raises(ModelNotFound, match="no file or folder"):
+        load_llamacpp_engine("/nonexistent/model.gguf")
+    with pytest.raises(ModelNotFound, match="no GGUF file"):
+        load_llamacpp_engine("no-such-model")
+
+
+def test_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("just some text")
+    with pytest.raises(ModelNotFound, match="not a GGUF file"):
+        load_llamacpp_engine(str(not_gguf))
+
+
+def test_damaged_gguf_is_an_engine_error(tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    with pytest.raises(EngineError):
+        load_llamacpp_engine(str(damaged))
+
+
+def test_mlx_folder_is_pointed_to_the_mlx_engine(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFound, match="--engine mlx"):
+        load_llamacpp_engine(str(tmp_path))
