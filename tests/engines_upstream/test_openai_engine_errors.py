@@ -204,3 +204,35 @@ async def test_count_tokens_with_llama_cpp_template_and_tokenize() -> None:
     )
     assert await engine_for(server).count_tokens(validated()) == 4
     assert server.bodies("/tokenize")[1] == {"content": "<|im_start|>user\nHi"}
+
+
+async def test_template_refusing_late_system_messages_gets_them_folded() -> None:
+    # vLLM answers 400 with the chat template's exception text.
+    refusal = failure(400, "Conversation roles must alternate user/assistant/user/assistant/...")
+    server = FakeOpenAIServer({"/v1/chat/completions": [refusal, streamed()]})
+    request = validated(
+        system="Be brief.",
+        messages=[
+            {"role": "user", "content": "Hi"},
+            {"role": "system", "content": "The user is in Paris."},
+            {"role": "user", "content": "Weather?"},
+        ],
+    )
+    events = await collect(engine_for(server), request)
+    assert events[-1] == Finish("end_turn")
+    first, second = server.bodies("/v1/chat/completions")
+    assert [m["role"] for m in first["messages"]] == ["system", "user", "system", "user"]
+    assert second["messages"] == [
+        {"role": "system", "content": "Be brief.\n\nThe user is in Paris."},
+        {"role": "user", "content": "Hi\n\nWeather?"},
+    ]
+
+
+async def test_a_refusal_nothing_can_fix_is_not_retried() -> None:
+    refusal = failure(400, "System message must be at the beginning.")
+    server = FakeOpenAIServer({"/v1/chat/completions": [refusal]})
+    with pytest.raises(UpstreamError) as caught:
+        await collect(engine_for(server), validated(system="Be brief."))
+    assert caught.value.status == 400
+    assert "System message must be at the beginning." in str(caught.value)
+    assert len(server.requests) == 1

@@ -20,6 +20,7 @@ from deskloop.engines.openai_translate import (
     chat_completion_body,
     chat_messages,
     chat_tool,
+    folded_system_messages,
 )
 from deskloop.engines.upstream_http import (
     DEFAULT_READ_TIMEOUT_S,
@@ -122,8 +123,8 @@ class OpenAIEngine(UpstreamEngine):
 
     @asynccontextmanager
     async def _chat_stream(self, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
-        """POST the body; on a too-large `max_tokens`, retry once with what the context leaves."""
-        for attempt in range(2):
+        """POST the body; retry when a refusal names something this engine can adjust."""
+        for _ in range(3):
             try:
                 async with self._client.stream(
                     "POST", self.chat_url, json=body, headers=self._headers
@@ -134,28 +135,28 @@ class OpenAIEngine(UpstreamEngine):
                     failure = await read_failure_of(response)
             except httpx.TransportError as exc:
                 raise unreachable(self.chat_url, exc) from exc
-            body = self._retry_body(failure, body, retried=attempt > 0)
+            adjusted = adjusted_body(failure, body)
+            if adjusted is None:
+                break
+            body = adjusted
+        raise self._failure_error(failure)
 
-    def _retry_body(
-        self, failure: UpstreamFailure, body: dict[str, Any], *, retried: bool
-    ) -> dict[str, Any]:
-        """The body to retry with, or the error to answer with."""
+    def _failure_error(self, failure: UpstreamFailure) -> UpstreamError:
         prompt_tokens, context_limit = context_overflow(failure)
-        if prompt_tokens is not None and context_limit is not None:
-            if prompt_tokens >= context_limit:
-                # Exactly the text Claude Code compacts its history on (PROTOCOL-NOTES.md).
-                raise UpstreamError(
-                    f"prompt is too long: {prompt_tokens} tokens > {context_limit} maximum",
-                    status=400,
-                    error_type="invalid_request_error",
-                )
-            room = context_limit - prompt_tokens
-            # Claude Code asks for max_tokens 128000; the cloud clamps, vLLM refuses.
-            if not retried and body["max_tokens"] > room:
-                return {**body, "max_tokens": room}
+        if (
+            prompt_tokens is not None
+            and context_limit is not None
+            and (prompt_tokens >= context_limit)
+        ):
+            # Exactly the text Claude Code compacts its history on (PROTOCOL-NOTES.md).
+            return UpstreamError(
+                f"prompt is too long: {prompt_tokens} tokens > {context_limit} maximum",
+                status=400,
+                error_type="invalid_request_error",
+            )
         if failure.status == 404:
-            raise self._not_found(failure)
-        raise status_error(failure, self.chat_url)
+            return self._not_found(failure)
+        return status_error(failure, self.chat_url)
 
     def _not_found(self, failure: UpstreamFailure) -> UpstreamError:
         if "model" in failure.message.lower():
@@ -213,6 +214,25 @@ class OpenAIEngine(UpstreamEngine):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def adjusted_body(failure: UpstreamFailure, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The body to retry with after a refusal, or None when nothing would help."""
+    prompt_tokens, context_limit = context_overflow(failure)
+    if prompt_tokens is not None and context_limit is not None:
+        room = context_limit - prompt_tokens
+        # Claude Code asks for max_tokens 128000; the cloud clamps, vLLM refuses.
+        if 0 < room < body["max_tokens"]:
+            return {**body, "max_tokens": room}
+        return None
+    message = failure.message.lower()
+    if failure.status == 400 and ("system" in message or "alternate" in message):
+        # Chat templates that take one leading system message (Mistral, Gemma) raise on
+        # the system messages Claude Code puts mid-conversation: fold them into it.
+        folded = folded_system_messages(body["messages"])
+        if folded != body["messages"]:
+            return {**body, "messages": folded}
+    return None
 
 
 def context_overflow(failure: UpstreamFailure) -> tuple[int | None, int | None]:

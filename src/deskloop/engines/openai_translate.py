@@ -105,6 +105,29 @@ def chat_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
+def folded_system_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """All system text in one leading system message; the user turns it split are joined."""
+    system = [m["content"] for m in messages if m["role"] == "system"]
+    folded: list[dict[str, Any]] = [{"role": "system", "content": "\n\n".join(system)}]
+    for message in messages:
+        if message["role"] == "system":
+            continue
+        previous = folded[-1]
+        if message["role"] == "user" == previous["role"]:
+            folded[-1] = {"role": "user", "content": joined_content(previous, message)}
+        else:
+            folded.append(message)
+    return folded if system else folded[1:]
+
+
+def joined_content(first: dict[str, Any], second: dict[str, Any]) -> str | list[dict[str, Any]]:
+    a, b = first["content"], second["content"]
+    if isinstance(a, str) and isinstance(b, str):
+        return f"{a}\n\n{b}"
+    as_parts = [[{"type": "text", "text": c}] if isinstance(c, str) else c for c in (a, b)]
+    return as_parts[0] + as_parts[1]
+
+
 def content_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
