@@ -28,7 +28,7 @@ from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snap
 
 # Settle rule: right after a page switch a GTK tree is incomplete for about 60 ms
 # (SCREEN-NOTES.md), so read until two reads at least SETTLE_GAP_S apart agree.
-SETTLE_GAP_S = 0.02
+SETTLE_GAP_S = 0.015
 SETTLE_TIMEOUT_S = 1.0
 # Synthetic input reaches the app asynchronously: give it this long to show a change.
 SYNTHETIC_GRACE_S = 0.15
@@ -70,15 +70,25 @@ class ScreenSession:
         return snapshot
 
     async def settle(self, before: Snapshot, grace_s: float = 0.0) -> Snapshot:
-        """Read until two reads agree (and, for synthetic input, a change shows or time passes)."""
+        """Read until two reads agree (and, for synthetic input, a change shows or time passes).
+
+        Once a change has shown, the second "read" is the backend's cheap fingerprint
+        (one cache call) rather than a whole tree.
+        """
         started = time.monotonic()
         previous = await self.read()
         while time.monotonic() - started < SETTLE_TIMEOUT_S:
             await asyncio.sleep(SETTLE_GAP_S)
+            changed = _signature(previous) != _signature(before)
+            waited = time.monotonic() - started >= grace_s
+            if previous.fingerprint is not None and (changed or waited):
+                if await self.backend.fingerprint(previous.pid) == previous.fingerprint:
+                    return previous
+                previous = await self.read()
+                continue
             current = await self.read()
-            agreed = _signature(current) == _signature(previous)
             changed = _signature(current) != _signature(before)
-            if agreed and (changed or time.monotonic() - started >= grace_s):
+            if _signature(current) == _signature(previous) and (changed or waited):
                 return current
             previous = current
         return previous

@@ -46,6 +46,10 @@ class ScreenBackend(Protocol):
         """One read of the target's window; degraded (with a reason) when it has no tree."""
         ...
 
+    async def fingerprint(self, pid: int) -> int | None:
+        """The app's current digest, comparable with `WindowRead.fingerprint` (None: none)."""
+        ...
+
     async def identity(self, pid: int, ref: str) -> tuple[str, str]:
         """The element's current neutral role and name, read live (for the stale check)."""
         ...

@@ -73,6 +73,8 @@ class WindowRead:
     box: Box
     nodes: tuple[NodeData, ...]
     degraded: str | None = None
+    # A cheap digest the backend can recompute to tell "nothing changed" (None: none).
+    fingerprint: int | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class Snapshot:
     elements: Mapping[str, Element]
     root: str
     degraded: str | None = None
+    fingerprint: int | None = None
 
     @property
     def focused(self) -> Element | None:
@@ -198,6 +201,7 @@ def build_snapshot(read: WindowRead, ids: IdAllocator) -> Snapshot:
         elements=elements,
         root=root,
         degraded=read.degraded,
+        fingerprint=read.fingerprint,
     )
 
 

@@ -22,6 +22,7 @@ from deskloop.screen.backends.atspi.connection import (
 from deskloop.screen.backends.atspi.reader import (
     RawNode,
     WindowReader,
+    cache_fingerprint,
     neutral_role,
     to_window_read,
 )
@@ -197,7 +198,16 @@ class AtspiBackend:
         window = next((w for w in showing if w.has(c.STATE_ACTIVE)), showing[0])
         window, nodes = await reader.read_window(window)
         degraded = NO_TREE_REASON if len(nodes) <= 1 else None
-        return to_window_read(app.name, app.pid, window, nodes, degraded)
+        return to_window_read(app.name, app.pid, window, nodes, degraded, reader.fingerprint)
+
+    async def fingerprint(self, pid: int) -> int | None:
+        """One `GetItems`: changes when any cached name, state or link changes."""
+        _, caller = await self._app_by_pid(pid)
+        try:
+            [items] = await caller.call(c.CACHE_PATH, c.CACHE, "GetItems")
+        except (DBusCallError, TimeoutError):
+            return None
+        return cache_fingerprint(items)
 
     def forget(self, app: AtspiApp) -> None:
         self.apps_by_pid.pop(app.pid, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from dbus_fast import Message, MessageType
@@ -76,8 +76,11 @@ class PeerBus(MessageBus):
 class Caller:
     """Method calls on one connection, pipelined, with a bound on how many are in flight.
 
-    `request` returns a future fed by dbus-fast's reply callback: no task per call, which
-    matters at a few hundred calls per window read.
+    Requests made in one event-loop turn are marshalled together and written with one
+    socket write (one `send` per message cost about 21 µs each, a fifth of a window read);
+    replies resolve plain futures through dbus-fast's reply table, with no task per call.
+    This reaches into dbus-fast internals (`_method_return_handlers`, `_writer`), pinned by
+    the desktop tests.
     """
 
     def __init__(self, bus: MessageBus, destination: str | None) -> None:
@@ -85,6 +88,7 @@ class Caller:
         self.destination = destination
         self._in_flight = 0
         self._waiting: deque[tuple[Message, asyncio.Future[list[Any]]]] = deque()
+        self._flush_scheduled = False
 
     def request(
         self,
@@ -103,20 +107,45 @@ class Caller:
             signature=signature,
             body=list(body),
         )
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        if self._in_flight < MAX_IN_FLIGHT:
-            self._send(message, future)
-        else:
-            self._waiting.append((message, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._waiting.append((message, future))
+        self._schedule_flush(loop)
         return future
 
-    def _send(self, message: Message, future: asyncio.Future[list[Any]]) -> None:
-        self._in_flight += 1
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._flush_scheduled and self._waiting and self._in_flight < MAX_IN_FLIGHT:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
 
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        writer = self.bus._writer
+        if writer is None or self.bus._disconnected:
+            error = DBusCallError("Disconnected", "the connection is closed")
+            while self._waiting:
+                _, future = self._waiting.popleft()
+                if not future.done():
+                    future.set_exception(error)
+            return
+        batch = bytearray()
+        while self._waiting and self._in_flight < MAX_IN_FLIGHT:
+            message, future = self._waiting.popleft()
+            message.serial = self.bus.next_serial()
+            self.bus._method_return_handlers[message.serial] = self._reply_handler(future)
+            self._in_flight += 1
+            batch += message._marshall(False)
+        if batch:
+            writer.messages.append((batch, None, None))
+            writer.schedule_write()
+
+    def _reply_handler(
+        self, future: asyncio.Future[list[Any]]
+    ) -> Callable[[Message | None, Exception | None], None]:
         def on_reply(reply: Message | None, error: Exception | None) -> None:
             self._in_flight -= 1
-            if self._waiting:
-                self._send(*self._waiting.popleft())
+            if self._waiting and not future.get_loop().is_closed():
+                self._schedule_flush(future.get_loop())
             if future.done():
                 return
             if error is not None:
@@ -129,7 +158,7 @@ class Caller:
             else:
                 future.set_result(list(reply.body))
 
-        self.bus._call(message, on_reply)
+        return on_reply
 
     async def call(
         self,

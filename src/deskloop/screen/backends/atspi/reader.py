@@ -17,6 +17,14 @@ from deskloop.screen.tree import Box, NodeData, WindowRead
 
 TEXT_LIMIT = 2000  # characters of an editable field's text read per snapshot
 NODE_LIMIT = 5000  # nodes fetched one by one per read, a guard against huge tables
+EXTENTS_CHUNK = 48  # uncached children whose extents are asked at once
+# Unnamed layout containers never get a line; their children are clipped one by one, so
+# their own extents are not worth a call (about a third of a GTK window's nodes).
+BARE_LAYOUT_ROLES = frozenset({20, 39, 67, 85, 86})  # filler, panel, unknown, section, redundant
+
+
+def _is_bare_layout(node: RawNode) -> bool:
+    return node.role in BARE_LAYOUT_ROLES and not node.name
 
 
 @dataclass
@@ -61,6 +69,11 @@ def node_from_cache_item(item: Any) -> RawNode:
     )
 
 
+def cache_fingerprint(items: list[Any]) -> int | None:
+    """A cheap digest of everything the cache says (names, states, links); None if empty."""
+    return hash(repr(items)) if items else None
+
+
 class WindowReader:
     """Reads windows of one app over its connection (a peer socket when it offers one)."""
 
@@ -70,6 +83,7 @@ class WindowReader:
         self.pid = pid
         self.nodes: dict[str, RawNode] = {}
         self.fetched_one_by_one = 0
+        self.fingerprint: int | None = None
 
     async def load_cache(self) -> None:
         """Everything the app has cached, with children linked in index order."""
@@ -78,6 +92,7 @@ class WindowReader:
         except DBusCallError:
             items = []  # GTK4 and some toolkits have no cache: the walk fetches one by one
         self.nodes = {}
+        self.fingerprint = cache_fingerprint(items)
         for item in items:
             node = node_from_cache_item(item)
             self.nodes[node.path] = node
@@ -135,40 +150,59 @@ class WindowReader:
             x, y, width, height = result[0]
             node.box = None if x == c.UNMAPPED else Box(x, y, width, height)
 
-    async def _complete_children(self, parents: list[RawNode]) -> list[RawNode]:
-        """Ask for the children the cache left out; returns the nodes read one by one."""
+    async def _complete_children(self, parents: list[RawNode], window: Box) -> None:
+        """Ask for the children the cache left out and read the ones inside the window."""
         incomplete = [
             node for node in parents
             if node.child_count != 0
             and (node.child_count < 0 or node.child_count != len(node.children))
         ]
         if not incomplete:
-            return []
+            return
         replies = await self.caller.gather(
             self.caller.request(node.path, c.ACCESSIBLE, "GetChildren") for node in incomplete
         )
-        unknown: list[tuple[str, str]] = []
+        wanted: list[tuple[str, str, Box]] = []
         for node, reply in zip(incomplete, replies, strict=True):
             if isinstance(reply, BaseException):
                 continue
             node.children = [_path_of(ref) for ref in reply[0]]
-            unknown.extend((path, node.path) for path in node.children if path not in self.nodes)
-        room = max(NODE_LIMIT - self.fetched_one_by_one, 0)
-        # Extents first: rows scrolled out of view are dropped before their details are read.
-        boxes = await self.caller.gather(
-            self.caller.request(path, c.COMPONENT, "GetExtents", "u", (c.COORDS_SCREEN,))
-            for path, _ in unknown[:room]
-        )
-        wanted = [
-            (path, parent)
-            for (path, parent), box in zip(unknown[:room], boxes, strict=True)
-            if not isinstance(box, BaseException) and box[0][0] != c.UNMAPPED
-        ]
-        fetched = await self.caller.gather(self.fetch_node(path, parent) for path, parent in wanted)
-        new_nodes = [node for node in fetched if isinstance(node, RawNode)]
-        for node in new_nodes:
-            self.nodes[node.path] = node
-        return new_nodes
+            unknown = [path for path in node.children if path not in self.nodes]
+            wanted.extend(await self._children_in_window(node.path, unknown, window))
+        fetched = await self.caller.gather(self.fetch_node(path, parent) for path, parent, _ in wanted)
+        for (_, _, box), node in zip(wanted, fetched, strict=True):
+            if isinstance(node, RawNode):
+                node.box = box
+                self.nodes[node.path] = node
+
+    async def _children_in_window(
+        self, parent: str, paths: list[str], window: Box
+    ) -> list[tuple[str, str, Box]]:
+        """Extents first, in chunks: a table's rows come in order, so once rows were inside
+        the window and a whole chunk falls outside, the rest are scrolled out too."""
+        inside: list[tuple[str, str, Box]] = []
+        seen_inside = False
+        for start in range(0, len(paths), EXTENTS_CHUNK):
+            room = NODE_LIMIT - self.fetched_one_by_one - len(inside)
+            chunk = paths[start : start + min(EXTENTS_CHUNK, max(room, 0))]
+            if not chunk:
+                break
+            boxes = await self.caller.gather(
+                self.caller.request(path, c.COMPONENT, "GetExtents", "u", (c.COORDS_SCREEN,))
+                for path in chunk
+            )
+            chunk_inside = False
+            for path, reply in zip(chunk, boxes, strict=True):
+                if isinstance(reply, BaseException) or reply[0][0] == c.UNMAPPED:
+                    continue
+                box = Box(*reply[0])
+                if box.is_empty or box.intersection(window) is not None:
+                    inside.append((path, parent, box))
+                    chunk_inside = True
+            if seen_inside and not chunk_inside:
+                break
+            seen_inside = seen_inside or chunk_inside
+        return inside
 
     async def _read_texts(self, nodes: list[RawNode]) -> None:
         editable = [
@@ -202,12 +236,14 @@ class WindowReader:
         kept: set[str] = {window.path}
         level = [window]
         while level:
-            await self._complete_children(level)
+            await self._complete_children(level, window_box)
             children = [
                 self.nodes[path] for node in level for path in node.children if path in self.nodes
             ]
             showing = [node for node in children if node.has(showing_state)]
-            await self._extents([node for node in showing if node.box is None])
+            await self._extents(
+                [node for node in showing if node.box is None and not _is_bare_layout(node)]
+            )
             level = []
             for node in showing:
                 box = node.box
@@ -263,7 +299,12 @@ def neutral_actions(node: RawNode) -> tuple[str, ...]:
 
 
 def to_window_read(
-    app_name: str, pid: int, window: RawNode, nodes: list[RawNode], degraded: str | None
+    app_name: str,
+    pid: int,
+    window: RawNode,
+    nodes: list[RawNode],
+    degraded: str | None,
+    fingerprint: int | None = None,
 ) -> WindowRead:
     """The neutral form of one read: AT-SPI roles and states mapped to shared names."""
     neutral = tuple(
@@ -287,4 +328,5 @@ def to_window_read(
         box=window.box or Box(0, 0, 0, 0),
         nodes=neutral,
         degraded=degraded,
+        fingerprint=fingerprint,
     )

@@ -62,6 +62,9 @@ class MacBackend:
         self.elements.update({(app.pid, ref): element for ref, element in elements.items()})
         return read
 
+    async def fingerprint(self, pid: int) -> int | None:
+        return None  # AX has no cheap digest: the settle rule reads the tree again
+
     def _element(self, pid: int, ref: str) -> Any:
         element = self.elements.get((pid, ref))
         if element is None:
