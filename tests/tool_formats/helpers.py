@@ -54,7 +54,7 @@ SCROLL = Tool(
     input_schema={
         "type": "object",
         "properties": {
-            "element_id": {"type": "string"},
+            "element_id": {"type": "string", "pattern": "^e[0-9]+$"},
             "direction": {"type": "string", "enum": ["up", "down", "left", "right"]},
             "amount": {"type": "integer", "minimum": 1, "maximum": 20},
         },

@@ -104,6 +104,8 @@ class GenericFormat(ToolFormat):
         )
 
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
+        # One call per turn, whatever `parallel` says: models without tool training repeat
+        # calls when allowed several (SmolLM2-135M, guided: click e10, e11, e12... until
+        # max_tokens). Answering with one call is always a valid answer.
         body = json_rule(call_object_schema(tools, arguments_key="arguments"))
-        more = f' ("\\n" {marker(self.call_opener)} call)*' if parallel else ""
-        return f"calls: call{more}\ncall: body {marker(self.call_closer)}\nbody: {body}"
+        return f"calls: call\ncall: body {marker(self.call_closer)}\nbody: {body}"
