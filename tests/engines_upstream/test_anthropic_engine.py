@@ -16,6 +16,7 @@ from deskloop.engines.base import (
     OutputEvent,
     TextDelta,
     ThinkingDelta,
+    ThinkingSignature,
     ToolCallEnd,
     ToolCallStart,
     ToolInputDelta,
@@ -130,6 +131,7 @@ async def test_stream_becomes_neutral_events() -> None:
     assert events == [
         Usage(input_tokens=25, output_tokens=1, cache_read_input_tokens=100),
         ThinkingDelta("Need the weather."),
+        ThinkingSignature("EqQBCkgIARAB"),
         TextDelta("Checking."),
         ToolCallStart("toolu_9", "get_weather"),
         ToolInputDelta('{"city": '),

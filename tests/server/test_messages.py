@@ -200,3 +200,31 @@ async def test_models_and_health() -> None:
     assert one.json()["type"] == "model"
     assert alias.status_code == 200
     assert health["status"] == "ok" and health["busy"] is False
+
+
+async def test_signed_thinking_reaches_the_client_whole() -> None:
+    from deskloop.engines.base import Finish, ThinkingDelta, ThinkingSignature, Usage
+    from deskloop.server.responses import SSEWriter, collect_message
+
+    events = [
+        ThinkingDelta("Let me think."),
+        ThinkingSignature("sig-1"),
+        Usage(3, 4),
+        Finish("end_turn"),
+    ]
+
+    async def replay():  # type: ignore[no-untyped-def]
+        for event in events:
+            yield event
+
+    message = await collect_message(Usage(3), replay(), model="m")
+    assert message["content"] == [
+        {"type": "thinking", "thinking": "Let me think.", "signature": "sig-1"}
+    ]
+    writer = SSEWriter("m")
+    chunks = b"".join(b"".join(writer.event(e)) for e in events) + b"".join(writer.end())
+    deltas = [d["delta"] for k, d in parse_sse(chunks.decode()) if k == "content_block_delta"]
+    assert deltas == [
+        {"type": "thinking_delta", "thinking": "Let me think."},
+        {"type": "signature_delta", "signature": "sig-1"},
+    ]

@@ -18,6 +18,7 @@ from deskloop.engines.base import (
     OutputEvent,
     TextDelta,
     ThinkingDelta,
+    ThinkingSignature,
     ToolCallEnd,
     ToolCallStart,
     ToolInputDelta,
@@ -202,8 +203,8 @@ class _ToolBlock:
 class AnthropicStreamReader:
     """Turns Messages SSE events into neutral output events.
 
-    Signatures of thinking blocks (`signature_delta`) have no neutral event and are
-    dropped; `forwarded_body` leaves such blocks out when the history comes back.
+    Thinking signatures pass through as `ThinkingSignature`; `forwarded_body` leaves
+    unsigned thinking blocks out when the history comes back.
     """
 
     usage: Usage = field(default_factory=lambda: Usage(input_tokens=0))
@@ -261,6 +262,8 @@ class AnthropicStreamReader:
             return [TextDelta(delta.get("text", ""))]
         if kind == "thinking_delta":
             return [ThinkingDelta(delta.get("thinking", ""))]
+        if kind == "signature_delta" and delta.get("signature"):
+            return [ThinkingSignature(str(delta["signature"]))]
         if kind == "input_json_delta" and index in self._tools:
             piece = str(delta.get("partial_json", ""))
             self._tools[index].partial_json += piece

@@ -164,6 +164,13 @@ class ThinkingDelta:
 
 
 @dataclass(frozen=True)
+class ThinkingSignature:
+    """The signature that closes a thinking block (upstreams that sign their thinking)."""
+
+    signature: str
+
+
+@dataclass(frozen=True)
 class ToolCallStart:
     id: str
     name: str
@@ -194,7 +201,14 @@ class Finish:
 
 
 OutputEvent = (
-    TextDelta | ThinkingDelta | ToolCallStart | ToolInputDelta | ToolCallEnd | Usage | Finish
+    TextDelta
+    | ThinkingDelta
+    | ThinkingSignature
+    | ToolCallStart
+    | ToolInputDelta
+    | ToolCallEnd
+    | Usage
+    | Finish
 )
 
 

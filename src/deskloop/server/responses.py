@@ -12,6 +12,7 @@ from deskloop.engines.base import (
     OutputEvent,
     TextDelta,
     ThinkingDelta,
+    ThinkingSignature,
     ToolCallEnd,
     ToolCallStart,
     ToolInputDelta,
@@ -65,6 +66,9 @@ async def collect_message(
                 content[-1]["thinking"] += event.thinking
             else:
                 content.append({"type": "thinking", "thinking": event.thinking, "signature": ""})
+        elif isinstance(event, ThinkingSignature):
+            if content and content[-1]["type"] == "thinking":
+                content[-1]["signature"] = event.signature
         elif isinstance(event, ToolCallStart):
             pending_call = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
         elif isinstance(event, ToolCallEnd) and pending_call is not None:
@@ -141,6 +145,9 @@ class SSEWriter:
                     "thinking", {"type": "thinking", "thinking": "", "signature": ""}
                 )
             out.append(self._delta({"type": "thinking_delta", "thinking": event.thinking}))
+        elif isinstance(event, ThinkingSignature):
+            if self._open == "thinking":
+                out.append(self._delta({"type": "signature_delta", "signature": event.signature}))
         elif isinstance(event, ToolCallStart):
             block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
             out += self._open_block("tool_use", block)
