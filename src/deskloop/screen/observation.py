@@ -128,9 +128,12 @@ class Observation:
 
 def header(snapshot: Snapshot) -> str:
     window = snapshot.window
+    app = f" app {quote(snapshot.app, NAME_LIMIT)}"
+    if snapshot.app.lower() in snapshot.title.lower():
+        app = ""  # the title already names the app
     line = (
-        f"window {quote(snapshot.title, NAME_LIMIT)} app {quote(snapshot.app, NAME_LIMIT)} "
-        f"pid {snapshot.pid} size {window.width}x{window.height} snapshot {snapshot.number}"
+        f"window {quote(snapshot.title, NAME_LIMIT)}{app} pid {snapshot.pid} "
+        f"{window.width}x{window.height} snapshot {snapshot.number}"
     )
     if snapshot.degraded:
         line += f"\ndegraded: {snapshot.degraded}"
@@ -185,9 +188,9 @@ def find_elements(snapshot: Snapshot, query: str, limit: int = 20) -> str:
         if element.box is None or element.box.is_empty or element.id == snapshot.root:
             continue
         haystack = " ".join(
-            [element.id, element.role, element.name, element.value or "", element.description]
+            [element.role, element.name, element.value or "", element.description]
         ).lower()
-        if all(word in haystack for word in words):
+        if all(word in haystack or word == element.id for word in words):
             matches.append(element_line(element, snapshot.window))
     if not matches:
         return f"no element matches {quote(query, NAME_LIMIT)} in snapshot {snapshot.number}"
