@@ -17,6 +17,7 @@ from mlx.nn.layers.quantized import quantize
 from mlx_lm.models import llama
 
 from deskloop.engines.base import EngineError
+from deskloop.engines.gguf_header import GGML_TYPE_NAMES, check_gguf_layout
 
 GGUF_GROUP_SIZE = 32  # every GGUF block format mx.load keeps quantized uses 32-weight blocks
 SUPPORTED_ARCHITECTURES = ("llama",)
@@ -50,6 +51,18 @@ class GgufModel:
 
 def load_gguf_model(path: Path) -> GgufModel:
     """Read `path` with `mx.load` and build the mlx-lm llama model it describes."""
+    unsupported = {
+        record.name: record.ggml_type
+        for record in check_gguf_layout(path)
+        if record.ggml_type not in GGML_TYPE_NAMES
+    }
+    if unsupported:
+        name, ggml_type = next(iter(unsupported.items()))
+        kept = ", ".join(GGML_TYPE_NAMES.values())
+        raise EngineError(
+            f"{path.name} stores {name} as ggml type {ggml_type}; MLX reads only {kept} "
+            "from GGUF files: use --engine llamacpp, or a Q4_0/Q4_1/Q8_0 file"
+        )
     try:
         loaded = mx.load(str(path), return_metadata=True)
     except (RuntimeError, ValueError) as exc:
