@@ -15,6 +15,7 @@ from deskloop.screen.roles import (
     HIDDEN_ROLES,
     SHOWN_STATES,
     TEXT_ROLES,
+    UNNAMED_WORTH_SHOWING,
     is_container,
     is_interactive,
 )
@@ -25,8 +26,6 @@ DEFAULT_BUDGET = 400
 NAME_LIMIT = 60
 VALUE_LIMIT = 80
 FOCUSED_AREA, INTERACTIVE, REST = 0, 1, 2
-# Roles worth a line even without a name or text: a model can still type into or toggle them.
-UNNAMED_WORTH_SHOWING = frozenset({"entry", "combo", "spin", "slider", "check", "radio", "toggle"})
 
 
 def quote(text: str, limit: int) -> str:

@@ -27,6 +27,9 @@ CONTAINER_ROLES = frozenset(
 # Roles never worth a line.
 HIDDEN_ROLES = frozenset({"separator", "filler", "redundant", "tooltip", "accel"})
 
+# Roles worth a line even without a name or text: a model can still type into or toggle them.
+UNNAMED_WORTH_SHOWING = frozenset({"entry", "combo", "spin", "slider", "check", "radio", "toggle"})
+
 TEXT_ROLES = frozenset({"label", "text", "heading", "paragraph", "image", "caption", "static"})
 
 # States shown on an observation line, in the order shown.

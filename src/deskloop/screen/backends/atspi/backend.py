@@ -31,6 +31,7 @@ from deskloop.screen.errors import ActionFailedError, AppNotFoundError, StaleEle
 from deskloop.screen.tree import Box, WindowRead
 
 DBUS = "org.freedesktop.DBus"
+KNOWN_LIMIT = 20_000  # remembered roles per app before starting over
 NO_TREE_REASON = (
     "the app shows a window but exposes no elements in it. Qt apps need "
     "QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1, Chromium and Electron need "
@@ -58,6 +59,8 @@ class AtspiBackend:
         self.a11y = Caller(a11y, None)
         self.peers: dict[str, Caller] = {}
         self.apps_by_pid: dict[int, AtspiApp] = {}
+        # Role and interfaces of objects outside the cache, per app bus name (see fetch_node).
+        self.known: dict[str, dict[str, tuple[int, frozenset[str]]]] = {}
         self._x11: X11Display | None = None
 
     @classmethod
@@ -163,7 +166,7 @@ class AtspiBackend:
             return by_pid[:1]
         active = []
         for app in apps:
-            reader = WindowReader(await self._caller_for(app), app.name, app.pid)
+            reader = self._reader(app, await self._caller_for(app))
             try:
                 await reader.load_cache()
                 windows = await reader.top_windows()
@@ -181,7 +184,7 @@ class AtspiBackend:
 
     async def read(self, target: Target) -> WindowRead:
         app = await self.find_app(target)
-        reader = WindowReader(await self._caller_for(app), app.name, app.pid)
+        reader = self._reader(app, await self._caller_for(app))
         try:
             await reader.load_cache()
             windows = await reader.top_windows()
@@ -209,7 +212,14 @@ class AtspiBackend:
             return None
         return cache_fingerprint(items)
 
+    def _reader(self, app: AtspiApp, caller: Caller) -> WindowReader:
+        known = self.known.setdefault(app.bus_name, {})
+        if len(known) > KNOWN_LIMIT:
+            known.clear()
+        return WindowReader(caller, app.name, app.pid, known)
+
     def forget(self, app: AtspiApp) -> None:
+        self.known.pop(app.bus_name, None)
         self.apps_by_pid.pop(app.pid, None)
         peer = self.peers.pop(app.bus_name, None)
         if peer is not None and peer.destination is None:
@@ -222,7 +232,7 @@ class AtspiBackend:
     async def identity(self, pid: int, ref: str) -> tuple[str, str]:
         app, caller = await self._app_by_pid(pid)
         try:
-            node = await WindowReader(caller, app.name, app.pid).fetch_node(ref, None)
+            node = await self._reader(app, caller).fetch_node(ref, None)
         except (DBusCallError, TimeoutError) as exc:
             raise StaleElementError(
                 "stale id: the element no longer exists in the app: observe again"

@@ -13,18 +13,19 @@ from typing import Any
 
 from deskloop.screen.backends.atspi import constants as c
 from deskloop.screen.backends.atspi.connection import Caller, DBusCallError
+from deskloop.screen.roles import UNNAMED_WORTH_SHOWING
 from deskloop.screen.tree import Box, NodeData, WindowRead
 
 TEXT_LIMIT = 2000  # characters of an editable field's text read per snapshot
 NODE_LIMIT = 5000  # nodes fetched one by one per read, a guard against huge tables
 EXTENTS_CHUNK = 48  # uncached children whose extents are asked at once
-# Unnamed layout containers never get a line; their children are clipped one by one, so
-# their own extents are not worth a call (about a third of a GTK window's nodes).
-BARE_LAYOUT_ROLES = frozenset({20, 39, 67, 85, 86})  # filler, panel, unknown, section, redundant
-
-
-def _is_bare_layout(node: RawNode) -> bool:
-    return node.role in BARE_LAYOUT_ROLES and not node.name
+def _never_shown(node: RawNode) -> bool:
+    """Unnamed nodes without text, value or focus never get an observation line, so their
+    extents are not worth a call (about a third of a GTK window); their children are still
+    walked and clipped one by one."""
+    if node.name or node.has(c.STATE_FOCUSED) or c.TEXT in node.interfaces:
+        return False
+    return c.VALUE not in node.interfaces and neutral_role(node) not in UNNAMED_WORTH_SHOWING
 
 
 @dataclass
@@ -77,8 +78,15 @@ def cache_fingerprint(items: list[Any]) -> int | None:
 class WindowReader:
     """Reads windows of one app over its connection (a peer socket when it offers one)."""
 
-    def __init__(self, caller: Caller, app_name: str, pid: int) -> None:
+    def __init__(
+        self,
+        caller: Caller,
+        app_name: str,
+        pid: int,
+        known: dict[str, tuple[int, frozenset[str]]] | None = None,
+    ) -> None:
         self.caller = caller
+        self.known = known if known is not None else {}
         self.app_name = app_name
         self.pid = pid
         self.nodes: dict[str, RawNode] = {}
@@ -101,30 +109,37 @@ class WindowReader:
                 self.nodes[node.parent].children.append(node.path)
 
     async def fetch_node(self, path: str, parent: str | None) -> RawNode:
-        """One node the cache left out, read with four pipelined calls."""
-        role, states, interfaces, properties = await self.caller.gather(
-            [
+        """One node the cache left out: state and properties, plus role and interfaces the
+        first time (an object keeps those for life, so `known` remembers them)."""
+        known = self.known.get(path)
+        requests = [
+            self.caller.request(path, c.ACCESSIBLE, "GetState"),
+            self.caller.request(path, c.PROPERTIES, "GetAll", "s", (c.ACCESSIBLE,)),
+        ]
+        if known is None:
+            requests += [
                 self.caller.request(path, c.ACCESSIBLE, "GetRole"),
-                self.caller.request(path, c.ACCESSIBLE, "GetState"),
                 self.caller.request(path, c.ACCESSIBLE, "GetInterfaces"),
-                self.caller.request(path, c.PROPERTIES, "GetAll", "s", (c.ACCESSIBLE,)),
             ]
-        )
-        for result in (role, states, interfaces, properties):
+        results = await self.caller.gather(requests)
+        for result in results:
             if isinstance(result, BaseException):
                 raise result
-        props = {key: variant.value for key, variant in properties[0].items()}
+        if known is None:
+            known = (int(results[2][0]), frozenset(results[3][0]))
+            self.known[path] = known
+        props = {key: variant.value for key, variant in results[1][0].items()}
         self.fetched_one_by_one += 1
         return RawNode(
             path=path,
             parent=parent,
             index=0,
             child_count=int(props.get("ChildCount", 0)),
-            interfaces=frozenset(interfaces[0]),
+            interfaces=known[1],
             name=str(props.get("Name", "")),
-            role=int(role[0]),
+            role=known[0],
             description=str(props.get("Description", "")),
-            states=c.state_bits(states[0]),
+            states=c.state_bits(results[0][0]),
         )
 
     async def top_windows(self) -> list[RawNode]:
@@ -242,7 +257,7 @@ class WindowReader:
             ]
             showing = [node for node in children if node.has(showing_state)]
             await self._extents(
-                [node for node in showing if node.box is None and not _is_bare_layout(node)]
+                [node for node in showing if node.box is None and not _never_shown(node)]
             )
             level = []
             for node in showing:
