@@ -132,3 +132,11 @@ def test_json_snapshot_has_the_tree() -> None:
 def test_tokens_are_counted_with_cl100k() -> None:
     assert tokenizer_name() == "cl100k_base (tiktoken)"
     assert count_tokens("hello world") == 2
+
+
+def test_same_backend_ref_in_two_apps_gets_two_ids() -> None:
+    ids = IdAllocator()
+    first = build_snapshot(form(), ids)
+    read = form()
+    other = build_snapshot(WindowRead("other-app", 777, "Other", read.box, read.nodes), ids)
+    assert not set(first.elements) & set(other.elements)

@@ -154,22 +154,27 @@ class Snapshot:
 class IdAllocator:
     """Hands out `e1`, `e2`, … and gives the same backend object the same id in a session."""
 
-    by_ref: dict[str, str] = field(default_factory=dict)
+    by_ref: dict[tuple[int, str], str] = field(default_factory=dict)
+    issued: set[str] = field(default_factory=set)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     snapshots: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
-    def id_for(self, ref: str) -> str:
-        if ref not in self.by_ref:
-            self.by_ref[ref] = f"e{next(self.counter)}"
-        return self.by_ref[ref]
+    def id_for(self, pid: int, ref: str) -> str:
+        """The id of backend object `ref` of process `pid` (refs repeat across apps)."""
+        key = (pid, ref)
+        if key not in self.by_ref:
+            element_id = f"e{next(self.counter)}"
+            self.by_ref[key] = element_id
+            self.issued.add(element_id)
+        return self.by_ref[key]
 
     def known(self, element_id: str) -> bool:
-        return element_id in self.by_ref.values()
+        return element_id in self.issued
 
 
 def build_snapshot(read: WindowRead, ids: IdAllocator) -> Snapshot:
     """Give the nodes of one window read ids and link parents to children."""
-    id_of = {node.ref: ids.id_for(node.ref) for node in read.nodes}
+    id_of = {node.ref: ids.id_for(read.pid, node.ref) for node in read.nodes}
     children: dict[str, list[str]] = {element_id: [] for element_id in id_of.values()}
     for node in read.nodes:
         parent_id = id_of.get(node.parent_ref) if node.parent_ref else None
