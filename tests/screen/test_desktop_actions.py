@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 
 import pytest
 from PIL import Image
 
 from deskloop.screen.actions import ScreenSession
-from deskloop.screen.errors import AppNotFoundError, StaleElementError
+from deskloop.screen.errors import AppNotFoundError, ScreenError, StaleElementError
 from deskloop.screen.observation import visible_elements
 from deskloop.screen.tokens import count_tokens
 from deskloop.screen.tree import Element, Snapshot
@@ -148,3 +150,40 @@ async def test_screen_screenshot_is_downscaled_with_its_scale(session: ScreenSes
     _, shot = await session.capture_screenshot(window=False)
     assert max(shot.width, shot.height) == 1568
     assert shot.scale == pytest.approx(1568 / 2400)
+
+
+async def test_scrolling_the_demo_list_shows_other_rows(session: ScreenSession) -> None:
+    snapshot = (await session.observe(app="gtk3-demo")).snapshot
+    assert snapshot is not None
+    cells = [e for e in visible_elements(snapshot) if e.role == "cell" and e.name]
+    try:
+        result = await session.scroll("down", 10, cells[len(cells) // 2].id)
+        assert result.diff is not None
+        assert result.diff.added, "rows scrolled into view appear as added lines"
+        assert any(line.startswith("- ") and '"Application Class"' in line
+                   for line in result.diff.removed)
+    finally:
+        await session.scroll("up", 30)
+
+
+async def test_wait_for_text_and_its_timeout(session: ScreenSession) -> None:
+    snapshot = (await session.observe(app="mousepad")).snapshot
+    assert snapshot is not None
+    [editor] = [e for e in visible_elements(snapshot) if e.role == "entry"]
+    await session.set_value(editor.id, "ready when you are")
+    found = await session.wait_for(text="when you are", timeout_s=2)
+    assert found.text.startswith("found: 'when you are'")
+    with pytest.raises(ScreenError, match=r"timed out after 0\.3 s waiting for 'never there'"):
+        await session.wait_for(text="never there", timeout_s=0.3)
+
+
+async def test_open_app_waits_for_its_window(session: ScreenSession) -> None:
+    result = await session.open_app("gtk3-icon-browser")
+    assert result.snapshot is not None
+    pid = result.snapshot.pid
+    try:
+        assert result.text.startswith("started gtk3-icon-browser (pid ")
+        assert result.snapshot.app == "gtk3-icon-browser"
+        assert len(visible_elements(result.snapshot)) > 3
+    finally:
+        os.kill(pid, signal.SIGTERM)

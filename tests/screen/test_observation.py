@@ -140,3 +140,12 @@ def test_same_backend_ref_in_two_apps_gets_two_ids() -> None:
     read = form()
     other = build_snapshot(WindowRead("other-app", 777, "Other", read.box, read.nodes), ids)
     assert not set(first.elements) & set(other.elements)
+
+
+def test_degraded_window_is_reported_with_its_reason() -> None:
+    read = WindowRead("qt-app", 99, "Qt window", WINDOW, (node("win", None, "window", box=WINDOW),),
+                      degraded="the app exposes no elements: QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1")
+    text = render_observation(build_snapshot(read, IdAllocator())).text
+    assert text.splitlines()[1] == (
+        "degraded: the app exposes no elements: QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1"
+    )

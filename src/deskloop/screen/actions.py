@@ -289,7 +289,7 @@ class ScreenSession:
                 return self._report(what, before, snapshot)
             if time.monotonic() >= deadline:
                 raise ActionFailedError(
-                    f"timed out after {timeout_s:.0f} s waiting for {element_id or repr(text)} "
+                    f"timed out after {timeout_s:g} s waiting for {element_id or repr(text)} "
                     f"to {'go' if gone else 'appear'}: observe to see the window now"
                 )
             await asyncio.sleep(POLL_INTERVAL_S)
