@@ -30,6 +30,7 @@ from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snap
 # (SCREEN-NOTES.md), so read until two reads at least SETTLE_GAP_S apart agree.
 SETTLE_GAP_S = 0.015
 SETTLE_TIMEOUT_S = 1.0
+STRUCTURE_QUIET_S = 0.1
 # Synthetic input reaches the app asynchronously: give it this long to show a change.
 SYNTHETIC_GRACE_S = 0.15
 POLL_INTERVAL_S = 0.1
@@ -46,6 +47,13 @@ class ActionResult:
 
 def _signature(snapshot: Snapshot) -> tuple[str, ...]:
     return tuple(element_line(e, snapshot.window) for e in visible_elements(snapshot))
+
+
+def _structure_changed(before: Snapshot, after: Snapshot) -> bool:
+    """Elements came or went (not just changed state): the settle rule waits longer."""
+    if (before.pid, before.root) != (after.pid, after.root):
+        return True
+    return {e.id for e in visible_elements(before)} != {e.id for e in visible_elements(after)}
 
 
 class ScreenSession:
@@ -72,26 +80,33 @@ class ScreenSession:
     async def settle(self, before: Snapshot, grace_s: float = 0.0) -> Snapshot:
         """Read until two reads agree (and, for synthetic input, a change shows or time passes).
 
-        Once a change has shown, the second "read" is the backend's cheap fingerprint
-        (one cache call) rather than a whole tree.
+        Once a change has shown, the agreeing "read" is the backend's cheap fingerprint (one
+        cache call) rather than a whole tree. A change that adds or removes elements (a page
+        switch, a dialog) must stay quiet for STRUCTURE_QUIET_S: GTK builds the new page's
+        tree over some tens of milliseconds after the old one is gone.
         """
         started = time.monotonic()
-        previous = await self.read()
+        current = await self.read()
+        since = time.monotonic()
         while time.monotonic() - started < SETTLE_TIMEOUT_S:
             await asyncio.sleep(SETTLE_GAP_S)
-            changed = _signature(previous) != _signature(before)
-            waited = time.monotonic() - started >= grace_s
-            if previous.fingerprint is not None and (changed or waited):
-                if await self.backend.fingerprint(previous.pid) == previous.fingerprint:
-                    return previous
-                previous = await self.read()
-                continue
-            current = await self.read()
             changed = _signature(current) != _signature(before)
-            if _signature(current) == _signature(previous) and (changed or waited):
+            waited = time.monotonic() - started >= grace_s
+            if current.fingerprint is not None and (changed or waited):
+                if await self.backend.fingerprint(current.pid) != current.fingerprint:
+                    current, since = await self.read(), time.monotonic()
+                    continue
+            else:
+                fresh = await self.read()
+                if _signature(fresh) != _signature(current):
+                    current, since = fresh, time.monotonic()
+                    continue
+                current = fresh
+                changed = _signature(current) != _signature(before)
+            quiet = STRUCTURE_QUIET_S if _structure_changed(before, current) else 0.0
+            if (changed or waited) and time.monotonic() - since >= quiet:
                 return current
-            previous = current
-        return previous
+        return current
 
     def _require_snapshot(self) -> Snapshot:
         if self.latest is None:
