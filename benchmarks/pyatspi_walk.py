@@ -1,7 +1,7 @@
 """Baseline for bench_screen.py: a naive pyatspi walk of one app's window.
 
 Runs under Debian's /usr/bin/python3 (python3-pyatspi), not the venv. Prints JSON:
-median milliseconds per walk and the node count.
+milliseconds of each walk, their median, and the node count.
 """
 
 import contextlib
@@ -36,7 +36,7 @@ def main():
         started = time.perf_counter()
         walk(window, counter)
         times.append((time.perf_counter() - started) * 1000)
-    print(json.dumps({"median_ms": statistics.median(times), "nodes": counter[0]}))
+    print(json.dumps({"times_ms": times, "median_ms": statistics.median(times), "nodes": counter[0]}))
 
 
 main()

@@ -18,17 +18,19 @@ from deskloop.screen.diff import SnapshotDiff, diff_snapshots
 from deskloop.screen.errors import ActionFailedError, ScreenError, StaleElementError
 from deskloop.screen.observation import (
     DEFAULT_BUDGET,
-    element_line,
     render_observation,
     visible_elements,
+    visible_fields,
 )
 from deskloop.screen.observation import find_elements as find_in_snapshot
 from deskloop.screen.screenshot import Screenshot, make_screenshot
 from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snapshot, resolve
 
-# Settle rule: right after a page switch a GTK tree is incomplete for about 60 ms
-# (SCREEN-NOTES.md), so read until two reads at least SETTLE_GAP_S apart agree.
-SETTLE_GAP_S = 0.015
+# Settle rule: read until two reads SETTLE_GAP_S apart agree. A state flip through an
+# accessible action is synchronous (0.2 ms, SCREEN-NOTES.md), but right after a page switch
+# a GTK tree is incomplete for about 60 ms, so when elements come or go the reads must
+# agree for STRUCTURE_QUIET_S (a test flaked at 15 ms without it).
+SETTLE_GAP_S = 0.008
 SETTLE_TIMEOUT_S = 1.0
 STRUCTURE_QUIET_S = 0.1
 # Synthetic input reaches the app asynchronously: give it this long to show a change.
@@ -45,15 +47,15 @@ class ActionResult:
     diff: SnapshotDiff | None = None
 
 
-def _signature(snapshot: Snapshot) -> tuple[str, ...]:
-    return tuple(element_line(e, snapshot.window) for e in visible_elements(snapshot))
+def _signature(snapshot: Snapshot) -> dict[str, list[str]]:
+    return visible_fields(snapshot)
 
 
 def _structure_changed(before: Snapshot, after: Snapshot) -> bool:
     """Elements came or went (not just changed state): the settle rule waits longer."""
     if (before.pid, before.root) != (after.pid, after.root):
         return True
-    return {e.id for e in visible_elements(before)} != {e.id for e in visible_elements(after)}
+    return visible_fields(before).keys() != visible_fields(after).keys()
 
 
 class ScreenSession:
@@ -294,7 +296,7 @@ class ScreenSession:
         wanted = (text or "").lower()
         while True:
             snapshot = await self.read()
-            lines = _signature(snapshot)
+            lines = [" ".join(fields) for fields in visible_fields(snapshot).values()]
             if element_id:
                 present = element_id in {e.id for e in visible_elements(snapshot)}
             else:

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deskloop.screen.observation import (
-    DEFAULT_BUDGET,
-    element_fields,
-    element_line,
-    fit_lines,
-    visible_elements,
-)
+from deskloop.screen.observation import DEFAULT_BUDGET, fit_lines, visible_fields
 from deskloop.screen.tokens import count_tokens
 from deskloop.screen.tree import Snapshot
 
@@ -61,19 +55,15 @@ def _was(old: list[str], new: list[str]) -> str:
 
 def diff_snapshots(before: Snapshot, after: Snapshot) -> SnapshotDiff:
     """Compare the visible elements of two snapshots of the same window, by element id."""
-    old = {element.id: element for element in visible_elements(before)}
-    new = {element.id: element for element in visible_elements(after)}
-    added = tuple(element_line(new[i], after.window) for i in new if i not in old)
-    removed = tuple(element_line(old[i], before.window) for i in old if i not in new)
-    changed = []
-    for element_id, element in new.items():
-        previous = old.get(element_id)
-        if previous is None:
-            continue
-        old_fields = element_fields(previous, before.window)
-        new_fields = element_fields(element, after.window)
-        if old_fields != new_fields:
-            changed.append(f"~ {element_id} {' '.join(new_fields)}{_was(old_fields, new_fields)}")
+    old = visible_fields(before)
+    new = visible_fields(after)
+    added = tuple(" ".join([i, *new[i]]) for i in new if i not in old)
+    removed = tuple(" ".join([i, *old[i]]) for i in old if i not in new)
+    changed = [
+        f"~ {i} {' '.join(fields)}{_was(old[i], fields)}"
+        for i, fields in new.items()
+        if i in old and old[i] != fields
+    ]
     return SnapshotDiff(
         before=before.number,
         after=after.number,

@@ -8,6 +8,7 @@ escaped so screen text cannot forge a line of its own.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -79,8 +80,28 @@ def _is_worth_a_line(element: Element, shown_names: dict[str, str], snapshot: Sn
     return True
 
 
+_VISIBLE: weakref.WeakKeyDictionary[Snapshot, list[Element]] = weakref.WeakKeyDictionary()
+_FIELDS: weakref.WeakKeyDictionary[Snapshot, dict[str, list[str]]] = weakref.WeakKeyDictionary()
+
+
 def visible_elements(snapshot: Snapshot) -> list[Element]:
     """Elements worth a line, in tree order: on-window, non-empty, not bare containers."""
+    if snapshot not in _VISIBLE:
+        _VISIBLE[snapshot] = _find_visible(snapshot)
+    return _VISIBLE[snapshot]
+
+
+def visible_fields(snapshot: Snapshot) -> dict[str, list[str]]:
+    """The line fields of every visible element by id (computed once per snapshot)."""
+    if snapshot not in _FIELDS:
+        _FIELDS[snapshot] = {
+            element.id: element_fields(element, snapshot.window)
+            for element in visible_elements(snapshot)
+        }
+    return _FIELDS[snapshot]
+
+
+def _find_visible(snapshot: Snapshot) -> list[Element]:
     shown: list[Element] = []
     shown_names: dict[str, str] = {}
     for element in snapshot:
@@ -162,8 +183,9 @@ def render_observation(snapshot: Snapshot, budget: int = DEFAULT_BUDGET) -> Obse
     head = header(snapshot)
     elements = visible_elements(snapshot)
     area = _focused_area(snapshot)
+    fields = visible_fields(snapshot)
     candidates = [
-        (priority(element, area), order, element_line(element, snapshot.window))
+        (priority(element, area), order, " ".join([element.id, *fields[element.id]]))
         for order, element in enumerate(elements)
     ]
     # Keep room for the header and the "N more elements" line.

@@ -112,9 +112,12 @@ class Element:
         return data
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Snapshot:
-    """One read of one window, with ids bound to its elements (tree order, root first)."""
+    """One read of one window, with ids bound to its elements (tree order, root first).
+
+    Compared by identity: each read is its own snapshot (and can key caches).
+    """
 
     number: int
     app: str
