@@ -18,6 +18,7 @@ from deskloop.engines.mlx import MlxEngine, load_mlx_engine
 from deskloop.engines.models import embedded_model_path
 from tests.engines.chat import CAPITAL_QUESTION, STORY_REQUEST, SYSTEM, render, text_of
 from tests.engines.guides import FixedSetGuide, SchemaGuide
+from tests.engines.mlx_folder import export_mlx_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.mlx]
 
@@ -226,3 +227,20 @@ def test_module_imports_without_mlx_and_says_how_to_install_it() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert "pip install" in result.stdout and "mlx" in result.stdout
+
+
+def test_mlx_model_folder_loads_through_mlx_lm(engine: MlxEngine, tmp_path: Path) -> None:
+    folder = export_mlx_folder(engine, tmp_path / "smollm2-mlx")
+    from_folder = load_mlx_engine(str(folder))
+    try:
+        assert from_folder.info.model_id == "smollm2-mlx"
+        assert from_folder.info.chat_template == engine.info.chat_template
+        assert from_folder.info.eos_token == "<|im_end|>"
+        assert 2 in from_folder.stop_token_ids
+        prompt = engine.tokenize(SHORT_CHAT)
+        assert from_folder.tokenize(SHORT_CHAT) == prompt
+        assert from_folder.token_bytes(9531) == engine.token_bytes(9531)
+        sampling = Sampling(max_tokens=4, temperature=0)
+        assert generate(from_folder, prompt, sampling)[0] == generate(engine, prompt, sampling)[0]
+    finally:
+        from_folder.close()
