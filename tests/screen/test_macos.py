@@ -19,7 +19,7 @@ from deskloop.screen.backends.macos.probe import (
     probe,
     run_macos_probe,
 )
-from deskloop.screen.errors import StaleElementError
+from deskloop.screen.errors import DegradedTreeError, StaleElementError
 
 
 @dataclass(eq=False)
@@ -233,3 +233,12 @@ def test_working_probe_is_remembered_and_the_watcher_sees_a_flip(tmp_path: Path)
     fake.codes["front"] = ax_module.AX_API_DISABLED
     result, changed = watcher.check()
     assert changed and not result.working
+
+
+async def test_window_without_elements_is_degraded_not_empty() -> None:
+    fake = FakeAxApi(element("AXWindow", "Canvas", (0, 0, 400, 300)))
+    session = ScreenSession(MacBackend(fake))
+    text = (await session.observe(app="TextEdit")).text
+    assert text.splitlines()[1].startswith("degraded: the app's window exposes no elements")
+    with pytest.raises(DegradedTreeError, match="use capture_screenshot"):
+        await session.find_elements("button")

@@ -16,11 +16,17 @@ from deskloop.screen.errors import (
     ScreenUnavailableError,
     StaleElementError,
 )
-from deskloop.screen.observation import Observation, find_elements, render_observation
+from deskloop.screen.observation import (
+    FORMAT_HELP,
+    Observation,
+    find_elements,
+    render_observation,
+)
 from deskloop.screen.screenshot import Screenshot
 from deskloop.screen.tree import Box, Element, Snapshot
 
 __all__ = [
+    "FORMAT_HELP",
     "ActionFailedError",
     "ActionResult",
     "AppInfo",

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 from deskloop.screen.backend import ScreenBackend, Target
 from deskloop.screen.diff import SnapshotDiff, diff_snapshots
-from deskloop.screen.errors import ActionFailedError, ScreenError, StaleElementError
+from deskloop.screen.errors import (
+    ActionFailedError,
+    DegradedTreeError,
+    ScreenError,
+    StaleElementError,
+)
 from deskloop.screen.observation import (
     DEFAULT_BUDGET,
     render_observation,
@@ -162,6 +167,10 @@ class ScreenSession:
     async def find_elements(self, query: str, limit: int = 20) -> ActionResult:
         """Elements of the latest snapshot whose role, name or text match every word of query."""
         snapshot = self._require_snapshot()
+        if snapshot.degraded:
+            raise DegradedTreeError(
+                f"{snapshot.app} gives no usable tree ({snapshot.degraded}): use capture_screenshot"
+            )
         return ActionResult(find_in_snapshot(snapshot, query, limit), snapshot)
 
     async def click(

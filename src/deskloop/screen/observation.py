@@ -24,6 +24,12 @@ from deskloop.screen.tokens import count_tokens
 from deskloop.screen.tree import Box, Element, Snapshot
 
 DEFAULT_BUDGET = 400
+# For the tool descriptions and system prompt: how to read an observation.
+FORMAT_HELP = (
+    "One element per line: id, role, \"name\", = \"text or value\", states, and @x,y the "
+    "element's centre in pixels from the window's top-left. Act on elements by id; ids are "
+    "valid until the next observation shows them gone."
+)
 NAME_LIMIT = 60
 VALUE_LIMIT = 80
 FOCUSED_AREA, INTERACTIVE, REST = 0, 1, 2
