@@ -66,6 +66,9 @@ class FakeCountingEngine(PrefixCachingEngine):
     def _drop_cache_after(self, keep: int) -> None:
         del self.kv[keep:]
 
+    def _release(self) -> None:
+        self.kv.clear()
+
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
         self.evaluated.append(list(tokens))
         self.kv.extend(tokens)
@@ -164,6 +167,13 @@ def test_guide_mask_is_obeyed_and_told_every_choice() -> None:
     tokens, _ = run(engine, [1], greedy(4), guide=guide)
     assert tokens == [7, 7, 7, 7]
     assert guide.accepted == [7, 7, 7, 7]
+
+
+def test_closed_engine_refuses_to_generate() -> None:
+    engine = FakeCountingEngine()
+    engine.close()
+    with pytest.raises(EngineError, match="closed"):
+        engine.generate([1], greedy(1), cancel=threading.Event())
 
 
 def test_prompt_longer_than_the_context_window_is_refused() -> None:

@@ -55,6 +55,8 @@ def test_registry_loads_the_embedded_model_with_its_gguf_metadata() -> None:
     assert engine.vocab_size == 49152
     assert {0, 2} <= engine.stop_token_ids  # <|endoftext|> and <|im_end|>
     engine.close()
+    with pytest.raises(EngineError, match="closed"):
+        engine.tokenize("after close")
 
 
 def test_default_context_window_is_the_trained_one(engine: LlamaCppEngine) -> None:

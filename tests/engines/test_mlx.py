@@ -66,6 +66,8 @@ def test_registry_loads_the_gguf_with_its_metadata() -> None:
     assert engine.vocab_size == 49152
     assert {0, 2} <= engine.stop_token_ids
     engine.close()
+    with pytest.raises(EngineError, match="closed"):
+        engine.generate([1, 2], Sampling(max_tokens=1), cancel=threading.Event())
 
 
 @pytest.mark.llamacpp

@@ -84,6 +84,21 @@ class PrefixCachingEngine(LocalEngine):
 
     def __init__(self) -> None:
         self._cached_tokens: list[int] = []  # the tokens whose keys and values the cache holds
+        self._closed = False
+
+    def close(self) -> None:
+        """Free the model; later calls raise EngineError instead of touching freed memory."""
+        self._closed = True
+        self._release()
+        self._cached_tokens.clear()
+
+    @abstractmethod
+    def _release(self) -> None:
+        """Free the library's model and cache."""
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise EngineError(f"the {self.name} engine was closed; load the model again")
 
     @abstractmethod
     def _drop_cache_after(self, keep: int) -> None:
@@ -106,6 +121,7 @@ class PrefixCachingEngine(LocalEngine):
         guide: TokenGuide | None = None,
         on_prefill: Callable[[PrefillReport], None] | None = None,
     ) -> Iterator[int]:
+        self._require_open()
         prompt = list(prompt)
         context_window = self.info.context_window
         if not prompt:

@@ -70,6 +70,7 @@ class LlamaCppEngine(PrefixCachingEngine):
         return self._stops
 
     def tokenize(self, text: str) -> list[int]:
+        self._require_open()
         # BOS only when the GGUF asks for one and the rendered text does not start with it.
         add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
         tokens: list[int] = self._llama.tokenize(
@@ -83,11 +84,13 @@ class LlamaCppEngine(PrefixCachingEngine):
 
     def token_bytes(self, token: int) -> bytes:
         if self._token_bytes is None:
+            self._require_open()
             self._token_bytes = [self._piece(index) for index in range(self._vocab_size)]
         return self._token_bytes[token]
 
     def guidance_tokenizer(self) -> Any:
         if self._guidance_tokenizer is None:
+            self._require_open()
             from llguidance.llamacpp import lltokenizer_from_vocab
 
             with warnings.catch_warnings():
@@ -98,7 +101,7 @@ class LlamaCppEngine(PrefixCachingEngine):
                 )
         return self._guidance_tokenizer
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._llama.close()
 
     def _piece(self, token: int) -> bytes:

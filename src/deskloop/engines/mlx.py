@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -91,9 +91,10 @@ class MlxEngine(PrefixCachingEngine):
             )
         return self._guidance_tokenizer
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._cache = []
-        self._cached_tokens.clear()
+        self._model = None
+        self._loaded = replace(self._loaded, model=None)
 
     def _drop_cache_after(self, keep: int) -> None:
         from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
