@@ -115,10 +115,10 @@ async def test_keyboard_typing_reaches_the_focused_window(session: ScreenSession
 
     await session.type_text("Keys 1!")
     await session.press_keys("ctrl+a")
-    result = await session.type_text("replaced")
+    result = await session.type_text("replaced: Grüße → ok")
 
     assert result.snapshot is not None
-    assert result.snapshot.elements[editor.id].value == "replaced"
+    assert result.snapshot.elements[editor.id].value == "replaced: Grüße → ok"
 
 
 async def test_unknown_app_says_which_apps_exist(session: ScreenSession) -> None:

@@ -29,6 +29,8 @@ KEY_ALIASES = {
 }
 CHARACTER_KEYSYMS = {"\n": "Return", "\t": "Tab", " ": "space"}
 BUTTONS = {"left": 1, "middle": 2, "right": 3}
+# Time for clients to see a keymap change (MappingNotify) before and after using it.
+KEYMAP_SETTLE_S = 0.05
 SCROLL_BUTTONS = {"up": 4, "down": 5, "left": 6, "right": 7}
 
 
@@ -126,24 +128,37 @@ class X11Display:
         return 0, False
 
     @contextmanager
-    def _spare_keycode(self, keysym: int) -> Iterator[int]:
-        """Map `keysym` to an unused keycode for one key press (for characters no key has)."""
+    def _spare_keycodes(self, keysyms: list[int]) -> Iterator[dict[int, int]]:
+        """Map keysyms no key types to unused keycodes for the length of one text.
+
+        Clients translate a key when they process it, so the mapping must outlive the key
+        events: restoring right after each press lost characters under load.
+        """
+        if not keysyms:
+            yield {}
+            return
         first = self.display.display.info.min_keycode
         count = self.display.display.info.max_keycode - first + 1
         mapping = self.display.get_keyboard_mapping(first, count)
-        spare = next(
-            (first + i for i in reversed(range(count)) if not any(mapping[i])), None
-        )
-        if spare is None:
-            raise ActionFailedError("no free keycode to type this character; use set_value")
+        spares = [first + i for i in reversed(range(count)) if not any(mapping[i])]
+        if len(spares) < len(keysyms):
+            raise ActionFailedError(
+                "too many characters without a key in one text: type it in parts, or use "
+                "set_value"
+            )
         width = len(mapping[0])
-        self.display.change_keyboard_mapping(spare, [(keysym,) * width])
+        assigned = dict(zip(keysyms, spares, strict=False))
+        for keysym, keycode in assigned.items():
+            self.display.change_keyboard_mapping(keycode, [(keysym,) * width])
         self.display.sync()
-        time.sleep(0.02)  # clients must see the MappingNotify before the key arrives
+        time.sleep(KEYMAP_SETTLE_S)
         try:
-            yield spare
+            yield assigned
         finally:
-            self.display.change_keyboard_mapping(spare, [(0,) * width])
+            self.display.sync()
+            time.sleep(KEYMAP_SETTLE_S)
+            for keycode in assigned.values():
+                self.display.change_keyboard_mapping(keycode, [(0,) * width])
             self.display.sync()
 
     def _tap(self, keycode: int, shift: bool) -> None:
@@ -159,17 +174,14 @@ class X11Display:
 
     def type_text(self, text: str) -> None:
         self._require_xtest()
-        for character in text:
-            keysym = _keysym_of_character(character)
-            keycode, shift = self._keycode(keysym)
-            if keycode:
-                self._tap(keycode, shift)
-                continue
+        plan = [(_keysym_of_character(character), character) for character in text]
+        keys = {keysym: self._keycode(keysym) for keysym, _ in plan}
+        missing = sorted({keysym for keysym, (keycode, _) in keys.items() if not keycode})
+        with self._spare_keycodes(missing) as spares:
+            for keysym, _ in plan:
+                keycode, shift = keys[keysym]
+                self._tap(keycode or spares[keysym], shift)
             self.display.sync()
-            with self._spare_keycode(keysym) as spare:
-                self._tap(spare, False)
-                self.display.sync()
-        self.display.sync()
 
     def press_keys(self, combo: str) -> None:
         """Press a combination like `ctrl+s`, `shift+Tab`, `F5` or `Return`."""

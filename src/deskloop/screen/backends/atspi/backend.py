@@ -62,6 +62,7 @@ class AtspiBackend:
         # Role and interfaces of objects outside the cache, per app bus name (see fetch_node).
         self.known: dict[str, dict[str, tuple[int, frozenset[str]]]] = {}
         self._x11: X11Display | None = None
+        self.launched: list[subprocess.Popen[bytes]] = []
 
     @classmethod
     async def connect(cls) -> AtspiBackend:
@@ -314,6 +315,8 @@ class AtspiBackend:
         self.x11.focus_window(windows[0].xid)
 
     async def launch(self, command: list[str]) -> int:
+        # Reap apps started earlier that have quit (they stay running otherwise: users' apps).
+        self.launched = [process for process in self.launched if process.poll() is None]
         try:
             process = subprocess.Popen(
                 command,
@@ -327,6 +330,7 @@ class AtspiBackend:
                 f"cannot start {command[0]!r}: {exc.strerror}. Give the program's command "
                 "name as found on PATH (e.g. mousepad, gnome-calculator)"
             ) from exc
+        self.launched.append(process)
         return process.pid
 
     async def capture(self, box: Box | None) -> Image.Image:
