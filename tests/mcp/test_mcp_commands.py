@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from deskloop.mcp.commands import add_mcp_arguments, mcp_command
+from deskloop.mcp.arguments import add_mcp_arguments
+from deskloop.mcp.commands import mcp_command
 from deskloop.mcp.config import (
     HttpServerConfig,
     McpConfigError,

@@ -111,7 +111,8 @@ class Dispatcher:
         self.policy = policy
         self.timeouts = dict(timeouts)
         self.context = context if context is not None else ToolContext()
-        self._on_event = on_event
+        # Told of every call as it starts and ends (the loop points it at its step queue).
+        self.on_event = on_event
         self._failures: Counter[tuple[str, str]] = Counter()
         # Set once the same failing call has been made REPEATED_FAILURE_LIMIT times.
         self.stuck_reason: str | None = None
@@ -130,12 +131,12 @@ class Dispatcher:
     async def run_one(self, call: ToolCall) -> ToolOutcome:
         started = time.perf_counter()
         tool = self.registry.get(call.name)
-        self._on_event(ToolStarted(call, tool))
+        self.on_event(ToolStarted(call, tool))
         status, content = await self._outcome(call, tool)
         outcome = ToolOutcome(call, status, content, time.perf_counter() - started)
         if outcome.is_error:
             self._count_failure(outcome)
-        self._on_event(ToolFinished(outcome))
+        self.on_event(ToolFinished(outcome))
         return outcome
 
     async def _outcome(
