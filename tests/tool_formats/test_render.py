@@ -110,4 +110,4 @@ def test_mistral_ids_are_nine_alphanumerics_and_stable() -> None:
 
 def test_no_tools_means_no_tool_text() -> None:
     rendered = render("generic", with_tools=False)
-    assert "You can call these tools" not in rendered
+    assert "You can use these tools" not in rendered

@@ -1,0 +1,475 @@
+"""`deskloop bench tools`: tool calls from the embedded model, with and without constraints.
+
+Cases are generated from realistic desktop tool schemas (click / type / press keys /
+scroll by element id, SQL, routines, a follow-up question), each a screen-like context
+and an instruction. Every case runs twice on the same prompt, which ends with the call
+opener so both runs must write a call: once free, once guided by the call grammar
+(tool_choice any). Prints schema-valid, right-tool and right-argument rates for both,
+and the decode-time cost of masking as ratios. Targets (issue 3): 100% schema-valid
+guided; masking adds <= 10% to decode time. Asserts nothing.
+
+    python benchmarks/bench_tools.py --limit 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import statistics
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from deskloop.engines import create_engine
+from deskloop.engines.base import LocalEngine, PrefillReport, Sampling
+from deskloop.server.chat_template import render_chat
+from deskloop.server.constraints import GrammarGuide, build_guide
+from deskloop.server.protocol import Message, Tool
+from deskloop.server.tool_formats import choose_tool_format
+from deskloop.server.tool_formats.base import (
+    ParsedCallEnd,
+    ParsedCallInvalid,
+    ParsedCallStart,
+    ParsedEvent,
+    ToolFormat,
+)
+from deskloop.server.tool_schema import slim_tools, validate_input
+
+ELEMENT_ID = {
+    "type": "string",
+    "pattern": "^e[0-9]+$",
+    "description": "An element id from the screen, like e12.",
+}
+
+DESKTOP_TOOLS = [
+    Tool(
+        name="click",
+        description="Click an element on the screen by its id. Use the ids of the latest screen.",
+        input_schema={
+            "type": "object",
+            "properties": {"element_id": ELEMENT_ID, "double": {"type": "boolean"}},
+            "required": ["element_id"],
+            "additionalProperties": False,
+        },
+    ),
+    Tool(
+        name="type_text",
+        description="Type text into a text field. The field is focused first.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "element_id": ELEMENT_ID,
+                "text": {"type": "string", "maxLength": 100},
+                "submit": {"type": "boolean", "description": "Press Enter after typing."},
+            },
+            "required": ["element_id", "text"],
+            "additionalProperties": False,
+        },
+    ),
+    Tool(
+        name="press_keys",
+        description="Press a key combination in the focused window, like ctrl+s.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "keys": {
+                    "type": "string",
+                    "pattern": "^((ctrl|alt|shift|super)\\+)*([a-z0-9]|f[0-9]{1,2}|enter|escape|tab|delete)$",
+                }
+            },
+            "required": ["keys"],
+            "additionalProperties": False,
+        },
+    ),
+    Tool(
+        name="scroll",
+        description="Scroll a list or page element.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "element_id": ELEMENT_ID,
+                "direction": {"type": "string", "enum": ["up", "down"]},
+                "amount": {"type": "integer", "minimum": 1, "maximum": 10},
+            },
+            "required": ["element_id", "direction"],
+            "additionalProperties": False,
+        },
+    ),
+    Tool(
+        name="run_sql",
+        description="Run a read-only SQL query on the user's local database and return the rows.",
+        input_schema={
+            "type": "object",
+            "properties": {"query": {"type": "string", "maxLength": 200}},
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+    ),
+    Tool(
+        name="create_routine",
+        description="Schedule a task that runs again at set times.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "maxLength": 40},
+                "time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                "days": {"type": "string", "enum": ["daily", "weekdays", "weekends"]},
+                "task": {"type": "string", "maxLength": 120},
+            },
+            "required": ["name", "time", "days", "task"],
+            "additionalProperties": False,
+        },
+    ),
+    Tool(
+        name="ask_user",
+        description="Ask the user a question when the instruction is missing something.",
+        input_schema={
+            "type": "object",
+            "properties": {"question": {"type": "string", "maxLength": 120}},
+            "required": ["question"],
+            "additionalProperties": False,
+        },
+    ),
+]
+
+BUTTONS = ["OK", "Cancel", "Save", "Open", "Send", "Delete", "Next", "Back", "Print", "Close"]
+FIELDS = ["Name", "Email", "Subject", "Search", "City", "Phone", "Title", "Password"]
+LISTS = ["Messages", "Files", "Contacts", "Results", "Songs"]
+WINDOWS = ["Mail", "Settings", "Files", "Calendar", "Notes", "Music"]
+WORDS = ["hello", "meeting at noon", "Berlin", "invoice 42", "lunch", "quarterly report"]
+KEYS = [
+    ("ctrl+s", "save the document"),
+    ("ctrl+p", "print"),
+    ("ctrl+f", "search"),
+    ("escape", "close the dialog"),
+    ("ctrl+z", "undo"),
+    ("alt+f4", "close the window"),
+]
+TABLES = ["invoices", "contacts", "orders", "notes", "events"]
+TASKS = [
+    ("07:30", "weekdays", "check my calendar"),
+    ("09:00", "daily", "summarize new mail"),
+    ("18:00", "weekdays", "back up the notes folder"),
+    ("10:00", "weekends", "water the plants reminder"),
+]
+VAGUE = [
+    "Send the file to him.",
+    "Book it for then.",
+    "Delete the old ones.",
+    "Reply to that message.",
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    screen: str
+    instruction: str
+    tool: str
+    check: Callable[[dict[str, Any]], bool]  # right argument(s) for the right tool
+
+
+def _screen(rng: random.Random) -> tuple[str, dict[str, str], dict[str, str], dict[str, str]]:
+    """A window with buttons, fields and a list; ids are shuffled so position does not tell."""
+    ids = [f"e{number}" for number in rng.sample(range(2, 60), 12)]
+    buttons = rng.sample(BUTTONS, 4)
+    fields = rng.sample(FIELDS, 3)
+    lists = rng.sample(LISTS, 1)
+    lines = [f"window '{rng.choice(WINDOWS)}' (frame) e1"]
+    button_ids, field_ids, list_ids = {}, {}, {}
+    for name in buttons:
+        button_ids[name] = ids.pop()
+        lines.append(f"  {button_ids[name]} button '{name}'")
+    for name in fields:
+        field_ids[name] = ids.pop()
+        lines.append(f"  {field_ids[name]} entry '{name}' value=''")
+    for name in lists:
+        list_ids[name] = ids.pop()
+        lines.append(f"  {list_ids[name]} list '{name}' (24 items, scrollable)")
+    lines.append(f"  {ids.pop()} label 'Ready'")
+    header, body = lines[0], lines[1:]
+    rng.shuffle(body)
+    return "\n".join([header, *body]), button_ids, field_ids, list_ids
+
+
+def generate_cases(count: int, seed: int) -> list[Case]:
+    rng = random.Random(seed)
+    cases: list[Case] = []
+    kinds = ["click", "type_text", "press_keys", "scroll", "run_sql", "create_routine", "ask_user"]
+    for index in range(count):
+        kind = kinds[index % len(kinds)]
+        screen, buttons, fields, lists = _screen(rng)
+        if kind == "click":
+            name = rng.choice(list(buttons))
+            target = buttons[name]
+            cases.append(
+                Case(
+                    screen,
+                    f"Click the '{name}' button.",
+                    kind,
+                    lambda a, t=target: a.get("element_id") == t,
+                )
+            )
+        elif kind == "type_text":
+            name, word = rng.choice(list(fields)), rng.choice(WORDS)
+            target = fields[name]
+            cases.append(
+                Case(
+                    screen,
+                    f"Type '{word}' into the {name} field.",
+                    kind,
+                    lambda a, t=target, w=word: a.get("element_id") == t and a.get("text") == w,
+                )
+            )
+        elif kind == "press_keys":
+            keys, purpose = rng.choice(KEYS)
+            cases.append(
+                Case(
+                    screen,
+                    f"Press {keys} to {purpose}.",
+                    kind,
+                    lambda a, k=keys: a.get("keys") == k,
+                )
+            )
+        elif kind == "scroll":
+            name, direction = rng.choice(list(lists)), rng.choice(["up", "down"])
+            target = lists[name]
+            cases.append(
+                Case(
+                    screen,
+                    f"Scroll the {name} list {direction}.",
+                    kind,
+                    lambda a, t=target, d=direction: (
+                        a.get("element_id") == t and a.get("direction") == d
+                    ),
+                )
+            )
+        elif kind == "run_sql":
+            table = rng.choice(TABLES)
+            cases.append(
+                Case(
+                    screen,
+                    f"Use SQL to count the rows of the {table} table.",
+                    kind,
+                    lambda a, t=table: bool(
+                        re.search(rf"\bfrom\s+{t}\b", a.get("query", ""), re.I)
+                    ),
+                )
+            )
+        elif kind == "create_routine":
+            at, days, task = rng.choice(TASKS)
+            instruction = f"Set up a routine: {days} at {at}, {task}."
+            cases.append(
+                Case(
+                    screen,
+                    instruction,
+                    kind,
+                    lambda a, at=at, d=days: a.get("time") == at and a.get("days") == d,
+                )
+            )
+        else:
+            cases.append(
+                Case(
+                    screen,
+                    rng.choice(VAGUE) + " (Ask me what is missing.)",
+                    kind,
+                    lambda a: a.get("question", "").strip().endswith("?"),
+                )
+            )
+    return cases
+
+
+@dataclass
+class Outcome:
+    output: str
+    valid: bool
+    right_tool: bool
+    right_arguments: bool
+    tokens: int
+    decode_seconds: float
+    mask_seconds: float
+
+
+def first_call(events: list[ParsedEvent]) -> tuple[str, dict[str, Any]] | None:
+    name = ""
+    for event in events:
+        if isinstance(event, ParsedCallStart):
+            name = event.name
+        elif isinstance(event, ParsedCallEnd):
+            return name, event.input
+        elif isinstance(event, ParsedCallInvalid):
+            return None
+    return None
+
+
+def run_case(
+    engine: LocalEngine,
+    tokenizer: Any,
+    fmt: ToolFormat,
+    tools: list[Tool],
+    case: Case,
+    *,
+    guided: bool,
+    max_tokens: int,
+) -> Outcome:
+    messages = [Message(role="user", content=f"Screen:\n{case.screen}\n\n{case.instruction}")]
+    template_input = fmt.template_input(
+        "You operate the user's desktop with tools.", messages, tools
+    )
+    prompt = render_chat(
+        engine.info.chat_template, template_input.messages, tools=template_input.tools
+    )
+    # Both runs start inside a call, as a client forcing a tool would get them.
+    prompt += fmt.call_opener
+    guide: GrammarGuide | None = None
+    if guided:
+        guide = build_guide(
+            tokenizer, fmt, tools, "any", parallel=False, stop_tokens=engine.stop_token_ids
+        )
+        assert guide is not None
+        for token in engine.tokenize(fmt.call_opener):
+            guide.allowed_tokens()
+            guide.accept(token)
+        guide.mask_seconds = 0.0
+    prefilled: list[float] = []
+
+    def on_prefill(report: PrefillReport) -> None:
+        prefilled.append(time.perf_counter())
+
+    tokens = list(
+        engine.generate(
+            engine.tokenize(prompt),
+            Sampling(max_tokens=max_tokens, temperature=0.0),
+            cancel=threading.Event(),
+            guide=guide,
+            on_prefill=on_prefill,
+        )
+    )
+    decode_seconds = time.perf_counter() - prefilled[0]
+    output = fmt.call_opener + b"".join(engine.token_bytes(t) for t in tokens).decode(
+        "utf-8", "replace"
+    )
+    parser = fmt.new_parser(tools, guided=guided)
+    call = first_call(parser.feed(output) + parser.finish())
+    valid = (
+        call is not None
+        and validate_input(next(t for t in tools if t.name == call[0]), call[1]) is None
+    )
+    right_tool = call is not None and call[0] == case.tool
+    right_arguments = bool(right_tool and call is not None and case.check(call[1]))
+    return Outcome(
+        output,
+        valid,
+        right_tool,
+        right_arguments,
+        len(tokens) + 1,
+        decode_seconds,
+        guide.mask_seconds if guide else 0.0,
+    )
+
+
+def mask_application_seconds(vocab_size: int, repeats: int = 200) -> float:
+    """What the engine spends applying one mask to one row of logits (numpy, as in decoding.py)."""
+    scores = np.random.default_rng(0).standard_normal(vocab_size).astype(np.float32)
+    mask = np.random.default_rng(1).random(vocab_size) < 0.5
+    started = time.perf_counter()
+    for _ in range(repeats):
+        np.where(mask, scores, np.float32(-np.inf))
+    return (time.perf_counter() - started) / repeats
+
+
+def _rate(outcomes: list[Outcome], field: str) -> str:
+    hits = sum(1 for outcome in outcomes if getattr(outcome, field))
+    return f"{hits / len(outcomes):6.1%} ({hits}/{len(outcomes)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="deskloop bench tools", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--limit", type=int, default=210, help="number of cases (default 210)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model", default="", help="GGUF path; empty: the embedded model")
+    parser.add_argument("--max-tokens", type=int, default=160)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tool-diet", action="store_true", help="slim the tools first")
+    parser.add_argument("--show", action="store_true", help="print every case's outputs")
+    args = parser.parse_args(argv)
+
+    engine = create_engine("llamacpp", args.model, threads=args.threads)
+    assert isinstance(engine, LocalEngine)
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore", DeprecationWarning
+        )  # llguidance helper, llama-cpp-python 0.3
+        tokenizer = engine.guidance_tokenizer()
+    fmt = choose_tool_format(engine.info.chat_template, engine.info.architecture, "")
+    tools = slim_tools(DESKTOP_TOOLS) if args.tool_diet else DESKTOP_TOOLS
+    cases = generate_cases(args.limit, args.seed)
+    print(
+        f"model {engine.info.model_id}, format {fmt.name}, {len(tools)} tools, {len(cases)} cases"
+    )
+    for label, toolset in (("full", DESKTOP_TOOLS), ("diet", slim_tools(DESKTOP_TOOLS))):
+        rendered = fmt.template_input("", [Message(role="user", content="hi")], toolset)
+        text = render_chat(engine.info.chat_template, rendered.messages, tools=rendered.tools)
+        print(f"prompt tokens with {label} tools: {len(engine.tokenize(text))}")
+
+    # Warm-up: the first generation pays for lazy set-up that is not decoding.
+    run_case(engine, tokenizer, fmt, tools, cases[0], guided=True, max_tokens=8)
+    free: list[Outcome] = []
+    guided: list[Outcome] = []
+    started = time.perf_counter()
+    for number, case in enumerate(cases, 1):
+        free.append(
+            run_case(engine, tokenizer, fmt, tools, case, guided=False, max_tokens=args.max_tokens)
+        )
+        guided.append(
+            run_case(engine, tokenizer, fmt, tools, case, guided=True, max_tokens=args.max_tokens)
+        )
+        if args.show:
+            print(
+                f"--- {case.instruction} [{case.tool}]\n  free:   {free[-1].output!r}\n  guided: {guided[-1].output!r}"
+            )
+        if number % 10 == 0:
+            print(
+                f"  {number}/{len(cases)} cases, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+
+    print(f"\n{'':22}{'unconstrained':>22}{'constrained':>22}")
+    for label, field in (
+        ("schema-valid", "valid"),
+        ("right tool", "right_tool"),
+        ("right arguments", "right_arguments"),
+    ):
+        print(f"{label:22}{_rate(free, field):>22}{_rate(guided, field):>22}")
+    free_per_token = sum(o.decode_seconds for o in free) / sum(o.tokens for o in free)
+    guided_per_token = sum(o.decode_seconds for o in guided) / sum(o.tokens for o in guided)
+    paired = statistics.median(
+        (g.decode_seconds / g.tokens) / (f.decode_seconds / f.tokens)
+        for f, g in zip(free, guided, strict=True)
+    )
+    apply_seconds = mask_application_seconds(engine.vocab_size)
+    guided_tokens = sum(o.tokens for o in guided)
+    mask_seconds = sum(o.mask_seconds for o in guided) + apply_seconds * guided_tokens
+    mask_share = mask_seconds / sum(o.decode_seconds for o in guided)
+    print(
+        f"\nmasking cost (grammar + applying the mask): {mask_seconds / guided_tokens * 1000:.3f} ms per token"
+    )
+    print(f"masking share of constrained decode time: {mask_share:.2%} (target <= 10%)")
+    print(f"decode time per token, constrained / unconstrained, median of pairs: {paired:.3f}")
+    print(
+        f"decode: {1 / free_per_token:.1f} tokens/s unconstrained, {1 / guided_per_token:.1f} constrained"
+    )
+    engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
