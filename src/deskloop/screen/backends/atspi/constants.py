@@ -42,6 +42,8 @@ ROLE_NAMES: dict[int, str] = {
     110: "section", 116: "static", 129: "button",
 }
 ROLE_FRAME = 23
+ROLE_PASSWORD_TEXT = 40
+ROLE_SCROLL_BAR = 48
 ROLE_APPLICATION = 75
 
 # AtspiStateType bit numbers.

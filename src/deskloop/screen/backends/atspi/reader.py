@@ -222,10 +222,10 @@ class WindowReader:
     async def _read_texts(self, nodes: list[RawNode]) -> None:
         editable = [
             node for node in nodes
-            if c.TEXT in node.interfaces and node.role != 40
+            if c.TEXT in node.interfaces and node.role != c.ROLE_PASSWORD_TEXT
             and (c.EDITABLE_TEXT in node.interfaces or node.has(c.STATE_EDITABLE))
         ]
-        with_value = [node for node in nodes if c.VALUE in node.interfaces and node.role != 48]
+        with_value = [node for node in nodes if c.VALUE in node.interfaces and node.role != c.ROLE_SCROLL_BAR]
         texts = await self.caller.gather(
             self.caller.request(node.path, c.TEXT, "GetText", "ii", (0, TEXT_LIMIT))
             for node in editable
@@ -261,6 +261,8 @@ class WindowReader:
             )
             level = []
             for node in showing:
+                if node.path in kept:
+                    continue  # a child listed twice, or a cycle in a buggy tree
                 box = node.box
                 # SHOWING is not "on screen": scrolled-out rows still say it; clip by the
                 # window's box (SCREEN-NOTES.md). A degenerate box (mousepad's hidden tab
@@ -270,9 +272,13 @@ class WindowReader:
                     kept.add(node.path)
                     level.append(node)
         ordered: list[RawNode] = []
+        placed: set[str] = set()
         stack = [window.path]
         while stack:
             path = stack.pop()
+            if path in placed:
+                continue
+            placed.add(path)
             node = self.nodes[path]
             ordered.append(node)
             kept_children = [child for child in node.children if child in kept]
