@@ -1,0 +1,56 @@
+"""The argparse flags of `run`, `chat`, `history` and `tools`; cheap to import for cli.py."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+Lazy = Callable[[str], Handler]
+
+
+def _session_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="Anthropic Messages base URL for this session")
+    parser.add_argument("--model", help="model name to ask the endpoint for")
+    parser.add_argument(
+        "--no-mcp",
+        action="append",
+        metavar="SERVER",
+        help="switch an MCP server off for this session ('all' for every one)",
+    )
+
+
+def add_agent_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], lazy: Lazy
+) -> None:
+    """Attach the agent's subcommands; `lazy` turns "module:function" into a handler."""
+    run = commands.add_parser(
+        "run",
+        help="do one task and exit",
+        description="Run one agent session for TASK. Exit 0 when the agent finished "
+        "(end_turn), 1 when it stopped for another reason, 130 on Ctrl-C.",
+    )
+    run.add_argument("task")
+    _session_flags(run)
+    run.set_defaults(handler=lazy("deskloop.agent.commands:run_command"))
+
+    chat = commands.add_parser(
+        "chat",
+        help="talk with the agent, one message per line",
+        description="A conversation with the agent. Ctrl-C ends the running turn; "
+        "Ctrl-C at the prompt, or Ctrl-D, ends the session.",
+    )
+    chat.add_argument("--resume", type=int, metavar="ID", help="continue a stored session")
+    _session_flags(chat)
+    chat.set_defaults(handler=lazy("deskloop.agent.commands:chat_command"))
+
+    history = commands.add_parser("history", help="past sessions, a transcript, or a search")
+    history.add_argument("session", nargs="?", type=int, help="print this session's transcript")
+    history.add_argument("--search", metavar="TEXT", help="full-text search over messages")
+    history.add_argument("--limit", type=int, default=30)
+    history.set_defaults(handler=lazy("deskloop.agent.commands:history_command"))
+
+    tools = commands.add_parser("tools", help="every tool with what its schema costs in tokens")
+    tools.add_argument("--json", action="store_true")
+    tools.add_argument("--no-mcp", action="append", metavar="SERVER")
+    tools.set_defaults(handler=lazy("deskloop.agent.commands:tools_command"))

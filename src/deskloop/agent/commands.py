@@ -1,0 +1,241 @@
+"""`deskloop run`, `chat`, `history` and `tools`: thin handlers over the agent packages."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+
+from deskloop.agent.followup import ASK_FOLLOWUP
+from deskloop.agent.loop import RunEnded, Step
+from deskloop.agent.policy import Answer, PermissionRequest
+from deskloop.agent.registry import ToolRegistry
+from deskloop.agent.session import SessionOptions, open_session, stop_embedded_server
+from deskloop.agent.terminal import TerminalView, short
+from deskloop.mcp.client import McpServers
+from deskloop.mcp.config import load_servers
+from deskloop.screen.tokens import count_tokens, tokenizer_name
+from deskloop.store import Store
+
+EXIT_INTERRUPTED = 130
+
+
+class TurnRunner:
+    """Runs one turn at a time; Ctrl-C ends the running turn, or the session when none runs."""
+
+    def __init__(self, view: TerminalView) -> None:
+        self.view = view
+        self.current: asyncio.Future[RunEnded | None] | None = None
+        self.session_over = asyncio.Event()
+
+    def on_interrupt(self) -> None:
+        if self.current is not None and not self.current.done():
+            self.current.cancel()
+        else:
+            self.session_over.set()
+
+    async def run(self, steps: AsyncIterator[Step]) -> RunEnded | None:
+        """The run's last step, or None when the user interrupted it."""
+
+        async def consume() -> RunEnded | None:
+            ended = None
+            async for step in steps:
+                self.view.show(step)
+                if isinstance(step, RunEnded):
+                    ended = step
+            return ended
+
+        self.current = asyncio.ensure_future(consume())
+        try:
+            return await self.current
+        except asyncio.CancelledError:
+            if not self.current.cancelled():
+                raise
+            return None
+        finally:
+            self.view.finish()
+            self.current = None
+
+
+def _options(args: argparse.Namespace, title: str = "") -> SessionOptions:
+    return SessionOptions(
+        endpoint=getattr(args, "endpoint", None),
+        model=getattr(args, "model", None),
+        resume=getattr(args, "resume", None),
+        title=title,
+        mcp_off=getattr(args, "no_mcp", None) or (),
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """One session for one task; exit 0 when the model ends on end_turn."""
+    try:
+        return asyncio.run(_run(args))
+    finally:
+        stop_embedded_server()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    view = TerminalView()
+    runner = TurnRunner(view)
+    options = _options(args, title=args.task)
+    async with open_session(options) as session:
+        for report in options.reports:
+            print(f"deskloop: {report}", file=sys.stderr)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, runner.on_interrupt)
+        print(f"[session {session.session_id}]", file=sys.stderr)
+        ended = await runner.run(session.send(args.task))
+        reason = ended.reason if ended is not None else "interrupted"
+        session.store.end_session(session.session_id, reason)
+        print(f"[{view.summary()}]", file=sys.stderr)
+    if ended is None:
+        return EXIT_INTERRUPTED
+    if ended.reason == "endpoint_error":
+        print(f"deskloop: {ended.message}", file=sys.stderr)
+    return 0 if ended.reason == "end_turn" else 1
+
+
+class LineReader:
+    """Reads one line of stdin on demand in a daemon thread, so Ctrl-C never waits on it."""
+
+    async def read(self, prompt: str) -> str | None:
+        loop = asyncio.get_running_loop()
+        line: asyncio.Future[str] = loop.create_future()
+
+        def deliver(text: str) -> None:
+            if not line.done():
+                line.set_result(text)
+
+        def read_one() -> None:
+            loop.call_soon_threadsafe(deliver, sys.stdin.readline())
+
+        if sys.stdin.isatty():
+            print(prompt, end="", flush=True)
+        threading.Thread(target=read_one, daemon=True).start()
+        text = await line
+        return text.rstrip("\n") if text else None
+
+
+def chat_command(args: argparse.Namespace) -> int:
+    """A REPL: each line is a message; Ctrl-C ends a turn, a Ctrl-C at the prompt ends the chat."""
+    try:
+        return asyncio.run(_chat(args))
+    finally:
+        stop_embedded_server()
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    view = TerminalView()
+    runner = TurnRunner(view)
+    reader = LineReader()
+
+    async def ask(request: PermissionRequest) -> Answer:
+        reply = await reader.read(
+            f"Allow {request.tool_name} ({request.risk}) with {short(request.input, 300)}? "
+            "[y]es / [n]o / [a]lways this session: "
+        )
+        choice = (reply or "").strip().lower()
+        if choice in ("a", "always"):
+            return Answer.ALLOW_FOR_SESSION
+        return Answer.ALLOW_ONCE if choice in ("y", "yes") else Answer.DENY
+
+    options = _options(args)
+    options.asker = ask
+    async with open_session(options) as session:
+        for report in options.reports:
+            print(f"deskloop: {report}", file=sys.stderr)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, runner.on_interrupt)
+        print(f"[session {session.session_id}; Ctrl-D or Ctrl-C at the prompt ends it]")
+        reason = "user_quit"
+        if args.resume is not None and session.messages and session.messages[-1]["role"] == "user":
+            await runner.run(session.run())  # the resumed session was waiting on the model
+        while not runner.session_over.is_set():
+            reading = asyncio.ensure_future(reader.read("you> "))
+            over = asyncio.ensure_future(runner.session_over.wait())
+            await asyncio.wait({reading, over}, return_when=asyncio.FIRST_COMPLETED)
+            over.cancel()
+            if not reading.done():
+                reading.cancel()
+                break
+            text = reading.result()
+            if text is None:
+                break
+            if not text.strip():
+                continue
+            ended = await runner.run(session.send(text))
+            if ended is not None and ended.reason == "endpoint_error":
+                print(f"deskloop: {ended.message}", file=sys.stderr)
+                reason = "endpoint_error"
+                break
+        session.store.end_session(session.session_id, reason)
+        print(f"\n[{view.summary()}]")
+    return 0
+
+
+def history_command(args: argparse.Namespace) -> int:
+    """List sessions, search their messages, or print one session's transcript."""
+    with Store.open() as store:
+        if args.search:
+            for hit in store.search(args.search, limit=args.limit):
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(hit.created_at))
+                print(f"{hit.session_id:>5}  {when}  {hit.role:<9}  {hit.snippet}")
+            return 0
+        if args.session is not None:
+            record = store.session(args.session)
+            print(f"session {record.id}: {record.title} ({record.model} at {record.endpoint})")
+            for message in store.messages(record.id):
+                for block in message.content:
+                    print(f"{message.role:>9}: {_describe_block(block)}")
+            return 0
+        for record in store.sessions(limit=args.limit):
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started_at))
+            state = record.end_reason or "open"
+            print(f"{record.id:>5}  {when}  {state:<18}  {short(record.title, 70)}")
+    return 0
+
+
+def _describe_block(block: dict[str, object]) -> str:
+    kind = block.get("type")
+    if kind == "text":
+        return short(block.get("text", ""), 200)
+    if kind == "tool_use":
+        return f"→ {block.get('name')} {short(block.get('input'), 150)}"
+    if kind == "tool_result":
+        mark = "✗" if block.get("is_error") else "✓"
+        return f"{mark} {short(block.get('content'), 150)}"
+    return f"[{kind}]"
+
+
+def tools_command(args: argparse.Namespace) -> int:
+    """Every tool a session would offer, with what its definition costs in prompt tokens."""
+    return asyncio.run(_tools(args))
+
+
+async def _tools(args: argparse.Namespace) -> int:
+    reports: list[str] = []
+    servers = McpServers(
+        load_servers(),
+        on_stderr=lambda server, line: None,
+        on_report=lambda server, message: reports.append(f"MCP server {server!r} {message}"),
+        switched_off=getattr(args, "no_mcp", None) or (),
+    )
+    async with servers:
+        registry = ToolRegistry([ASK_FOLLOWUP, *await servers.start()])
+    costs = registry.schema_costs(count_tokens)
+    if args.json:
+        print(json.dumps([cost.__dict__ for cost in costs], indent=2))
+    else:
+        for cost in costs:
+            tool = registry.get(cost.name)
+            risk = tool.risk if tool is not None else ""
+            print(f"{cost.tokens:>6}  {risk:<11}  {cost.source:<14}  {cost.name}")
+        total = sum(cost.tokens for cost in costs)
+        print(f"{total:>6}  tokens in all ({len(costs)} tools, {tokenizer_name()})")
+    for report in reports:
+        print(f"deskloop: {report}", file=sys.stderr)
+    return 0

@@ -1,0 +1,133 @@
+"""Which Messages endpoint a session talks to, the embedded server, and endpoint errors in words.
+
+First that is set: `--endpoint`, the `agent.endpoint` setting, `ANTHROPIC_BASE_URL`, else
+the embedded server started as a child process on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from typing import IO
+
+import anthropic
+
+from deskloop.errors import DeskloopError
+from deskloop.settings import AgentSettings
+
+# Loading the embedded model from disk; a first run may also convert or page it in.
+EMBEDDED_START_TIMEOUT_S = 300.0
+LOCAL_API_KEY = "deskloop-local"
+
+
+class EndpointError(DeskloopError):
+    """The model endpoint cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str | None  # None: the embedded server, started on demand
+    source: str  # which setting chose it, for messages
+    api_key: str
+
+
+def resolve_endpoint(agent: AgentSettings, cli_endpoint: str | None = None) -> Endpoint:
+    api_key = agent.api_key or os.environ.get("ANTHROPIC_API_KEY", "") or LOCAL_API_KEY
+    if cli_endpoint:
+        return Endpoint(cli_endpoint.rstrip("/"), "--endpoint", api_key)
+    if agent.endpoint:
+        return Endpoint(agent.endpoint.rstrip("/"), "the agent.endpoint setting", api_key)
+    from_env = os.environ.get("ANTHROPIC_BASE_URL", "")
+    if from_env:
+        return Endpoint(from_env.rstrip("/"), "ANTHROPIC_BASE_URL", api_key)
+    return Endpoint(None, "the embedded server", api_key)
+
+
+class EmbeddedServer:
+    """`deskloop serve --port 0` as a child process, resident while this process lives."""
+
+    def __init__(self, extra_args: list[str] | None = None) -> None:
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        command = [sys.executable, "-m", "deskloop", "serve", "--port", "0", *self.extra_args]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        stdout = self.process.stdout
+        assert stdout is not None and self.process.stderr is not None
+        errors: list[str] = []
+        # The server writes its log to stderr; keep the tail for a failure message.
+        threading.Thread(target=_keep_tail, args=(self.process.stderr, errors), daemon=True).start()
+        ready: list[str] = []
+        reader = threading.Thread(target=lambda: ready.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(EMBEDDED_START_TIMEOUT_S)
+        line = ready[0] if ready else ""
+        if " at http" not in line:
+            self.stop()
+            said = "\n".join(errors[-5:]) or "no output"
+            raise EndpointError(
+                f"the embedded model server did not start ({said}); "
+                "try `deskloop serve` on its own to see why"
+            )
+        self.url = line.rsplit(" at ", 1)[1].strip()
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> EmbeddedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _keep_tail(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line.rstrip())
+        del lines[:-20]
+
+
+def explain_api_error(exc: anthropic.APIError, url: str, model: str) -> EndpointError:
+    """An SDK error as what a user can do about it."""
+    fix_endpoint = "fix it with `deskloop config set agent.endpoint URL` or unset it"
+    if isinstance(exc, anthropic.APIConnectionError):
+        return EndpointError(
+            f"nothing is answering at {url}: start the model server there, or {fix_endpoint}"
+        )
+    if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+        return EndpointError(
+            f"{url} refused the API key: set the right one with "
+            "`deskloop config set agent.api_key KEY` (or ANTHROPIC_API_KEY)"
+        )
+    if isinstance(exc, anthropic.NotFoundError):
+        said = str(exc.message)
+        if "model" in said.lower():
+            return EndpointError(
+                f"{url} has no model {model!r} loaded ({said}); load a model in that server, "
+                "or pick one with `deskloop config set agent.model NAME`"
+            )
+        hint = " (drop the trailing /v1: the client adds it)" if url.endswith("/v1") else ""
+        return EndpointError(
+            f"{url} does not speak the Anthropic Messages format{hint}: it has no "
+            "/v1/messages. An OpenAI-style server (vLLM, Ollama, LM Studio) can be put behind "
+            f"`deskloop serve --engine openai --upstream URL`; or {fix_endpoint}"
+        )
+    if isinstance(exc, anthropic.APIStatusError):
+        return EndpointError(f"{url} answered {exc.status_code}: {exc.message}")
+    return EndpointError(f"talking to {url} failed: {exc}")

@@ -1,0 +1,370 @@
+"""The agent loop: model turn, tool dispatch, repeat; yields typed steps as they happen.
+
+The CLI, the web UI and the event log consume the same steps. Every message and tool call
+is committed to the store as it happens, so a killed session can be resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import anthropic
+
+from deskloop.agent.dispatch import (
+    Dispatcher,
+    ToolCall,
+    ToolEvent,
+    ToolOutcome,
+    ToolStarted,
+)
+from deskloop.agent.endpoint import explain_api_error
+from deskloop.agent.events import SessionLog
+from deskloop.agent.followup import FOLLOWUP_TOOL_NAME
+from deskloop.agent.tools import ContentBlock, text_block
+from deskloop.settings import AgentSettings
+from deskloop.store import Store, TurnUsage
+
+EndReason = Literal[
+    "end_turn",
+    "stop_sequence",
+    "max_tokens",
+    "max_turns",
+    "max_session_tokens",
+    "max_session_seconds",
+    "repeated_failure",
+    "ask_followup",
+    "endpoint_error",
+    "refusal",
+]
+INTERRUPTED_RESULT = "interrupted by the user before this tool finished"
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    turn: int
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallStarted:
+    call: ToolCall
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    outcome: ToolOutcome
+
+
+@dataclass(frozen=True)
+class FollowupAsked:
+    question: str
+    options: list[str]
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    usage: TurnUsage
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """The last step of `send`: why the agent stopped, in words for the user."""
+
+    reason: EndReason
+    message: str
+
+
+Step = (
+    TurnStarted
+    | TextDelta
+    | ToolCallStarted
+    | ToolCallFinished
+    | FollowupAsked
+    | TurnEnded
+    | RunEnded
+)
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_turns: int
+    max_tokens_per_turn: int
+    max_session_tokens: int
+    max_session_seconds: float
+
+    @classmethod
+    def from_settings(cls, agent: AgentSettings) -> SessionLimits:
+        return cls(
+            agent.max_turns,
+            agent.max_tokens_per_turn,
+            agent.max_session_tokens,
+            agent.max_session_seconds,
+        )
+
+
+def merge_consecutive(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Join neighbours of one role (a tool result, then the user's answer) into one message."""
+    merged: list[dict[str, Any]] = []
+    for message in messages:
+        content = message["content"]
+        blocks = [text_block(content)] if isinstance(content, str) else list(content)
+        if merged and merged[-1]["role"] == message["role"]:
+            merged[-1]["content"].extend(blocks)
+        else:
+            merged.append({"role": message["role"], "content": blocks})
+    return merged
+
+
+def _block_dict(block: Any) -> ContentBlock:
+    data: ContentBlock = block.model_dump(mode="json", exclude_none=True)
+    if data.get("type") == "text":
+        return {"type": "text", "text": data.get("text", "")}
+    if data.get("type") == "tool_use":
+        return {"type": "tool_use", "id": data["id"], "name": data["name"], "input": data["input"]}
+    return data
+
+
+class AgentSession:
+    """One conversation with a model endpoint, its tools, its store rows and its log."""
+
+    def __init__(
+        self,
+        *,
+        client: anthropic.AsyncAnthropic,
+        model: str,
+        endpoint_url: str,
+        system_prompt: str,
+        dispatcher: Dispatcher,
+        store: Store,
+        session_id: int,
+        log: SessionLog,
+        limits: SessionLimits,
+        history: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.endpoint_url = endpoint_url
+        self.system_prompt = system_prompt
+        self.dispatcher = dispatcher
+        self.store = store
+        self.session_id = session_id
+        self.log = log
+        self.limits = limits
+        self.messages = merge_consecutive(history)
+        self.turns = 0
+        self.tokens_used = 0
+        self._last_outcomes: list[ToolOutcome] = []
+        self.started = time.monotonic()
+
+    def _append(self, role: Literal["user", "assistant"], blocks: list[ContentBlock]) -> None:
+        self.store.add_message(self.session_id, role, blocks)
+        self.messages = merge_consecutive([*self.messages, {"role": role, "content": blocks}])
+
+    async def send(self, text: str) -> AsyncIterator[Step]:
+        """Give the agent the user's words and run turns until it stops; ends with RunEnded."""
+        self._append("user", [text_block(text)])
+        self.log.write("user_message", text=text)
+        async for step in self.run():
+            yield step
+
+    async def run(self) -> AsyncIterator[Step]:
+        """Run turns from the conversation as it stands (a resumed one, say)."""
+        while True:
+            ended = self._limit_reached()
+            if ended is not None:
+                self.log.write("session_limit", reason=ended.reason)
+                yield ended
+                return
+            self.turns += 1
+            self.log.write("turn_start", turn=self.turns)
+            yield TurnStarted(self.turns)
+            final: Any = None
+            try:
+                async for step_or_final in self._model_turn():
+                    if isinstance(step_or_final, TextDelta):
+                        yield step_or_final
+                    else:
+                        final = step_or_final
+            except anthropic.APIError as exc:
+                explained = explain_api_error(exc, self.endpoint_url, self.model)
+                self.log.write("endpoint_error", message=str(explained))
+                yield RunEnded("endpoint_error", str(explained))
+                return
+            blocks, usage = final
+            yield TurnEnded(usage)
+            calls = [ToolCall.from_block(b) for b in blocks if b.get("type") == "tool_use"]
+            if not calls:
+                reason = _end_reason(usage.stop_reason)
+                self.log.write("run_end", reason=reason)
+                yield RunEnded(reason, _stop_words(usage.stop_reason, self.limits))
+                return
+            async for step in self._dispatch(calls):
+                yield step
+            followup = self._followup()
+            if followup is not None:
+                yield followup
+                self.log.write("run_end", reason="ask_followup")
+                yield RunEnded("ask_followup", followup.question)
+                return
+            if self.dispatcher.stuck_reason is not None:
+                self.log.write("run_end", reason="repeated_failure")
+                yield RunEnded("repeated_failure", f"stopped: {self.dispatcher.stuck_reason}")
+                return
+
+    async def _model_turn(self) -> AsyncIterator[TextDelta | tuple[list[ContentBlock], TurnUsage]]:
+        started = time.monotonic()
+        async with self.client.messages.stream(
+            model=self.model,
+            max_tokens=self.limits.max_tokens_per_turn,
+            system=self.system_prompt,
+            messages=self.messages,  # type: ignore[arg-type]
+            tools=self.dispatcher.registry.definitions(),  # type: ignore[arg-type]
+        ) as stream:
+            async for event in stream:
+                if event.type == "text":
+                    yield TextDelta(event.text)
+            final = await stream.get_final_message()
+        blocks = [_block_dict(block) for block in final.content]
+        usage = TurnUsage(
+            turn=self.turns,
+            input_tokens=final.usage.input_tokens,
+            output_tokens=final.usage.output_tokens,
+            cache_read_tokens=final.usage.cache_read_input_tokens or 0,
+            model_seconds=time.monotonic() - started,
+            stop_reason=str(final.stop_reason or ""),
+        )
+        self.tokens_used += usage.input_tokens + usage.output_tokens
+        with self.store.transaction():
+            self._append("assistant", blocks)
+            self.store.record_usage(self.session_id, usage)
+            for block in blocks:
+                if block["type"] == "tool_use":
+                    self.store.start_tool_call(
+                        self.session_id, block["id"], block["name"], block["input"]
+                    )
+        self.log.write(
+            "usage",
+            turn=self.turns,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            model_seconds=round(usage.model_seconds, 3),
+            stop_reason=usage.stop_reason,
+        )
+        yield blocks, usage
+
+    async def _dispatch(self, calls: list[ToolCall]) -> AsyncIterator[Step]:
+        events: asyncio.Queue[ToolEvent] = asyncio.Queue()
+        self.dispatcher.on_event = events.put_nowait
+        running = asyncio.ensure_future(self.dispatcher.run(calls))
+        finished: dict[str, ToolOutcome] = {}
+        try:
+            while not (running.done() and events.empty()):
+                getter = asyncio.ensure_future(events.get())
+                await asyncio.wait({getter, running}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                event = getter.result()
+                if isinstance(event, ToolStarted):
+                    self.log.write("tool_start", id=event.call.id, name=event.call.name)
+                    yield ToolCallStarted(event.call)
+                else:
+                    outcome = event.outcome
+                    finished[outcome.call.id] = outcome
+                    self._record_outcome(outcome)
+                    yield ToolCallFinished(outcome)
+            running.result()  # a bug in a tool re-raises here
+        except asyncio.CancelledError:
+            running.cancel()
+            self._answer_interrupted(calls, finished)
+            raise
+        self._last_outcomes = [finished[call.id] for call in calls]
+        self._append("user", [outcome.result_block() for outcome in self._last_outcomes])
+
+    def _record_outcome(self, outcome: ToolOutcome) -> None:
+        self.store.finish_tool_call(
+            self.session_id,
+            outcome.call.id,
+            status=outcome.status,
+            result=outcome.content,
+            is_error=outcome.is_error,
+            duration_s=outcome.duration_s,
+        )
+        fields: dict[str, Any] = {
+            "id": outcome.call.id,
+            "name": outcome.call.name,
+            "status": outcome.status,
+            "seconds": round(outcome.duration_s, 3),
+        }
+        if outcome.is_error:
+            fields["error"] = " ".join(str(b.get("text", "")) for b in outcome.content)
+        event = {"timeout": "tool_timeout", "bad_input": "malformed_input"}.get(outcome.status)
+        self.log.write(event or "tool_end", **fields)
+
+    def _answer_interrupted(self, calls: list[ToolCall], finished: dict[str, ToolOutcome]) -> None:
+        """Close the turn so the conversation stays valid: unfinished calls get an error result."""
+        blocks = []
+        for call in calls:
+            if call.id in finished:
+                blocks.append(finished[call.id].result_block())
+                continue
+            outcome = ToolOutcome(call, "error", [text_block(INTERRUPTED_RESULT)], 0.0)
+            self._record_outcome(outcome)
+            blocks.append(outcome.result_block())
+        self._append("user", blocks)
+        self.log.write("interrupted", during="tools")
+
+    def _followup(self) -> FollowupAsked | None:
+        """The question of a successful `ask_followup` call this turn, if there was one."""
+        for outcome in self._last_outcomes:
+            call = outcome.call
+            if call.name == FOLLOWUP_TOOL_NAME and outcome.status == "ok":
+                options = call.input.get("options") or []
+                return FollowupAsked(str(call.input["question"]), [str(o) for o in options])
+        return None
+
+    def _limit_reached(self) -> RunEnded | None:
+        limits = self.limits
+        if self.turns >= limits.max_turns:
+            return RunEnded(
+                "max_turns", f"stopped: reached {limits.max_turns} turns (agent.max_turns)"
+            )
+        if self.tokens_used >= limits.max_session_tokens:
+            return RunEnded(
+                "max_session_tokens",
+                f"stopped: used {self.tokens_used} tokens, the limit is "
+                f"{limits.max_session_tokens} (agent.max_session_tokens)",
+            )
+        elapsed = time.monotonic() - self.started
+        if elapsed >= limits.max_session_seconds:
+            return RunEnded(
+                "max_session_seconds",
+                f"stopped: ran {elapsed:.0f} s, the limit is {limits.max_session_seconds:g} s "
+                "(agent.max_session_seconds)",
+            )
+        return None
+
+
+def _end_reason(stop_reason: str) -> EndReason:
+    if stop_reason in ("max_tokens", "stop_sequence", "refusal"):
+        return stop_reason  # type: ignore[return-value]
+    return "end_turn"
+
+
+def _stop_words(stop_reason: str, limits: SessionLimits) -> str:
+    if stop_reason == "max_tokens":
+        return (
+            f"the answer was cut at {limits.max_tokens_per_turn} tokens (agent.max_tokens_per_turn)"
+        )
+    if stop_reason == "refusal":
+        return "the model declined to continue"
+    return "done"

@@ -1,0 +1,118 @@
+"""Opening an agent session: endpoint, store row, event log, MCP servers, tools, prompt."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import anthropic
+
+from deskloop.agent.dispatch import Dispatcher, timeouts_from_settings
+from deskloop.agent.endpoint import EmbeddedServer, resolve_endpoint
+from deskloop.agent.events import SessionLog
+from deskloop.agent.followup import ASK_FOLLOWUP
+from deskloop.agent.loop import AgentSession, SessionLimits
+from deskloop.agent.policy import Asker, PermissionPolicy
+from deskloop.agent.prompt import build_system_prompt
+from deskloop.agent.registry import ToolRegistry
+from deskloop.agent.tools import Tool, ToolContext
+from deskloop.mcp.client import McpServers
+from deskloop.mcp.config import load_servers
+from deskloop.settings import load_settings
+from deskloop.store import Store
+
+
+@dataclass
+class SessionOptions:
+    """What the command line can change for one session."""
+
+    endpoint: str | None = None
+    model: str | None = None
+    resume: int | None = None
+    title: str = ""
+    # MCP servers switched off for this session ("all" switches every one off).
+    mcp_off: Sequence[str] = ()
+    extra_tools: Sequence[Tool] = ()
+    asker: Asker | None = None
+    reports: list[str] = field(default_factory=list)
+
+
+_embedded: EmbeddedServer | None = None
+
+
+async def _endpoint_url(options: SessionOptions) -> tuple[str, str]:
+    """The URL and key to use, starting the embedded server once per process if needed."""
+    global _embedded
+    agent = load_settings().agent
+    endpoint = resolve_endpoint(agent, options.endpoint)
+    if endpoint.url is not None:
+        return endpoint.url, endpoint.api_key
+    if _embedded is None:
+        server = EmbeddedServer()
+        await asyncio.to_thread(server.start)
+        _embedded = server
+    return _embedded.url, endpoint.api_key
+
+
+def stop_embedded_server() -> None:
+    global _embedded
+    if _embedded is not None:
+        _embedded.stop()
+        _embedded = None
+
+
+@asynccontextmanager
+async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
+    """A ready session; MCP servers and the store are closed when the block ends."""
+    agent = load_settings().agent
+    model = options.model or agent.model
+    url, api_key = await _endpoint_url(options)
+    async with AsyncExitStack() as stack:
+        store = stack.enter_context(Store.open())
+        if options.resume is not None:
+            resumed = store.resume(options.resume)
+            record, history = resumed.session, resumed.messages
+        else:
+            record = store.create_session(title=options.title[:200], endpoint=url, model=model)
+            history = []
+        log = SessionLog.for_session(record.id)
+        stack.callback(log.close)
+        log.write("session_start", session=record.id, endpoint=url, model=model)
+
+        def report(server: str, message: str) -> None:
+            options.reports.append(f"MCP server {server!r} {message}")
+            log.write("mcp_report", server=server, message=message)
+
+        switched_off = [c.name for c in load_servers()] if "all" in options.mcp_off else []
+        servers = McpServers(
+            load_servers(),
+            on_stderr=lambda server, line: log.write("mcp_stderr", server=server, line=line),
+            on_report=report,
+            switched_off=[*options.mcp_off, *switched_off],
+        )
+        await stack.enter_async_context(servers)
+        registry = ToolRegistry([ASK_FOLLOWUP, *options.extra_tools, *await servers.start()])
+        policy = PermissionPolicy.from_settings(agent, options.asker)
+        dispatcher = Dispatcher(
+            registry,
+            policy,
+            timeouts_from_settings(agent),
+            context=ToolContext(session_id=record.id),
+        )
+        client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)
+        stack.push_async_callback(client.close)
+        system_prompt = record.system_prompt or build_system_prompt(agent, registry)
+        yield AgentSession(
+            client=client,
+            model=model,
+            endpoint_url=url,
+            system_prompt=system_prompt,
+            dispatcher=dispatcher,
+            store=store,
+            session_id=record.id,
+            log=log,
+            limits=SessionLimits.from_settings(agent),
+            history=history,
+        )

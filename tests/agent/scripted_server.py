@@ -1,0 +1,40 @@
+"""A real `deskloop serve` on the scripted engine (a test fake, asked for by name) on a free port."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def tool_call(name: str, arguments: dict[str, Any], text: str = "") -> str:
+    """Model output that the server's generic tool format turns into a tool_use block."""
+    call = json.dumps({"name": name, "arguments": arguments})
+    return f"{text}<tool_call>{call}</tool_call>"
+
+
+@contextmanager
+def scripted_server(
+    folder: Path, outputs: list[str], *, repeat_last: bool = False
+) -> Iterator[str]:
+    script = folder / "script.json"
+    script.write_text(json.dumps({"outputs": outputs, "repeat_last": repeat_last}))
+    command = [sys.executable, "-m", "deskloop", "serve", "--engine", "scripted"]
+    server = subprocess.Popen(
+        [*command, "--script", str(script), "--port", "0", "--tool-format", "generic"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline()
+        assert " at http" in ready, ready
+        yield ready.rsplit(" at ", 1)[1].strip()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()

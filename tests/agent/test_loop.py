@@ -1,0 +1,140 @@
+"""The agent loop against a real `deskloop serve` (scripted engine) and real MCP servers."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from scripted_server import scripted_server, tool_call
+
+from deskloop.agent.events import read_log, session_log_path
+from deskloop.agent.loop import (
+    FollowupAsked,
+    RunEnded,
+    Step,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnEnded,
+    TurnStarted,
+)
+from deskloop.agent.session import SessionOptions, open_session
+from deskloop.mcp.config import servers_file
+from deskloop.store import Store
+
+FIXTURE_SERVER = Path(__file__).parents[1] / "mcp" / "mcp_fixture_server.py"
+pytestmark = pytest.mark.slow
+
+
+def configure_mcp(**servers: dict[str, object]) -> None:
+    servers_file().parent.mkdir(parents=True, exist_ok=True)
+    servers_file().write_text(json.dumps({"mcpServers": servers}))
+
+
+TIME_SERVER = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
+FIXTURE = {"command": sys.executable, "args": [str(FIXTURE_SERVER)]}
+
+
+async def run_task(url: str, task: str) -> tuple[int, list[Step]]:
+    steps: list[Step] = []
+    async with open_session(SessionOptions(endpoint=url, title=task)) as session:
+        async for step in session.send(task):
+            steps.append(step)
+    return session.session_id, steps
+
+
+async def test_a_task_runs_a_real_mcp_tool_and_ends_on_end_turn(tmp_path: Path) -> None:
+    configure_mcp(time=TIME_SERVER)
+    outputs = [
+        tool_call("mcp__time__get_current_time", {"timezone": "Europe/Paris"}, "Let me check."),
+        "It is lunchtime in Paris.",
+    ]
+    with scripted_server(tmp_path, outputs) as url:
+        session_id, steps = await run_task(url, "What time is it in Paris?")
+
+    kinds = [type(step).__name__ for step in steps]
+    assert kinds[0] == "TurnStarted" and kinds[-1] == "RunEnded"
+    assert "".join(s.text for s in steps if isinstance(s, TextDelta)).startswith("Let me check.")
+    started = [s.call for s in steps if isinstance(s, ToolCallStarted)]
+    assert [(c.name, c.input) for c in started] == [
+        ("mcp__time__get_current_time", {"timezone": "Europe/Paris"})
+    ]
+    (finished,) = [s.outcome for s in steps if isinstance(s, ToolCallFinished)]
+    assert finished.status == "ok" and "Europe/Paris" in finished.content[0]["text"]
+    assert [s.turn for s in steps if isinstance(s, TurnStarted)] == [1, 2]
+    assert steps[-1] == RunEnded("end_turn", "done")
+    assert all(s.usage.input_tokens > 0 for s in steps if isinstance(s, TurnEnded))
+
+    with Store.open() as store:
+        messages = store.messages(session_id)
+        (call,) = store.tool_calls(session_id)
+        usage = store.usage(session_id)
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert messages[2].content[0]["type"] == "tool_result"
+    assert messages[3].content == [{"type": "text", "text": "It is lunchtime in Paris."}]
+    assert call.status == "ok" and call.duration_s is not None
+    assert [u.stop_reason for u in usage] == ["tool_use", "end_turn"]
+
+    events = [e["event"] for e in read_log(session_log_path(session_id))]
+    for expected in ("session_start", "user_message", "turn_start", "tool_start", "tool_end"):
+        assert expected in events
+    assert events.count("usage") == 2 and events[-1] == "run_end"
+
+
+async def test_a_hung_tool_times_out_and_the_session_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_TIMEOUT_MCP_S", "0.5")
+    monkeypatch.setenv("DESKLOOP_AGENT_POLICY_EXTERNAL", "auto")
+    configure_mcp(fixture=FIXTURE)
+    outputs = [tool_call("mcp__fixture__hang", {}), "The check hung, so I stopped it."]
+    with scripted_server(tmp_path, outputs) as url:
+        session_id, steps = await run_task(url, "Run the check")
+    (outcome,) = [s.outcome for s in steps if isinstance(s, ToolCallFinished)]
+    assert outcome.status == "timeout"
+    assert steps[-1] == RunEnded("end_turn", "done")
+    timeouts = [e for e in read_log(session_log_path(session_id)) if e["event"] == "tool_timeout"]
+    assert timeouts[0]["name"] == "mcp__fixture__hang"
+    assert "timed out after 0.5 s" in timeouts[0]["error"]
+
+
+async def test_the_same_failing_call_three_times_ends_the_session(tmp_path: Path) -> None:
+    configure_mcp(time=TIME_SERVER)
+    bad_call = tool_call("mcp__time__get_current_time", {"timezone": "Mars/Olympus"})
+    with scripted_server(tmp_path, [bad_call], repeat_last=True) as url:
+        _, steps = await run_task(url, "Do the thing")
+    assert [s.turn for s in steps if isinstance(s, TurnStarted)] == [1, 2, 3]
+    last = steps[-1]
+    assert isinstance(last, RunEnded) and last.reason == "repeated_failure"
+    assert "same failing call 3 times (mcp__time__get_current_time" in last.message
+    assert "Mars/Olympus" in last.message
+
+
+async def test_the_turn_limit_ends_the_session_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_MAX_TURNS", "2")
+    configure_mcp(time=TIME_SERVER)
+    question = tool_call("ask_followup", {"question": "Which file?", "options": ["a", "b"]})
+    zones = ["Europe/Paris", "Asia/Tokyo", "Etc/UTC"]
+    varied = [tool_call("mcp__time__get_current_time", {"timezone": zone}) for zone in zones]
+    with scripted_server(tmp_path, varied) as url:
+        _, steps = await run_task(url, "Loop forever")
+    assert steps[-1] == RunEnded("max_turns", "stopped: reached 2 turns (agent.max_turns)")
+    with scripted_server(tmp_path, [question]) as url:
+        _, steps = await run_task(url, "Open my file")
+    assert FollowupAsked("Which file?", ["a", "b"]) in steps
+    assert steps[-1] == RunEnded("ask_followup", "Which file?")
+
+
+async def test_endpoint_mistakes_are_explained(tmp_path: Path) -> None:
+    with scripted_server(tmp_path, ["unused"]) as url:
+        _, steps = await run_task(url + "/v1", "hello")
+    last = steps[-1]
+    assert isinstance(last, RunEnded) and last.reason == "endpoint_error"
+    assert "does not speak the Anthropic Messages format (drop the trailing /v1" in last.message
+
+    _, steps = await run_task(url, "hello")  # the server is gone now
+    last = steps[-1]
+    assert isinstance(last, RunEnded) and last.reason == "endpoint_error"
+    assert last.message.startswith(f"nothing is answering at {url}")
