@@ -137,7 +137,7 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
         raise EngineUnavailable(
             f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}"
         ) from exc
-    threads = int(options.get("threads") or os.cpu_count() or 1)
+    threads = int(options.get("threads") or default_thread_count())
     try:
         context_window = int(options.get("context_window") or 0) or min(
             _trained_context(model_ref.path), DEFAULT_CONTEXT_CAP
@@ -154,6 +154,16 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
     except (ValueError, RuntimeError, OSError) as exc:
         raise EngineError(f"llama.cpp could not load {model_ref.path}: {exc}") from exc
     return LlamaCppEngine(llama, model_ref, context_window)
+
+
+def default_thread_count() -> int:
+    """All cores but one, which stays free for the server loop and the desktop apps around it.
+
+    llama.cpp's threads wait for each other at every layer; when another process takes a
+    core they stall. Measured here (2 cores, load ~4, bench_engines.py): 2 threads decoded
+    7-8 tok/s and prefilled 30 tok/s, 1 thread 58-88 and 110-136.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def _not_gguf_message(model: str, model_ref: ModelRef) -> str:
