@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from deskloop.server.constraints import GrammarGuide, build_grammar
+from deskloop.server.protocol import Tool
 from deskloop.server.tool_formats import tool_format
-from tests.tool_formats.helpers import TOOLS
+from tests.tool_formats.helpers import TOOLS, run_parser
 from tests.tool_formats.test_parsers import GOLDEN_OUTPUTS
 
 pytestmark = pytest.mark.llamacpp
@@ -143,3 +144,80 @@ def test_qwen3_coder_values_follow_their_types(tokenizer: Any) -> None:
 
     assert accepts(tokenizer, "qwen3_coder", "auto", call("3"))
     assert not accepts(tokenizer, "qwen3_coder", "auto", call("three"))
+
+
+NO_ARGUMENTS = Tool(
+    name="screenshot", description="Take a screenshot.", input_schema={"type": "object"}
+)
+NESTED = Tool(
+    name="fill_form",
+    description="Fill several fields.",
+    input_schema={
+        "type": "object",
+        "properties": {
+            "fields": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}, "value": {"type": "string"}},
+                    "required": ["id", "value"],
+                },
+            },
+            "options": {"type": "object", "properties": {"submit": {"type": "boolean"}}},
+        },
+        "required": ["fields"],
+    },
+)
+EDGE_CALLS = {
+    "hermes": (
+        '<tool_call>\n{"name": "screenshot", "arguments": {}}\n</tool_call>',
+        '<tool_call>\n{"name": "fill_form", "arguments": {"fields": [{"id": "e1", "value": "x"}]}}\n</tool_call>',
+    ),
+    "generic": (
+        '<tool_call>{"name": "screenshot", "arguments": {}}</tool_call>',
+        '<tool_call>{"name": "fill_form", "arguments": {"fields": [{"id": "e1", "value": "x"}]}}</tool_call>',
+    ),
+    "llama3": (
+        '{"name": "screenshot", "parameters": {}}',
+        '{"name": "fill_form", "parameters": {"fields": [{"id": "e1", "value": "x"}]}}',
+    ),
+    "mistral": (
+        '[TOOL_CALLS] [{"name": "screenshot", "arguments": {}}]',
+        '[TOOL_CALLS] [{"name": "fill_form", "arguments": {"fields": [{"id": "e1", "value": "x"}]}}]',
+    ),
+    "qwen3_coder": (
+        "<tool_call>\n<function=screenshot>\n</function>\n</tool_call>",
+        "<tool_call>\n<function=fill_form>\n<parameter=fields>\n"
+        '[{"id": "e1", "value": "x"}]\n</parameter>\n</function>\n</tool_call>',
+    ),
+    "gemma": (
+        "<start_function_call>call:screenshot{}<end_function_call>",
+        "<start_function_call>call:fill_form{fields:[{id:<escape>e1<escape>,value:<escape>x<escape>}]}"
+        "<end_function_call>",
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(EDGE_CALLS))
+def test_tools_without_arguments_or_with_nested_ones(tokenizer: Any, family: str) -> None:
+    tools = [NO_ARGUMENTS, NESTED]
+    for call in EDGE_CALLS[family]:
+        grammar = build_grammar(tokenizer, tool_format(family), tools, "auto")
+        guide = GrammarGuide(tokenizer, grammar)
+        for token in tokenizer.tokenize_str(call):
+            mask = guide.allowed_tokens()
+            assert mask is not None and mask[token], (family, call)
+            guide.accept(token)
+        assert guide.is_complete()
+        blocks = run_parser(tool_format(family).new_parser(tools, guided=True), [call])
+        assert [block.kind for block in blocks] == ["call"], (family, call)
+
+
+def test_guides_from_one_grammar_do_not_share_state(tokenizer: Any) -> None:
+    grammar = build_grammar(tokenizer, tool_format("generic"), TOOLS, "any")
+    first, second = GrammarGuide(tokenizer, grammar), GrammarGuide(tokenizer, grammar)
+    for token in tokenizer.tokenize_str("<tool_call>"):
+        first.accept(token)
+    mask = second.allowed_tokens()
+    assert mask is not None and mask[tokenizer.tokenize_str("<")[0]]
+    assert not first.is_complete() and not second.is_complete()

@@ -12,8 +12,14 @@ from functools import cache
 import pytest
 
 from deskloop.engines.models import embedded_model_path
+from deskloop.errors import DeskloopError
 from deskloop.server.chat_template import render_chat
-from deskloop.server.tool_formats import detect_tool_format, tool_format
+from deskloop.server.tool_formats import (
+    UnknownToolFormat,
+    choose_tool_format,
+    detect_tool_format,
+    tool_format,
+)
 from deskloop.server.tool_formats.mistral import mistral_call_id
 from tests.tool_formats.helpers import GOLDEN, TEMPLATES, TOOLS, conversation
 
@@ -111,3 +117,13 @@ def test_mistral_ids_are_nine_alphanumerics_and_stable() -> None:
 def test_no_tools_means_no_tool_text() -> None:
     rendered = render("generic", with_tools=False)
     assert "You can use these tools" not in rendered
+
+
+def test_override_wins_and_unknown_names_are_refused() -> None:
+    qwen = (TEMPLATES / "qwen25.jinja").read_text()
+    assert choose_tool_format(qwen, "qwen2", "").name == "hermes"
+    assert choose_tool_format(qwen, "qwen2", "auto").name == "hermes"
+    assert choose_tool_format(qwen, "qwen2", "Generic").name == "generic"
+    with pytest.raises(UnknownToolFormat, match="choose one of: gemma, generic, hermes"):
+        choose_tool_format(qwen, "qwen2", "hermes2")
+    assert isinstance(UnknownToolFormat("x"), DeskloopError)
