@@ -8,6 +8,7 @@ clipping to the window's box, level by level so scrolled-out rows are never expa
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,8 @@ class WindowReader:
         self.nodes: dict[str, RawNode] = {}
         self.fetched_one_by_one = 0
         self.fingerprint: int | None = None
+        self._reached: set[str] = set()  # showing nodes found by the current walk
+        self._completed: set[str] = set()  # nodes whose children were asked for
 
     async def load_cache(self) -> None:
         """Everything the app has cached, with children linked in index order."""
@@ -165,30 +168,38 @@ class WindowReader:
             x, y, width, height = result[0]
             node.box = None if x == c.UNMAPPED else Box(x, y, width, height)
 
-    async def _complete_children(self, parents: list[RawNode], window: Box) -> None:
-        """Ask for the children the cache left out and read the ones inside the window."""
+    async def _complete_children(self, parents: list[RawNode], window: Box) -> list[RawNode]:
+        """Ask for the children the cache left out and read the ones inside the window;
+        returns the parents whose child lists changed."""
         incomplete = [
             node for node in parents
-            if node.child_count != 0
+            if node.path not in self._completed
+            and node.child_count != 0
             and (node.child_count < 0 or node.child_count != len(node.children))
         ]
         if not incomplete:
-            return
+            return []
+        self._completed.update(node.path for node in incomplete)
         replies = await self.caller.gather(
             self.caller.request(node.path, c.ACCESSIBLE, "GetChildren") for node in incomplete
         )
-        wanted: list[tuple[str, str, Box]] = []
+        completed: list[RawNode] = []
+        searches = []
         for node, reply in zip(incomplete, replies, strict=True):
             if isinstance(reply, BaseException):
                 continue
             node.children = [_path_of(ref) for ref in reply[0]]
+            completed.append(node)
             unknown = [path for path in node.children if path not in self.nodes]
-            wanted.extend(await self._children_in_window(node.path, unknown, window))
+            searches.append(self._children_in_window(node.path, unknown, window))
+        found = await asyncio.gather(*searches)
+        wanted = [item for items in found for item in items]
         fetched = await self.caller.gather(self.fetch_node(path, parent) for path, parent, _ in wanted)
         for (_, _, box), node in zip(wanted, fetched, strict=True):
             if isinstance(node, RawNode):
                 node.box = box
                 self.nodes[node.path] = node
+        return completed
 
     async def _children_in_window(
         self, parent: str, paths: list[str], window: Box
@@ -242,52 +253,80 @@ class WindowReader:
                 number = float(value[0].value)
                 node.text = str(int(number)) if number.is_integer() else f"{number:g}"
 
+    def _showing_below(self, roots: list[RawNode], showing_state: int) -> list[RawNode]:
+        """Showing nodes reachable from `roots` through known child links (no I/O)."""
+        found: list[RawNode] = []
+        stack = list(roots)
+        while stack:
+            node = stack.pop()
+            if node.path in self._reached:
+                continue
+            self._reached.add(node.path)
+            found.append(node)
+            for path in node.children:
+                child = self.nodes.get(path)
+                if child is not None and child.has(showing_state):
+                    stack.append(child)
+        return found
+
     async def read_window(self, window: RawNode) -> tuple[RawNode, list[RawNode]]:
-        """The window and its showing, on-window descendants, in tree order."""
+        """The window and its showing, on-window descendants, in tree order.
+
+        The cache gives the structure without round trips, so only the parts it leaves out
+        (tables, tree views) cost extra rounds, and all extents go out in one batch.
+        """
         # GTK4 sets no SHOWING; VISIBLE plus the box check stands in (SCREEN-NOTES.md).
         showing_state = c.STATE_SHOWING if window.has(c.STATE_SHOWING) else c.STATE_VISIBLE
         await self._extents([window])
         window_box = window.box or Box(0, 0, 0, 0)
-        kept: set[str] = {window.path}
-        level = [window]
-        while level:
-            await self._complete_children(level, window_box)
-            children = [
-                self.nodes[path] for node in level for path in node.children if path in self.nodes
-            ]
-            showing = [node for node in children if node.has(showing_state)]
-            await self._extents(
-                [node for node in showing if node.box is None and not _never_shown(node)]
-            )
-            level = []
-            for node in showing:
-                if node.path in kept:
-                    continue  # a child listed twice, or a cycle in a buggy tree
-                box = node.box
-                # SHOWING is not "on screen": scrolled-out rows still say it; clip by the
-                # window's box (SCREEN-NOTES.md). A degenerate box (mousepad's hidden tab
-                # reports -1 × -1) says nothing about where the children are: keep walking.
-                node.box = box.intersection(window_box) if box is not None else None
-                if node.box is not None or box is None or box.is_empty:
-                    kept.add(node.path)
-                    level.append(node)
+        self._reached = set()
+        self._completed = set()
+        showing = {node.path: node for node in self._showing_below([window], showing_state)}
+        frontier = list(showing.values())
+        while frontier:
+            completed = await self._complete_children(frontier, window_box)
+            # Walk the completed parents again: their new children may lead anywhere.
+            self._reached.difference_update(node.path for node in completed)
+            frontier = self._showing_below(completed, showing_state)
+            showing.update((node.path, node) for node in frontier)
+        await self._extents(
+            [node for node in showing.values() if node.box is None and not _never_shown(node)]
+        )
         ordered: list[RawNode] = []
         placed: set[str] = set()
         stack = [window.path]
         while stack:
             path = stack.pop()
             if path in placed:
-                continue
+                continue  # a child listed twice, or a cycle in a buggy tree
             placed.add(path)
             node = self.nodes[path]
             ordered.append(node)
-            kept_children = [child for child in node.children if child in kept]
-            for child in kept_children:
+            kept_children = []
+            for child_path in node.children:
+                child = self.nodes.get(child_path)
+                if child is None or child_path not in self._reached or not self._on_window(
+                    child, window_box
+                ):
+                    continue
                 # Cached parent links can point at nodes outside the cache; the walk is truth.
-                self.nodes[child].parent = path
+                child.parent = path
+                kept_children.append(child_path)
             stack.extend(reversed(kept_children))
         await self._read_texts(ordered)
         return window, ordered
+
+    @staticmethod
+    def _on_window(node: RawNode, window: Box) -> bool:
+        """Clip to the window. SHOWING is not "on screen": scrolled-out rows still say it
+        (SCREEN-NOTES.md). A degenerate box (mousepad's hidden tab reports -1 × -1) says
+        nothing about where the children are, so it is kept and walked."""
+        box = node.box
+        if box is None or box.is_empty:
+            node.box = None
+            return True
+        node.box = box.intersection(window)
+        return node.box is not None
 
 
 def neutral_states(node: RawNode) -> frozenset[str]:
