@@ -12,6 +12,7 @@ import pytest
 from deskloop.server.constraints import GrammarGuide, build_grammar
 from deskloop.server.protocol import Tool
 from deskloop.server.tool_formats import tool_format
+from deskloop.server.tool_formats.hermes import HermesFormat
 from tests.tool_formats.helpers import TOOLS, run_parser
 from tests.tool_formats.test_parsers import GOLDEN_OUTPUTS
 
@@ -221,3 +222,37 @@ def test_guides_from_one_grammar_do_not_share_state(tokenizer: Any) -> None:
     mask = second.allowed_tokens()
     assert mask is not None and mask[tokenizer.tokenize_str("<")[0]]
     assert not first.is_complete() and not second.is_complete()
+
+
+class SpecialMarkerFormat(HermesFormat):
+    """Hermes with markers that are special tokens in SmolLM2's vocabulary, as
+    `<tool_call>` is in Qwen's: exercises the special-token path of the grammar."""
+
+    name = "special-marker-test"
+    call_opener = "<issue_start>"
+    call_closer = "<issue_closed>"
+
+
+def special_accepts(tokenizer: Any, choice: str, text: str) -> bool:
+    grammar = build_grammar(tokenizer, SpecialMarkerFormat(), TOOLS, choice)
+    guide = GrammarGuide(tokenizer, grammar)
+    for token in tokenizer.tokenize_str(text, parse_special=True):
+        mask = guide.allowed_tokens()
+        assert mask is not None
+        if not mask[token]:
+            return False
+        guide.accept(token)
+    return guide.is_complete()
+
+
+def test_special_token_markers_are_matched_as_tokens(tokenizer: Any) -> None:
+    call = '<issue_start>\n{"name": "click", "arguments": {"element_id": "e1"}}\n<issue_closed>'
+    grammar = build_grammar(tokenizer, SpecialMarkerFormat(), TOOLS, "auto")
+    assert "<[8]>" in grammar and "<[10]>" in grammar
+    assert special_accepts(tokenizer, "auto", "I will click." + call)
+    assert special_accepts(tokenizer, "auto", call)
+    assert special_accepts(tokenizer, "any", call)
+    assert special_accepts(tokenizer, "auto", "No call needed.")
+    assert not special_accepts(tokenizer, "none", call)
+    bad = '<issue_start>\n{"name": "click", "arguments": {"element_id": "OK"}}\n<issue_closed>'
+    assert not special_accepts(tokenizer, "auto", bad)
