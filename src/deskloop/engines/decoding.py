@@ -11,7 +11,6 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -80,7 +79,7 @@ def _fit_mask(allowed: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_
 class PrefixCachingEngine(LocalEngine):
     """A local engine whose KV cache holds one sequence, reused across calls up to the shared prefix."""
 
-    prefill_chunk: ClassVar[int] = 512  # tokens evaluated between two checks of `cancel`
+    prefill_chunk: int = 512  # tokens evaluated between two checks of `cancel`
 
     def __init__(self) -> None:
         self._cached_tokens: list[int] = []  # the tokens whose keys and values the cache holds

@@ -25,7 +25,7 @@ class LlamaCppEngine(PrefixCachingEngine):
     """One llama.cpp context over one GGUF model; its KV cache is reused across requests."""
 
     name: ClassVar[str] = "llamacpp"
-    prefill_chunk: ClassVar[int] = BATCH_SIZE
+    prefill_chunk = BATCH_SIZE
 
     def __init__(self, llama: Any, model_ref: ModelRef, context_window: int) -> None:
         super().__init__()
