@@ -48,7 +48,7 @@ def add_agent_commands(
     history.add_argument("session", nargs="?", type=int, help="print this session's transcript")
     history.add_argument("--search", metavar="TEXT", help="full-text search over messages")
     history.add_argument("--limit", type=int, default=30)
-    history.set_defaults(handler=lazy("deskloop.agent.commands:history_command"))
+    history.set_defaults(handler=lazy("deskloop.agent.history:history_command"))
 
     tools = commands.add_parser("tools", help="every tool with what its schema costs in tokens")
     tools.add_argument("--json", action="store_true")

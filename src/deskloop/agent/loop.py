@@ -148,6 +148,7 @@ class AgentSession:
         log: SessionLog,
         limits: SessionLimits,
         history: Sequence[Mapping[str, Any]] = (),
+        turns_before: int = 0,
     ) -> None:
         self.client = client
         self.model = model
@@ -159,10 +160,17 @@ class AgentSession:
         self.log = log
         self.limits = limits
         self.messages = merge_consecutive(history)
+        # Turns run by this process (the limits count these) and by earlier ones (resumed).
         self.turns = 0
+        self.turns_before = turns_before
         self.tokens_used = 0
         self._last_outcomes: list[ToolOutcome] = []
         self.started = time.monotonic()
+
+    @property
+    def turn_number(self) -> int:
+        """The current turn counted over the whole stored session."""
+        return self.turns_before + self.turns
 
     def _append(self, role: Literal["user", "assistant"], blocks: list[ContentBlock]) -> None:
         self.store.add_message(self.session_id, role, blocks)
@@ -184,8 +192,8 @@ class AgentSession:
                 yield ended
                 return
             self.turns += 1
-            self.log.write("turn_start", turn=self.turns)
-            yield TurnStarted(self.turns)
+            self.log.write("turn_start", turn=self.turn_number)
+            yield TurnStarted(self.turn_number)
             final: Any = None
             try:
                 async for step_or_final in self._model_turn():
@@ -234,7 +242,7 @@ class AgentSession:
             final = await stream.get_final_message()
         blocks = [_block_dict(block) for block in final.content]
         usage = TurnUsage(
-            turn=self.turns,
+            turn=self.turn_number,
             input_tokens=final.usage.input_tokens,
             output_tokens=final.usage.output_tokens,
             cache_read_tokens=final.usage.cache_read_input_tokens or 0,
@@ -252,7 +260,7 @@ class AgentSession:
                     )
         self.log.write(
             "usage",
-            turn=self.turns,
+            turn=self.turn_number,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cache_read_tokens=usage.cache_read_tokens,

@@ -74,7 +74,9 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         if options.resume is not None:
             resumed = store.resume(options.resume)
             record, history = resumed.session, resumed.messages
+            turns_before = max((u.turn for u in store.usage(record.id)), default=0)
         else:
+            turns_before = 0
             record = store.create_session(title=options.title[:200], endpoint=url, model=model)
             history = []
         log = SessionLog.for_session(record.id)
@@ -115,4 +117,5 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             log=log,
             limits=SessionLimits.from_settings(agent),
             history=history,
+            turns_before=turns_before,
         )

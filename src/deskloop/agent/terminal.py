@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
 from deskloop.agent.loop import (
     FollowupAsked,
@@ -18,15 +17,10 @@ from deskloop.agent.loop import (
     TurnEnded,
     TurnStarted,
 )
+from deskloop.agent.text import short
 from deskloop.store import TurnUsage
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-
-def short(value: Any, limit: int = 100) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class TerminalView:

@@ -1,0 +1,166 @@
+"""`deskloop run`, `chat --resume`, `history` and `tools` as a user runs them, in processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scripted_server import scripted_server, tool_call
+
+from deskloop.agent.events import read_log, session_log_path
+from deskloop.mcp.config import servers_file
+from deskloop.store import INTERRUPTED_TOOL_MESSAGE, Store
+
+AGENT_CLI = Path(__file__).with_name("agent_cli.py")
+FIXTURE_SERVER = Path(__file__).parents[1] / "mcp" / "mcp_fixture_server.py"
+TIME_SERVER = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
+FIXTURE = {"command": sys.executable, "args": [str(FIXTURE_SERVER)]}
+pytestmark = pytest.mark.slow
+
+
+def configure_mcp(**servers: dict[str, object]) -> None:
+    servers_file().parent.mkdir(parents=True, exist_ok=True)
+    servers_file().write_text(json.dumps({"mcpServers": servers}))
+
+
+def deskloop(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(AGENT_CLI), *argv],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def start_deskloop(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(AGENT_CLI), *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_event(session_id: int, event: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        log = session_log_path(session_id)
+        if log.exists() and any(e["event"] == event for e in read_log(log)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {event} event in the session log within 60 s")
+
+
+def test_run_streams_text_shows_each_tool_call_and_exits_0(tmp_path: Path) -> None:
+    configure_mcp(time=TIME_SERVER)
+    outputs = [
+        tool_call("mcp__time__get_current_time", {"timezone": "Asia/Tokyo"}, "Checking. "),
+        "It is evening in Tokyo.",
+    ]
+    with scripted_server(tmp_path, outputs) as url:
+        done = deskloop("run", "What time is it in Tokyo?", "--endpoint", url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Checking."
+    assert lines[1] == '→ mcp__time__get_current_time {"timezone": "Asia/Tokyo"}'
+    assert lines[2].startswith("  ✓ mcp__time__get_current_time ")
+    assert '"timezone": "Asia/Tokyo"' in lines[2]
+    assert lines[3] == "It is evening in Tokyo."
+    assert "[session 1]" in done.stderr
+    assert "2 turns, " in done.stderr and " tokens in " in done.stderr
+
+
+def test_run_exits_1_and_explains_an_endpoint_mistake(tmp_path: Path) -> None:
+    with scripted_server(tmp_path, ["unused"]) as url:
+        done = deskloop("run", "hello", "--endpoint", url + "/v1", "--no-mcp", "all")
+    assert done.returncode == 1
+    assert "does not speak the Anthropic Messages format" in done.stderr
+
+
+def test_ctrl_c_ends_the_turn_and_records_the_interrupted_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_POLICY_EXTERNAL", "auto")
+    configure_mcp(fixture=FIXTURE)
+    with scripted_server(tmp_path, [tool_call("mcp__fixture__hang", {})]) as url:
+        running = start_deskloop("run", "Run the check", "--endpoint", url)
+        wait_for_event(1, "tool_start")
+        running.send_signal(signal.SIGINT)
+        _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 130, stderr
+    with Store.open() as store:
+        assert store.session(1).end_reason == "interrupted"
+        (call,) = store.tool_calls(1)
+        last = store.messages(1)[-1]
+    assert call.status == "error" and call.is_error
+    assert last.content[0]["is_error"] is True
+    assert "interrupted by the user" in last.content[0]["content"][0]["text"]
+
+
+def test_a_session_killed_mid_turn_resumes_in_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_POLICY_EXTERNAL", "auto")
+    configure_mcp(fixture=FIXTURE)
+    outputs = [
+        tool_call("mcp__fixture__hang", {}, "Starting the check."),
+        "The check was cut off; nothing else to do.",
+        "You're welcome.",
+    ]
+    with scripted_server(tmp_path, outputs) as url:
+        running = start_deskloop("run", "Run the check", "--endpoint", url)
+        wait_for_event(1, "tool_start")
+        os.kill(running.pid, signal.SIGKILL)
+        running.communicate(timeout=30)
+
+        resumed = deskloop("chat", "--resume", "1", "--endpoint", url, stdin="thanks\n")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "The check was cut off" in resumed.stdout
+    assert "You're welcome." in resumed.stdout
+    with Store.open() as store:
+        messages = store.messages(1)
+        session = store.session(1)
+    assert [m.role for m in messages] == [
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    assert messages[2].content[0]["content"][0]["text"] == INTERRUPTED_TOOL_MESSAGE
+    assert messages[4].content == [{"type": "text", "text": "thanks"}]
+    assert session.end_reason == "user_quit"
+
+
+def test_history_lists_searches_and_prints_a_transcript(tmp_path: Path) -> None:
+    with scripted_server(tmp_path, ["Renamed the invoice."]) as url:
+        deskloop("run", "Rename the quarterly invoice", "--endpoint", url, "--no-mcp", "all")
+    listed = deskloop("history")
+    found = deskloop("history", "--search", "quarterly")
+    transcript = deskloop("history", "1")
+    assert "end_turn" in listed.stdout and "Rename the quarterly invoice" in listed.stdout
+    assert "[quarterly]" in found.stdout and found.stdout.split()[0] == "1"
+    assert transcript.stdout.splitlines()[1:] == [
+        "     user: Rename the quarterly invoice",
+        "assistant: Renamed the invoice.",
+    ]
+
+
+def test_tools_lists_every_tool_with_its_token_cost() -> None:
+    configure_mcp(time=TIME_SERVER)
+    done = deskloop("tools")
+    assert done.returncode == 0, done.stderr
+    *rows, total = done.stdout.splitlines()
+    table = {row.split()[3]: (int(row.split()[0]), row.split()[1], row.split()[2]) for row in rows}
+    assert set(table) == {"ask_followup", "mcp__time__get_current_time", "mcp__time__convert_time"}
+    assert table["mcp__time__convert_time"][1:] == ("read", "mcp:time")
+    assert table["mcp__time__convert_time"][0] > table["mcp__time__get_current_time"][0] > 20
+    assert total.split()[0] == str(sum(tokens for tokens, _, _ in table.values()))
+    assert total.endswith("tokens in all (3 tools, cl100k_base (tiktoken))")
