@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -129,3 +130,28 @@ def test_unguided_arguments_written_as_a_json_string_are_read() -> None:
     output = '<tool_call>{"name": "click", "arguments": "{\\"element_id\\": \\"e4\\"}"}</tool_call>'
     blocks = run_parser(tool_format("hermes").new_parser(TOOLS), [output])
     assert summary(blocks) == [("call", ("click", {"element_id": "e4"}))]
+
+
+LONG_TEXT = ('lorem {ipsum} "dolor" \\ sit – amet, ' * 3000)[:100_000]
+LONG_CALLS = {
+    "hermes": '<tool_call>\n{"name": "type_text", "arguments": {"text": '
+    + json.dumps(LONG_TEXT)
+    + "}}\n</tool_call>",
+    "qwen3_coder": "<tool_call>\n<function=type_text>\n<parameter=text>\n"
+    + LONG_TEXT
+    + "\n</parameter>\n</function>\n</tool_call>",
+    "gemma": "<start_function_call>call:type_text{text:<escape>"
+    + LONG_TEXT
+    + "<escape>}<end_function_call>",
+}
+
+
+@pytest.mark.parametrize("guided", [False, True], ids=["unguided", "guided"])
+@pytest.mark.parametrize("family", sorted(LONG_CALLS))
+def test_a_long_argument_streamed_in_token_sized_pieces(family: str, guided: bool) -> None:
+    # A file's content as an argument: 100 kB in 4-character pieces, as tokens arrive.
+    output = LONG_CALLS[family]
+    pieces = [output[index : index + 4] for index in range(0, len(output), 4)]
+    blocks = run_parser(tool_format(family).new_parser(TOOLS, guided=guided), pieces)
+    assert summary(blocks) == [("call", ("type_text", {"text": LONG_TEXT}))]
+    check_calls(blocks)

@@ -25,26 +25,62 @@ from deskloop.server.tool_schema import repair_json, validate_input
 
 
 class ObjectScanner:
-    """Follows one JSON object as it arrives and records where its top-level values lie."""
+    """Follows one JSON object as it arrives and records where its top-level values lie.
+
+    The text is kept in pieces (a long call, like a file's content, would cost quadratic
+    time as one growing string); `slice` near the end is cheap, which is where streaming reads.
+    """
 
     def __init__(self) -> None:
-        self.raw = ""
+        self.length = 0
         self.done = False
         self.broken = False  # not a JSON object after all
-        self.fields: dict[str, tuple[int, int]] = {}  # key -> span of its value in `raw`
+        self.fields: dict[str, tuple[int, int]] = {}  # key -> span of its value in the text
         self.key = ""  # the key whose value is being read
         self.value_start = -1
+        self._parts: list[str] = []
         self._depth = 0
         self._in_string = False
         self._escaped = False
         self._expect = "open"  # open|key|colon|value|nested|scalar|string|after
-        self._key_start = -1
+        self._key_chars: list[str] = []
         self._string_is_key = False
 
-    def push(self, char: str) -> None:
-        index = len(self.raw)
-        self.raw += char
+    @property
+    def raw(self) -> str:
+        joined = "".join(self._parts)
+        self._parts = [joined] if joined else []
+        return joined
+
+    def slice(self, start: int, end: int) -> str:
+        """The text from `start` to `end`."""
+        pieces: list[str] = []
+        part_end = self.length
+        for part in reversed(self._parts):
+            part_start = part_end - len(part)
+            if part_start < end:
+                pieces.append(part[max(start - part_start, 0) : end - part_start])
+            if part_start <= start:
+                break
+            part_end = part_start
+        return "".join(reversed(pieces))
+
+    def push_text(self, text: str) -> int:
+        """Read `text` until the object ends (or turns out not to be one); returns chars used."""
+        used = 0
+        for char in text:
+            self._push(char, self.length + used)
+            used += 1
+            if self.done or self.broken:
+                break
+        self._parts.append(text[:used])
+        self.length += used
+        return used
+
+    def _push(self, char: str, index: int) -> None:
         if self._in_string:
+            if self._string_is_key:
+                self._key_chars.append(char)
             if self._escaped:
                 self._escaped = False
             elif char == "\\":
@@ -62,10 +98,11 @@ class ObjectScanner:
             return
         if char == '"':
             self._in_string = True
+            self._string_is_key = False
             if self._depth == 1 and self._expect == "key":
-                self._key_start, self._string_is_key = index, True
+                self._key_chars, self._string_is_key = ['"'], True
             elif self._depth == 1 and self._expect == "value":
-                self.value_start, self._string_is_key, self._expect = index, False, "string"
+                self.value_start, self._expect = index, "string"
         elif char in "{[":
             if self._depth == 1 and self._expect == "value":
                 self.value_start, self._expect = index, "nested"
@@ -91,7 +128,7 @@ class ObjectScanner:
     def _close_top_string(self, index: int) -> None:
         if self._string_is_key:
             try:
-                self.key = str(json.loads(self.raw[self._key_start : index + 1]))
+                self.key = str(json.loads("".join(self._key_chars)))
             except json.JSONDecodeError:
                 self.key = ""
             self._expect = "colon"
@@ -108,7 +145,7 @@ class ObjectScanner:
         if span is None:
             return None
         try:
-            return json.loads(self.raw[span[0] : span[1]])
+            return json.loads(self.slice(*span))
         except json.JSONDecodeError:
             return None
 
@@ -141,6 +178,8 @@ class JsonCallParser(ToolCallParser):
         self._scanner: ObjectScanner | None = None
         self._opened_with = ""
         self._started = False
+        self._name_checked = False
+        self._arguments_start = -1
         self._sent = 0  # how much of the arguments' raw text has streamed
         self._events: list[ParsedEvent] = []
         self._text = TextSink(self._events)
@@ -151,6 +190,8 @@ class JsonCallParser(ToolCallParser):
         self._state = "array" if self.array_body else "object"
         self._scanner = ObjectScanner()
         self._started = False
+        self._name_checked = False
+        self._arguments_start = -1
         self._sent = 0
 
     # -- feeding -------------------------------------------------------------------
@@ -228,12 +269,7 @@ class JsonCallParser(ToolCallParser):
     def _step_object(self, final: bool) -> None:
         scanner = self._scanner
         assert scanner is not None
-        used = 0
-        for char in self._held:
-            used += 1
-            scanner.push(char)
-            if scanner.broken or scanner.done:
-                break
+        used = scanner.push_text(self._held)
         self._held = self._held[used:]
         if scanner.broken:
             self._held = scanner.raw + self._held
@@ -252,7 +288,8 @@ class JsonCallParser(ToolCallParser):
         if stripped[0] == ",":
             self._held = stripped[1:]
             self._scanner = ObjectScanner()
-            self._started, self._sent = False, 0
+            self._started, self._name_checked, self._sent = False, False, 0
+            self._arguments_start = -1
             self._state = "object"
         elif stripped[0] == "]":
             self._held = stripped[1:]
@@ -293,32 +330,38 @@ class JsonCallParser(ToolCallParser):
         for key in self.argument_keys:
             span = scanner.fields.get(key)
             if span is not None:
-                return span[0] if scanner.raw[span[0]] == "{" else -1
+                return span[0] if scanner.slice(span[0], span[0] + 1) == "{" else -1
         if scanner.key in self.argument_keys and scanner.reading_nested():
             start = scanner.value_start
-            return start if scanner.raw[start] == "{" else -1
+            return start if scanner.slice(start, start + 1) == "{" else -1
         return -1
 
     def _stream_arguments(self, scanner: ObjectScanner) -> None:
         if not self.guided:
             return
         if not self._started:
+            if self._name_checked or "name" not in scanner.fields:
+                return
+            self._name_checked = True  # decided once: a long undeclared call is not re-read
             name = scanner.value("name")
             if not isinstance(name, str) or name not in self.tools:
                 return
             self._events.append(ParsedCallStart(name))
             self._started = True
-        start = self._arguments_span_start(scanner)
+        if self._arguments_start < 0:
+            # Found once; looking again every piece would re-walk the whole call.
+            self._arguments_start = self._arguments_span_start(scanner)
+        start = self._arguments_start
         if start < 0:
             return
-        end = len(scanner.raw)
+        end = scanner.length
         for key in self.argument_keys:
             if key in scanner.fields:
                 end = scanner.fields[key][1]
                 break
         begin = max(start, self._sent)
         if end > begin:
-            self._events.append(ParsedInputDelta(scanner.raw[begin:end]))
+            self._events.append(ParsedInputDelta(scanner.slice(begin, end)))
             self._sent = end
 
     def _end_call(self, scanner: ObjectScanner) -> None:
@@ -371,5 +414,5 @@ class JsonCallParser(ToolCallParser):
         for key in self.argument_keys:
             span = scanner.fields.get(key)
             if span is not None:
-                return scanner.raw[span[0] : span[1]]
+                return scanner.slice(*span)
         return None
