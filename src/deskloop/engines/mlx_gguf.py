@@ -109,7 +109,7 @@ def _model_args(metadata: Mapping[str, Any], *, tied: bool) -> llama.ModelArgs:
         num_key_value_heads=int(number("attention.head_count_kv", heads)),
         rms_norm_eps=float(number("attention.layer_norm_rms_epsilon")),
         vocab_size=int(vocab_size),
-        head_dim=int(number("rope.dimension_count", hidden // heads)),
+        head_dim=int(number("attention.key_length", hidden // heads)),
         max_position_embeddings=int(number("context_length")),
         rope_theta=float(number("rope.freq_base", 10000.0)),
         # convert_hf_to_gguf.py permutes Q/K rows so that RoPE rotates adjacent pairs,
