@@ -40,9 +40,9 @@ class FakeCountingEngine(PrefixCachingEngine):
     def __init__(self, context_window: int = 64) -> None:
         super().__init__()
         self.evaluated: list[list[int]] = []
-        self.kv: list[
-            int
-        ] = []  # what a real cache would hold, kept independently of the base class
+        # What a real cache would hold, kept independently of the base class.
+        self.kv: list[int] = []
+        self.fail_on: int | None = None  # evaluating this token raises, as a library failure would
         self._info = ModelInfo(model_id="fake", context_window=context_window, chat_template=None)
 
     @property
@@ -72,6 +72,8 @@ class FakeCountingEngine(PrefixCachingEngine):
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
         self.evaluated.append(list(tokens))
         self.kv.extend(tokens)
+        if self.fail_on in tokens:
+            raise RuntimeError("llama_decode returned 1")
         logits = np.zeros(VOCAB, dtype=np.float32)
         logits[(tokens[-1] + 1) % VOCAB] = 10.0
         return logits
@@ -167,6 +169,18 @@ def test_guide_mask_is_obeyed_and_told_every_choice() -> None:
     tokens, _ = run(engine, [1], greedy(4), guide=guide)
     assert tokens == [7, 7, 7, 7]
     assert guide.accepted == [7, 7, 7, 7]
+
+
+def test_library_failure_is_an_engine_error_and_the_next_call_starts_clean() -> None:
+    engine = FakeCountingEngine()
+    engine.fail_on = 5
+    with pytest.raises(EngineError, match="fake-counting engine failed while generating"):
+        run(engine, [1, 2], greedy(10))
+    engine.fail_on = None
+    tokens, reports = run(engine, [1, 2], greedy(2))
+    assert tokens == [3, 4]
+    assert reports[0].cached_tokens == 0
+    assert engine.kv == [1, 2, 3]
 
 
 def test_closed_engine_refuses_to_generate() -> None:

@@ -140,45 +140,46 @@ class PrefixCachingEngine(LocalEngine):
         on_prefill: Callable[[PrefillReport], None] | None,
     ) -> Iterator[int]:
         started = time.perf_counter()
+        # Keep at least the last prompt token to evaluate: its logits choose the first token.
+        reused = min(common_prefix_length(self._cached_tokens, prompt), len(prompt) - 1)
+        if not self._can_keep(reused):
+            reused = 0
+        self._forget_from(reused)
+        logits: Logits | None = None
+        for start in range(reused, len(prompt), self.prefill_chunk):
+            if cancel.is_set():
+                return
+            logits = self._extend(prompt[start : start + self.prefill_chunk])
+        assert logits is not None
+        if on_prefill is not None:
+            on_prefill(PrefillReport(len(prompt), reused, time.perf_counter() - started))
+        sampler = TokenSampler(sampling)
+        stops = self.stop_token_ids
+        context_window = self.info.context_window
+        for produced in range(1, sampling.max_tokens + 1):
+            if cancel.is_set():
+                return
+            token = sampler.choose(logits, guide.allowed_tokens() if guide else None)
+            if guide is not None:
+                guide.accept(token)
+            if token in stops:
+                return
+            yield token
+            full = len(self._cached_tokens) >= context_window
+            if produced == sampling.max_tokens or full or cancel.is_set():
+                return
+            logits = self._extend([token])
+
+    def _extend(self, tokens: list[int]) -> Logits:
+        """Evaluate `tokens` and record them as cached; on failure forget the whole cache."""
         try:
-            # Keep at least the last prompt token to evaluate: its logits choose the first token.
-            reused = min(common_prefix_length(self._cached_tokens, prompt), len(prompt) - 1)
-            if not self._can_keep(reused):
-                reused = 0
-            self._forget_from(reused)
-            logits: Logits | None = None
-            for start in range(reused, len(prompt), self.prefill_chunk):
-                if cancel.is_set():
-                    return
-                logits = self._extend(prompt[start : start + self.prefill_chunk])
-            assert logits is not None
-            if on_prefill is not None:
-                on_prefill(PrefillReport(len(prompt), reused, time.perf_counter() - started))
-            sampler = TokenSampler(sampling)
-            stops = self.stop_token_ids
-            context_window = self.info.context_window
-            for produced in range(1, sampling.max_tokens + 1):
-                if cancel.is_set():
-                    return
-                token = sampler.choose(logits, guide.allowed_tokens() if guide else None)
-                if guide is not None:
-                    guide.accept(token)
-                if token in stops:
-                    return
-                yield token
-                full = len(self._cached_tokens) >= context_window
-                if produced == sampling.max_tokens or full or cancel.is_set():
-                    return
-                logits = self._extend([token])
+            logits = self._evaluate(tokens)
         except EngineError:
             self._reset_cache()
             raise
         except (RuntimeError, ValueError, OSError) as exc:
             self._reset_cache()
             raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
-
-    def _extend(self, tokens: list[int]) -> Logits:
-        logits = self._evaluate(tokens)
         self._cached_tokens.extend(tokens)
         return logits
 
