@@ -246,3 +246,10 @@ def test_mlx_model_folder_loads_through_mlx_lm(engine: MlxEngine, tmp_path: Path
         assert generate(from_folder, prompt, sampling)[0] == generate(engine, prompt, sampling)[0]
     finally:
         from_folder.close()
+
+
+def test_gguf_quantization_is_kept_with_bits_read_from_the_shapes(engine: MlxEngine) -> None:
+    llama = engine._model.model
+    embedding, query = llama.embed_tokens, llama.layers[0].self_attn.q_proj
+    assert (embedding.bits, embedding.group_size) == (8, 32)  # token_embd is Q8_0
+    assert (query.bits, query.group_size) == (4, 32)  # the rest is Q4_1
