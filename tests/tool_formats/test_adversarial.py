@@ -45,6 +45,13 @@ ADVERSARIAL: dict[str, list[str]] = {
         '[TOOL_CALLS] [{"name": "scroll", "arguments": {"element_id": "e1"}}]',
         "[TOOL_CALLS",
     ],
+    "mistral_v11": [
+        '[TOOL_CALLS]click[ARGS]{"element_id": "e1',
+        '[TOOL_CALLS]format_disk[ARGS]{"drive": "c"}',
+        '[TOOL_CALLS]click[ARGS]{"element_id": 5}',
+        "[TOOL_CALLS]" + "x" * 300,
+        '[TOOL_CALLS]click{"element_id": "e1"}',
+    ],
     "qwen3_coder": [
         "<tool_call>\n<function=click>\n<parameter=element_id>\ne1",
         "<tool_call>\n<function=launch_missiles>\n</function>\n</tool_call>",

@@ -49,6 +49,14 @@ GOLDEN_OUTPUTS: dict[str, tuple[str, list[tuple[str, Any]]]] = {
             ("call", ("scroll", {"element_id": "e3", "direction": "down", "amount": 3})),
         ],
     ),
+    "mistral_v11": (
+        '[TOOL_CALLS]click[ARGS]{"element_id": "e12"}'
+        '[TOOL_CALLS]type_text[ARGS]{"text": "a } brace, </tool_call> and \\"quotes\\" – ünïcødé ✓"}',
+        [
+            ("call", ("click", {"element_id": "e12"})),
+            ("call", ("type_text", {"text": TRICKY_TEXT})),
+        ],
+    ),
     "qwen3_coder": (
         "Typing now.\n<tool_call>\n<function=type_text>\n<parameter=text>\n"
         + "line one\n"

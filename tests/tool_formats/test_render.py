@@ -27,6 +27,7 @@ TEMPLATE_FILES = {
     "hermes": "qwen25.jinja",
     "llama3": "llama31.jinja",
     "mistral": "mistral.jinja",
+    "mistral_v11": "mistral_v11.jinja",
     "qwen3_coder": "qwen3_coder.jinja",
     "gemma": "gemma.jinja",
 }
@@ -57,8 +58,8 @@ def render(family: str, *, with_tools: bool = True) -> str:
         template_for(family),
         template_input.messages,
         tools=template_input.tools,
-        bos_token="<s>" if family == "mistral" else "",
-        eos_token="</s>" if family == "mistral" else "",
+        bos_token="<s>" if family.startswith("mistral") else "",
+        eos_token="</s>" if family.startswith("mistral") else "",
     )
 
 
@@ -95,6 +96,7 @@ def test_past_calls_are_written_in_the_native_syntax(family: str) -> None:
         "generic": '<tool_call>{"name": "click", "arguments": {"element_id": "e12"}}</tool_call>',
         "llama3": '{"name": "click", "parameters": {"element_id": "e12"}}',
         "mistral": f'[TOOL_CALLS] [{{"name": "click", "arguments": {{"element_id": "e12"}}, "id": "{mistral_call_id("toolu_01")}"}}',
+        "mistral_v11": '[TOOL_CALLS]click[ARGS]{"element_id": "e12"}[TOOL_CALLS]type_text',
         "qwen3_coder": "<function=click>\n<parameter=element_id>\ne12\n</parameter>\n</function>",
         "gemma": "<start_function_call>call:click{element_id:<escape>e12<escape>}<end_function_call>",
     }[family]

@@ -13,6 +13,7 @@ TOOL_FORMATS: dict[str, str] = {
     "qwen3_coder": "deskloop.server.tool_formats.qwen3_coder:Qwen3CoderFormat",
     "llama3": "deskloop.server.tool_formats.llama3:Llama3Format",
     "mistral": "deskloop.server.tool_formats.mistral:MistralFormat",
+    "mistral_v11": "deskloop.server.tool_formats.mistral:MistralV11Format",
     "gemma": "deskloop.server.tool_formats.gemma:GemmaFormat",
     "generic": "deskloop.server.tool_formats.generic:GenericFormat",
 }
@@ -44,7 +45,7 @@ def detect_tool_format(chat_template: str | None, architecture: str) -> str:
     if "<tool_call>" in template:
         return "hermes"
     if "[TOOL_CALLS]" in template:
-        return "mistral"
+        return "mistral_v11" if "[ARGS]" in template else "mistral"
     if "<start_function_call>" in template:
         return "gemma"
     if "<|python_tag|>" in template or ("ipython" in template and "tools" in template):

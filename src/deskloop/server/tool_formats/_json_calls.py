@@ -164,6 +164,7 @@ class JsonCallParser(ToolCallParser):
         closer: str = "",
         argument_keys: tuple[str, ...] = ("arguments",),
         array_body: bool = False,
+        name_marker: str = "",
         bare_object_at_start: bool = False,
         guided: bool = False,
     ):
@@ -172,10 +173,13 @@ class JsonCallParser(ToolCallParser):
         self.closer = closer
         self.argument_keys = argument_keys
         self.array_body = array_body
+        # `opener NAME name_marker {arguments}` (Mistral tokenizer v11+) besides the array form.
+        self.name_marker = name_marker
         self.guided = guided
         self._state = "start" if bare_object_at_start else "text"
         self._held = ""  # text not yet decided (maybe the start of a marker)
         self._scanner: ObjectScanner | None = None
+        self._named = ""  # the tool's name when it came before the arguments object
         self._opened_with = ""
         self._started = False
         self._name_checked = False
@@ -189,6 +193,7 @@ class JsonCallParser(ToolCallParser):
         self._opened_with = opened_with
         self._state = "array" if self.array_body else "object"
         self._scanner = ObjectScanner()
+        self._named = ""
         self._started = False
         self._name_checked = False
         self._arguments_start = -1
@@ -208,7 +213,7 @@ class JsonCallParser(ToolCallParser):
 
     def finish(self) -> list[ParsedEvent]:
         self._run(final=True)
-        if self._state in ("object", "array") and self._scanner is not None:
+        if self._state in ("object", "array", "named") and self._scanner is not None:
             raw = self._opened_with + self._scanner.raw + self._held
             self._events.append(ParsedCallInvalid(raw, "the output ended inside a tool call"))
         elif self._state in ("unparsable", "array"):
@@ -263,8 +268,21 @@ class JsonCallParser(ToolCallParser):
             self._opened_with += self._held[: len(self._held) - len(stripped) + 1]
             self._held = stripped[1:]
             self._state = "object"
+        elif self.name_marker and stripped[0] != "{":
+            self._state = "named"
         else:
             self._state = "unparsable"
+
+    def _step_named(self, final: bool) -> None:
+        at = self._held.find(self.name_marker)
+        if at < 0:
+            if final or len(self._held) > 200:  # no tool name is that long
+                self._state = "unparsable"
+            return
+        self._named = self._held[:at].strip()
+        self._opened_with += self._held[: at + len(self.name_marker)]
+        self._held = self._held[at + len(self.name_marker) :]
+        self._state = "object"
 
     def _step_object(self, final: bool) -> None:
         scanner = self._scanner
@@ -278,7 +296,7 @@ class JsonCallParser(ToolCallParser):
         self._stream_arguments(scanner)
         if scanner.done:
             self._end_call(scanner)
-            self._state = "array_next" if self.array_body else "closing"
+            self._state = "array_next" if self.array_body and not self._named else "closing"
 
     def _step_array_next(self, final: bool) -> None:
         stripped = self._held.lstrip(WHITESPACE)
@@ -339,7 +357,14 @@ class JsonCallParser(ToolCallParser):
     def _stream_arguments(self, scanner: ObjectScanner) -> None:
         if not self.guided:
             return
-        if not self._started:
+        if self._named:
+            if not self._started:
+                if self._named not in self.tools:
+                    return
+                self._events.append(ParsedCallStart(self._named))
+                self._started = True
+            self._arguments_start = 0  # the object is the arguments
+        elif not self._started:
             if self._name_checked or "name" not in scanner.fields:
                 return
             self._name_checked = True  # decided once: a long undeclared call is not re-read
@@ -355,7 +380,7 @@ class JsonCallParser(ToolCallParser):
         if start < 0:
             return
         end = scanner.length
-        for key in self.argument_keys:
+        for key in () if self._named else self.argument_keys:
             if key in scanner.fields:
                 end = scanner.fields[key][1]
                 break
@@ -386,6 +411,8 @@ class JsonCallParser(ToolCallParser):
             call = json.loads(scanner.raw)
         except json.JSONDecodeError:
             call = None if self.guided else repair_json(scanner.raw)
+        if self._named and isinstance(call, dict):
+            call = {"name": self._named, self.argument_keys[0]: call}
         if not isinstance(call, dict):
             return None, None, "the call is not valid JSON"
         name = call.get("name")
@@ -411,6 +438,8 @@ class JsonCallParser(ToolCallParser):
         return name, arguments, None
 
     def _streamed_text(self, scanner: ObjectScanner) -> str | None:
+        if self._named:
+            return scanner.raw
         for key in self.argument_keys:
             span = scanner.fields.get(key)
             if span is not None:

@@ -1,7 +1,8 @@
-"""Mistral: `[TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]` (tokenizer v3 and later).
+"""Mistral: `[TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]` (tokenizer v3 to v7), and
+`[TOOL_CALLS]NAME[ARGS]{...}` per call (tokenizer v11+: Mistral Small 3.2, Devstral).
 
 Mistral's templates refuse tool-call ids that are not 9 alphanumeric characters, so
-`toolu_` ids are mapped to stable 9-character ids.
+`toolu_` ids are mapped to stable 9-character ids. Both parsers read both shapes.
 """
 
 from __future__ import annotations
@@ -11,16 +12,23 @@ import string
 
 from deskloop.server.protocol import Message, Tool
 from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
-from deskloop.server.tool_formats._grammar import call_object_schema, json_rule
+from deskloop.server.tool_formats._grammar import (
+    call_object_schema,
+    input_schema,
+    json_rule,
+    json_schema_with_style,
+)
 from deskloop.server.tool_formats._json_calls import JsonCallParser
 from deskloop.server.tool_formats.base import (
     MarkerSyntax,
     TemplateInput,
     ToolCallParser,
     ToolFormat,
+    lark_string,
 )
 
 _ALPHABET = string.ascii_letters + string.digits
+ARGS = "[ARGS]"
 
 
 def mistral_call_id(tool_use_id: str) -> str:
@@ -44,9 +52,25 @@ class MistralFormat(ToolFormat):
         return TemplateInput(converted, openai_tools(tools) if tools else None)
 
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
-        return JsonCallParser(tools, opener=self.call_opener, array_body=True, guided=guided)
+        return JsonCallParser(
+            tools, opener=self.call_opener, array_body=True, name_marker=ARGS, guided=guided
+        )
 
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         more = ' (", " body)*' if parallel else ""
         body = json_rule(call_object_schema(tools, arguments_key="arguments"))
         return f'calls: " "? "[" body{more} "]"\nbody: {body}'
+
+
+class MistralV11Format(MistralFormat):
+    """Tokenizer v11+: one `[TOOL_CALLS]NAME[ARGS]{...}` per call."""
+
+    name = "mistral_v11"
+
+    def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
+        more = f" ({marker(self.call_opener)} call)*" if parallel else ""
+        lines = [f"calls: call{more}", "call: " + " | ".join(f"f{i}" for i in range(len(tools)))]
+        for index, tool in enumerate(tools):
+            schema = json_rule(json_schema_with_style(input_schema(tool)))
+            lines.append(f"f{index}: {lark_string(tool.name)} {marker(ARGS)} {schema}")
+        return "\n".join(lines)
