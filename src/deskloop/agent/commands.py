@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 
+from deskloop.agent.families import load_tool_families
 from deskloop.agent.followup import ASK_FOLLOWUP
 from deskloop.agent.loop import RunEnded, Step
 from deskloop.agent.policy import Answer, PermissionRequest
@@ -190,7 +191,7 @@ async def _tools(args: argparse.Namespace) -> int:
         switched_off=getattr(args, "no_mcp", None) or (),
     )
     async with servers:
-        registry = ToolRegistry([ASK_FOLLOWUP, *await servers.start()])
+        registry = ToolRegistry([ASK_FOLLOWUP, *load_tool_families(), *await servers.start()])
     costs = registry.schema_costs(count_tokens)
     if args.json:
         print(json.dumps([cost.__dict__ for cost in costs], indent=2))

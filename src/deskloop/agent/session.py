@@ -12,6 +12,7 @@ import anthropic
 from deskloop.agent.dispatch import Dispatcher, timeouts_from_settings
 from deskloop.agent.endpoint import EmbeddedServer, resolve_endpoint
 from deskloop.agent.events import SessionLog
+from deskloop.agent.families import load_tool_families
 from deskloop.agent.followup import ASK_FOLLOWUP
 from deskloop.agent.loop import AgentSession, SessionLimits
 from deskloop.agent.policy import Asker, PermissionPolicy
@@ -95,7 +96,8 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             switched_off=[*options.mcp_off, *switched_off],
         )
         await stack.enter_async_context(servers)
-        registry = ToolRegistry([ASK_FOLLOWUP, *options.extra_tools, *await servers.start()])
+        native_and_screen = [*load_tool_families(), *options.extra_tools]
+        registry = ToolRegistry([ASK_FOLLOWUP, *native_and_screen, *await servers.start()])
         policy = PermissionPolicy.from_settings(agent, options.asker)
         dispatcher = Dispatcher(
             registry,

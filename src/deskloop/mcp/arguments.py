@@ -26,6 +26,7 @@ def add_mcp_arguments(mcp: argparse.ArgumentParser) -> None:
     # Options go before NAME (as in `claude mcp add`): argparse takes NAME and the command
     # as one run of positionals, and `--` keeps the command's own flags away from it.
     add.add_argument("command", nargs="*", help="-- COMMAND [ARGS] that starts a stdio server")
+    actions.add_parser("serve", help="serve deskloop's own tools as an MCP server on stdin/stdout")
     for verb in ("remove", "enable", "disable"):
         action = actions.add_parser(verb, help=f"{verb} a server")
         action.add_argument("name")
@@ -36,6 +37,8 @@ def add_mcp_command(
     lazy: Callable[[str], Handler],
 ) -> None:
     """Attach `deskloop mcp ...`; `lazy` turns "module:function" into a handler."""
-    mcp = commands.add_parser("mcp", help="list, add, remove, enable or disable MCP servers")
+    mcp = commands.add_parser(
+        "mcp", help="MCP servers: list, add, remove, enable, disable, or serve our tools"
+    )
     add_mcp_arguments(mcp)
     mcp.set_defaults(handler=lazy("deskloop.mcp.commands:mcp_command"))

@@ -30,7 +30,13 @@ def mcp_command(args: argparse.Namespace) -> int:
         return _edit(args.name, remove=True)
     if action in ("enable", "disable"):
         return _edit(args.name, enabled=action == "enable")
-    raise McpConfigError(f"unknown mcp action {action!r}; use list, add, remove, enable, disable")
+    if action == "serve":
+        from deskloop.mcp.server import mcp_serve_command  # the SDK's server side, only here
+
+        return mcp_serve_command(args)
+    raise McpConfigError(
+        f"unknown mcp action {action!r}; use list, add, remove, enable, disable, serve"
+    )
 
 
 def _list(*, as_json: bool) -> int:

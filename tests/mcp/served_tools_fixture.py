@@ -1,0 +1,31 @@
+"""A test fixture: deskloop's MCP server over stdio, serving two fake tools (named as such)."""
+
+from typing import Any
+
+import anyio
+
+from deskloop.agent.tools import TimeoutTier, Tool, ToolContext, ToolOutput
+from deskloop.mcp.server import serve_over_stdio
+
+
+async def shout(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
+    return str(tool_input["text"]).upper()
+
+
+async def wipe(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
+    return "wiped"
+
+
+TEXT = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+FAKE_TOOLS = [
+    Tool("fake_shout", "Upper-case the text.", TEXT, "read", TimeoutTier.INTERNAL, shout),
+    Tool("fake_wipe", "Erase everything.", TEXT, "destructive", TimeoutTier.INTERNAL, wipe),
+]
+
+
+def fake_family() -> list[Tool]:
+    return list(FAKE_TOOLS)
+
+
+if __name__ == "__main__":
+    anyio.run(serve_over_stdio, FAKE_TOOLS)

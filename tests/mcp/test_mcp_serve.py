@@ -1,0 +1,37 @@
+"""`deskloop mcp serve`: our tools as an MCP server, called by an MCP client over stdio."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from served_tools_fixture import FAKE_TOOLS
+
+from deskloop.agent.families import load_tool_families
+from deskloop.mcp.client import McpServers
+from deskloop.mcp.config import StdioServerConfig
+from deskloop.mcp.server import annotations_for
+
+SERVED = Path(__file__).with_name("served_tools_fixture.py")
+
+
+@pytest.mark.slow
+async def test_another_mcp_host_lists_and_calls_our_tools_over_stdio() -> None:
+    config = StdioServerConfig("deskloop", sys.executable, [str(SERVED)])
+    async with McpServers([config], on_stderr=lambda server, line: None) as servers:
+        tools = {tool.name: tool for tool in await servers.start()}
+        remote = {tool.name: tool for tool in servers.connections[0].tools}
+        shouted = await tools["mcp__deskloop__fake_shout"].run({"text": "hi"}, None)  # type: ignore[arg-type]
+        with pytest.raises(Exception, match="invalid input for fake_shout"):
+            await tools["mcp__deskloop__fake_shout"].run({"txt": "hi"}, None)  # type: ignore[arg-type]
+        with pytest.raises(Exception, match=r"permission denied: .*declined to run fake_wipe"):
+            await tools["mcp__deskloop__fake_wipe"].run({"text": "all"}, None)  # type: ignore[arg-type]
+    assert shouted == [{"type": "text", "text": "HI"}]
+    assert remote["fake_shout"].annotations == annotations_for("read")
+    assert tools["mcp__deskloop__fake_shout"].risk == "read"
+    assert tools["mcp__deskloop__fake_wipe"].risk == "destructive"
+    assert remote["fake_wipe"].input_schema == FAKE_TOOLS[1].input_schema
+
+
+def test_tool_families_load_from_module_and_function_names() -> None:
+    tools = load_tool_families(["served_tools_fixture:fake_family"])
+    assert [tool.name for tool in tools] == ["fake_shout", "fake_wipe"]
