@@ -88,7 +88,7 @@ def bare_decode(
             return int(np.argmax(logits))
 
         rate = timed_steps(step, first, steps)
-        engine._drop_cache_after(len(prompt))
+        engine._drop_cache_after(len(prompt))  # the bare steps bypassed the engine's bookkeeping
         return rate
 
     import mlx.core as mx

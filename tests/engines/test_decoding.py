@@ -42,6 +42,7 @@ class FakeCountingEngine(PrefixCachingEngine):
         self.evaluated: list[list[int]] = []
         # What a real cache would hold, kept independently of the base class.
         self.kv: list[int] = []
+        self.untrimmable = False  # like a recurrent model's state: cannot be cut back
         self.fail_on: int | None = None  # evaluating this token raises, as a library failure would
         self._info = ModelInfo(model_id="fake", context_window=context_window, chat_template=None)
 
@@ -63,8 +64,12 @@ class FakeCountingEngine(PrefixCachingEngine):
     def token_bytes(self, token: int) -> bytes:
         return str(token).encode()
 
-    def _drop_cache_after(self, keep: int) -> None:
+    def _drop_cache_after(self, keep: int) -> int:
+        if self.untrimmable:
+            self.kv.clear()
+            return 0
         del self.kv[keep:]
+        return keep
 
     def _release(self) -> None:
         self.kv.clear()
@@ -133,6 +138,16 @@ def test_identical_prompt_reevaluates_only_its_last_token() -> None:
     assert again == first
     assert reports[0].cached_tokens == 2
     assert engine.evaluated[0] == [7]
+
+
+def test_a_cache_that_cannot_be_cut_back_is_prefilled_again() -> None:
+    engine = FakeCountingEngine()
+    engine.untrimmable = True
+    run(engine, [1, 2, 3], greedy(2))
+    tokens, reports = run(engine, [1, 2, 9], greedy(1))
+    assert tokens == [10]
+    assert reports[0].cached_tokens == 0
+    assert engine.kv == [1, 2, 9]
 
 
 def test_long_prompt_is_prefilled_in_chunks() -> None:

@@ -100,12 +100,12 @@ class PrefixCachingEngine(LocalEngine):
             raise EngineError(f"the {self.name} engine was closed; load the model again")
 
     @abstractmethod
-    def _drop_cache_after(self, keep: int) -> None:
-        """Forget every cached position from `keep` on."""
+    def _drop_cache_after(self, keep: int) -> int:
+        """Forget every cached position from `keep` on; return how many remain.
 
-    def _can_keep(self, keep: int) -> bool:
-        """Whether the cache can be cut back to `keep` positions (some caches cannot be trimmed)."""
-        return True
+        That is `keep`, or 0 where the cache cannot be cut (recurrent state, sliding windows)
+        and was emptied instead.
+        """
 
     @abstractmethod
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
@@ -141,10 +141,9 @@ class PrefixCachingEngine(LocalEngine):
     ) -> Iterator[int]:
         started = time.perf_counter()
         # Keep at least the last prompt token to evaluate: its logits choose the first token.
-        reused = min(common_prefix_length(self._cached_tokens, prompt), len(prompt) - 1)
-        if not self._can_keep(reused):
-            reused = 0
-        self._forget_from(reused)
+        shared = min(common_prefix_length(self._cached_tokens, prompt), len(prompt) - 1)
+        self._forget_from(shared)
+        reused = len(self._cached_tokens)
         logits: Logits | None = None
         for start in range(reused, len(prompt), self.prefill_chunk):
             if cancel.is_set():
@@ -190,5 +189,4 @@ class PrefixCachingEngine(LocalEngine):
 
     def _forget_from(self, keep: int) -> None:
         if keep < len(self._cached_tokens):
-            self._drop_cache_after(keep)
-            del self._cached_tokens[keep:]
+            del self._cached_tokens[self._drop_cache_after(keep) :]

@@ -111,9 +111,13 @@ class LlamaCppEngine(PrefixCachingEngine):
                 return bytes(buffer.raw[:written])
             size = -written  # llama.cpp returns the negated size it needs
 
-    def _drop_cache_after(self, keep: int) -> None:
-        self._llama._ctx.kv_cache_seq_rm(-1, keep, -1)
+    def _drop_cache_after(self, keep: int) -> int:
+        # llama.cpp refuses a partial removal where it cannot do one (recurrent models).
+        if not self._llama._ctx.kv_cache_seq_rm(-1, keep, -1):
+            self._llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+            keep = 0
         self._llama.n_tokens = keep
+        return keep
 
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
         self._llama.n_tokens = len(self._cached_tokens)

@@ -100,19 +100,14 @@ class MlxEngine(PrefixCachingEngine):
         self._model = None
         self._loaded = replace(self._loaded, model=None)
 
-    def _drop_cache_after(self, keep: int) -> None:
+    def _drop_cache_after(self, keep: int) -> int:
         from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
-        surplus = len(self._cached_tokens) - keep
         if keep == 0 or not can_trim_prompt_cache(self._cache):
             self._cache = make_prompt_cache(self._model)
-        elif surplus > 0:
-            trim_prompt_cache(self._cache, surplus)
-
-    def _can_keep(self, keep: int) -> bool:
-        from mlx_lm.models.cache import can_trim_prompt_cache
-
-        return keep >= len(self._cached_tokens) or can_trim_prompt_cache(self._cache)
+            return 0
+        trim_prompt_cache(self._cache, len(self._cached_tokens) - keep)
+        return keep
 
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
         mx = self._mx
