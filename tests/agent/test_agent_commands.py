@@ -164,3 +164,17 @@ def test_tools_lists_every_tool_with_its_token_cost() -> None:
     assert table["mcp__time__convert_time"][0] > table["mcp__time__get_current_time"][0] > 20
     assert total.split()[0] == str(sum(tokens for tokens, _, _ in table.values()))
     assert total.endswith("tokens in all (3 tools, cl100k_base (tiktoken))")
+
+
+def test_a_followup_question_is_answered_by_its_option_number(tmp_path: Path) -> None:
+    question = tool_call(
+        "ask_followup", {"question": "Which report?", "options": ["March", "April"]}
+    )
+    with scripted_server(tmp_path, [question, "Opening the April report."]) as url:
+        done = deskloop("chat", "--endpoint", url, "--no-mcp", "all", stdin="open my report\n2\n")
+    assert done.returncode == 0, done.stderr
+    assert "? Which report?\n  1. March\n  2. April\n" in done.stdout
+    assert "Opening the April report." in done.stdout
+    with Store.open() as store:
+        messages = store.messages(1)
+    assert messages[-2].content == [{"type": "text", "text": "April"}]

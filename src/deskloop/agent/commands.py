@@ -7,17 +7,15 @@ import asyncio
 import json
 import signal
 import sys
-import threading
 from collections.abc import AsyncIterator
 
+from deskloop.agent.console import read_line
 from deskloop.agent.families import load_tool_families
 from deskloop.agent.followup import ASK_FOLLOWUP
-from deskloop.agent.loop import RunEnded, Step
-from deskloop.agent.policy import Answer, PermissionRequest
+from deskloop.agent.loop import FollowupAsked, RunEnded, Step
 from deskloop.agent.registry import ToolRegistry
 from deskloop.agent.session import SessionOptions, open_session, stop_embedded_server
 from deskloop.agent.terminal import TerminalView
-from deskloop.agent.text import short
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
 from deskloop.screen.tokens import count_tokens, tokenizer_name
@@ -32,6 +30,8 @@ class TurnRunner:
         self.view = view
         self.current: asyncio.Future[RunEnded | None] | None = None
         self.session_over = asyncio.Event()
+        # The last question the agent asked, so a reply of "2" can mean its second option.
+        self.last_followup: FollowupAsked | None = None
 
     def on_interrupt(self) -> None:
         if self.current is not None and not self.current.done():
@@ -44,8 +44,11 @@ class TurnRunner:
 
         async def consume() -> RunEnded | None:
             ended = None
+            self.last_followup = None
             async for step in steps:
                 self.view.show(step)
+                if isinstance(step, FollowupAsked):
+                    self.last_followup = step
                 if isinstance(step, RunEnded):
                     ended = step
             return ended
@@ -100,25 +103,13 @@ async def _run(args: argparse.Namespace) -> int:
     return 0 if ended.reason == "end_turn" else 1
 
 
-class LineReader:
-    """Reads one line of stdin on demand in a daemon thread, so Ctrl-C never waits on it."""
-
-    async def read(self, prompt: str) -> str | None:
-        loop = asyncio.get_running_loop()
-        line: asyncio.Future[str] = loop.create_future()
-
-        def deliver(text: str) -> None:
-            if not line.done():
-                line.set_result(text)
-
-        def read_one() -> None:
-            loop.call_soon_threadsafe(deliver, sys.stdin.readline())
-
-        if sys.stdin.isatty():
-            print(prompt, end="", flush=True)
-        threading.Thread(target=read_one, daemon=True).start()
-        text = await line
-        return text.rstrip("\n") if text else None
+def chosen_option(followup: FollowupAsked | None, reply: str) -> str:
+    """A reply that is an option's number stands for that option's text."""
+    if followup is not None and reply.strip().isdigit():
+        number = int(reply.strip())
+        if 1 <= number <= len(followup.options):
+            return followup.options[number - 1]
+    return reply
 
 
 def chat_command(args: argparse.Namespace) -> int:
@@ -132,20 +123,8 @@ def chat_command(args: argparse.Namespace) -> int:
 async def _chat(args: argparse.Namespace) -> int:
     view = TerminalView()
     runner = TurnRunner(view)
-    reader = LineReader()
-
-    async def ask(request: PermissionRequest) -> Answer:
-        reply = await reader.read(
-            f"Allow {request.tool_name} ({request.risk}) with {short(request.input, 300)}? "
-            "[y]es / [n]o / [a]lways this session: "
-        )
-        choice = (reply or "").strip().lower()
-        if choice in ("a", "always"):
-            return Answer.ALLOW_FOR_SESSION
-        return Answer.ALLOW_ONCE if choice in ("y", "yes") else Answer.DENY
 
     options = _options(args)
-    options.asker = ask
     async with open_session(options) as session:
         for report in options.reports:
             print(f"deskloop: {report}", file=sys.stderr)
@@ -155,7 +134,7 @@ async def _chat(args: argparse.Namespace) -> int:
         if args.resume is not None and session.messages and session.messages[-1]["role"] == "user":
             await runner.run(session.run())  # the resumed session was waiting on the model
         while not runner.session_over.is_set():
-            reading = asyncio.ensure_future(reader.read("you> "))
+            reading = asyncio.ensure_future(read_line("you> "))
             over = asyncio.ensure_future(runner.session_over.wait())
             await asyncio.wait({reading, over}, return_when=asyncio.FIRST_COMPLETED)
             over.cancel()
@@ -167,6 +146,7 @@ async def _chat(args: argparse.Namespace) -> int:
                 break
             if not text.strip():
                 continue
+            text = chosen_option(runner.last_followup, text)
             ended = await runner.run(session.send(text))
             if ended is not None and ended.reason == "endpoint_error":
                 print(f"deskloop: {ended.message}", file=sys.stderr)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+from deskloop.agent.console import read_line
 from deskloop.agent.tools import RISK_CLASSES, RiskClass, Tool
 from deskloop.errors import DeskloopError
 from deskloop.settings import AgentSettings
@@ -117,7 +118,7 @@ async def ask_in_terminal(request: PermissionRequest) -> Answer:
         f"\nThe agent wants to run {request.tool_name} ({request.risk}) with {arguments}\n"
         "Allow? [y]es / [n]o / [a]lways this session: "
     )
-    reply = (await asyncio.to_thread(input, prompt)).strip().lower()
+    reply = ((await read_line(prompt)) or "").strip().lower()
     if reply in ("a", "always"):
         return Answer.ALLOW_FOR_SESSION
     if reply in ("y", "yes"):
