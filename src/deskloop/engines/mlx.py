@@ -55,6 +55,11 @@ class MlxEngine(PrefixCachingEngine):
         self._mx = mx
         on_cpu = mx.default_device().type == mx.DeviceType.cpu
         self.prefill_chunk = CPU_PREFILL_CHUNK if on_cpu else GPU_PREFILL_CHUNK
+        # Since MLX 0.31.2 GPU streams belong to the thread that made them, and the server
+        # generates in worker threads ("There is no Stream(gpu, N) in current thread",
+        # ml-explore/mlx#3727); a thread-local stream gives every thread its own.
+        new_stream = getattr(mx, "new_thread_local_stream", None)
+        self._stream: Any = new_stream(mx.default_device()) if new_stream else None
         self._loaded = loaded
         self._model = loaded.model
         self._cache: list[Any] = make_prompt_cache(loaded.model)
@@ -110,6 +115,12 @@ class MlxEngine(PrefixCachingEngine):
         return keep
 
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
+        if self._stream is None:
+            return self._forward(tokens)
+        with self._mx.stream(self._stream):
+            return self._forward(tokens)
+
+    def _forward(self, tokens: Sequence[int]) -> Logits:
         mx = self._mx
         inputs = mx.array([list(tokens)])
         inner = getattr(self._model, "model", None)
