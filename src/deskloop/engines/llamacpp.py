@@ -139,7 +139,9 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
         raise EngineUnavailable(
             f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}"
         ) from exc
-    threads = int(options.get("threads") or default_thread_count())
+    decode_threads, prefill_threads = default_thread_counts()
+    if options.get("threads"):
+        decode_threads = prefill_threads = int(options["threads"])
     try:
         context_window = int(options.get("context_window") or 0) or min(
             _trained_context(model_ref.path), DEFAULT_CONTEXT_CAP
@@ -148,8 +150,8 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
             model_path=str(model_ref.path),
             n_ctx=context_window,
             n_batch=BATCH_SIZE,
-            n_threads=threads,
-            n_threads_batch=threads,
+            n_threads=decode_threads,
+            n_threads_batch=prefill_threads,
             logits_all=False,
             verbose=False,
         )
@@ -158,14 +160,16 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
     return LlamaCppEngine(llama, model_ref, context_window)
 
 
-def default_thread_count() -> int:
-    """All cores but one, which stays free for the server loop and the desktop apps around it.
+def default_thread_counts() -> tuple[int, int]:
+    """Threads for decoding and for prefill: half the logical cores, and all but one.
 
-    llama.cpp's threads wait for each other at every layer; when another process takes a
-    core they stall. Measured here (2 cores, load ~4, bench_engines.py): 2 threads decoded
-    7-8 tok/s and prefilled 30 tok/s, 1 thread 58-88 and 110-136.
+    llama.cpp's threads wait for each other at every layer, so one busy core stalls them
+    all. Measured here (2 cores, load ~4, bench_engines.py): 2 threads decoded 7-8 tok/s
+    and prefilled 30 tok/s, 1 thread 58-88 and 110-136. Decoding is memory-bound, so
+    half the logical cores (the physical ones on SMT machines) lose little when idle.
     """
-    return max(1, (os.cpu_count() or 1) - 1)
+    cores = os.cpu_count() or 1
+    return max(1, cores // 2), max(1, cores - 1)
 
 
 def _not_gguf_message(model: str, model_ref: ModelRef) -> str:
