@@ -1,6 +1,7 @@
 """MCP servers through the real SDK: a real third-party server, a hung tool, a crash, HTTP."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -204,3 +205,39 @@ async def test_a_streamable_http_server_serves_its_tools(http_fixture_server: st
         echo = next(tool for tool in tools if tool.name == "mcp__web__echo")
         blocks = await echo.run({"text": "over http"}, None)  # type: ignore[arg-type]
     assert blocks == [{"type": "text", "text": "echo: over http"}]
+
+
+async def test_a_server_that_never_answers_is_given_up_on_without_a_leftover_process(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "silent-server-pid"
+    silent = StdioServerConfig(
+        "silent",
+        sys.executable,
+        [
+            "-c",
+            f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)",
+        ],
+    )
+    collected = Collected()
+    async with McpServers(
+        [silent], on_stderr=collected.on_stderr, on_report=collected.on_report, start_timeout_s=1.0
+    ) as servers:
+        assert await servers.start() == []
+    assert collected.reports == [
+        (
+            "silent",
+            "left out of this session: MCP server 'silent' did not answer within 1 s; "
+            "check its command in `deskloop mcp list` and its lines in the session log",
+        )
+    ]
+    pid = int(marker.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

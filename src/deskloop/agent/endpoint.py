@@ -6,7 +6,9 @@ the embedded server started as a child process on a free loopback port.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -55,20 +57,40 @@ class EmbeddedServer:
         self.url = ""
 
     def start(self) -> str:
+        """Spawn the server and wait for its ready line; returns its base URL."""
+        self.spawn()
+        return self.wait_until_ready()
+
+    def spawn(self) -> None:
+        """Start the child; call from the thread that lives as long as the session."""
         command = [sys.executable, "-m", "deskloop", "serve", "--port", "0", *self.extra_args]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
+
+    def wait_until_ready(self) -> str:
+        assert self.process is not None
         stdout = self.process.stdout
         assert stdout is not None and self.process.stderr is not None
         errors: list[str] = []
         # The server writes its log to stderr; keep the tail for a failure message.
         threading.Thread(target=_keep_tail, args=(self.process.stderr, errors), daemon=True).start()
-        ready: list[str] = []
-        reader = threading.Thread(target=lambda: ready.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(EMBEDDED_START_TIMEOUT_S)
-        line = ready[0] if ready else ""
+        ready = threading.Event()
+        first_line: list[str] = []
+
+        def read_stdout() -> None:
+            first_line.append(stdout.readline())
+            ready.set()
+            for _ in stdout:  # keep the pipe drained for the server's lifetime
+                pass
+
+        threading.Thread(target=read_stdout, daemon=True).start()
+        ready.wait(EMBEDDED_START_TIMEOUT_S)
+        line = first_line[0] if first_line else ""
         if " at http" not in line:
             self.stop()
             said = "\n".join(errors[-5:]) or "no output"
@@ -87,14 +109,22 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
 
     def __enter__(self) -> EmbeddedServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends the server SIGTERM when its parent dies, even by SIGKILL.
+
+    prctl(2): the signal follows the death of the *thread* that forked, hence `spawn`
+    runs on the event loop's thread, not a worker thread.
+    """
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _keep_tail(stream: IO[str], lines: list[str]) -> None:

@@ -52,7 +52,8 @@ async def _endpoint_url(options: SessionOptions) -> tuple[str, str]:
         return endpoint.url, endpoint.api_key
     if _embedded is None:
         server = EmbeddedServer()
-        await asyncio.to_thread(server.start)
+        server.spawn()
+        await asyncio.to_thread(server.wait_until_ready)
         _embedded = server
     return _embedded.url, endpoint.api_key
 

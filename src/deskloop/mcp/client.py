@@ -119,9 +119,15 @@ class McpServerConnection:
     """One MCP server for one session: start, list tools, call, restart once, stop."""
 
     def __init__(
-        self, config: McpServerConfig, *, on_stderr: StderrSink, on_report: ReportSink
+        self,
+        config: McpServerConfig,
+        *,
+        on_stderr: StderrSink,
+        on_report: ReportSink,
+        start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
         self.config = config
+        self.start_timeout_s = start_timeout_s
         self.name = config.name
         self.state: ServerState = "stopped"
         self.tools: list[mcp_types.Tool] = []
@@ -140,13 +146,13 @@ class McpServerConnection:
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._hold_connection(ready), name=f"mcp:{self.name}")
         try:
-            async with asyncio.timeout(START_TIMEOUT_S):
+            async with asyncio.timeout(self.start_timeout_s):
                 self.tools = await asyncio.shield(ready)
         except TimeoutError:
             await self.stop()
             raise McpStartError(
-                f"MCP server {self.name!r} did not answer within {START_TIMEOUT_S:g} s; "
-                f"check it with `deskloop mcp list` and its log"
+                f"MCP server {self.name!r} did not answer within {self.start_timeout_s:g} s; "
+                "check its command in `deskloop mcp list` and its lines in the session log"
             ) from None
         except McpStartError:
             await self.stop()
@@ -159,7 +165,10 @@ class McpServerConnection:
         self._stop.set()
         task, self._task = self._task, None
         if task is not None:
-            await task
+            if self._client is None:
+                task.cancel()  # still starting: nothing would ever read the stop event
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._client = None
         if self.state == "running":
             self.state = "stopped"
@@ -338,9 +347,12 @@ class McpServers:
         on_stderr: StderrSink,
         on_report: ReportSink = _print_report,
         switched_off: Sequence[str] = (),
+        start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
         self.connections = [
-            McpServerConnection(config, on_stderr=on_stderr, on_report=on_report)
+            McpServerConnection(
+                config, on_stderr=on_stderr, on_report=on_report, start_timeout_s=start_timeout_s
+            )
             for config in configs
             if config.enabled and config.name not in switched_off
         ]
