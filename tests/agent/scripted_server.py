@@ -17,11 +17,13 @@ def tool_call(name: str, arguments: dict[str, Any], text: str = "") -> str:
 
 @contextmanager
 def scripted_server(
-    folder: Path, outputs: list[str], *, repeat_last: bool = False
+    folder: Path, outputs: list[str], *, repeat_last: bool = False, api_key: str = ""
 ) -> Iterator[str]:
     script = folder / "script.json"
     script.write_text(json.dumps({"outputs": outputs, "repeat_last": repeat_last}))
     command = [sys.executable, "-m", "deskloop", "serve", "--engine", "scripted"]
+    if api_key:
+        command += ["--api-key", api_key]
     server = subprocess.Popen(
         [*command, "--script", str(script), "--port", "0", "--tool-format", "generic"],
         stdout=subprocess.PIPE,

@@ -138,3 +138,36 @@ async def test_endpoint_mistakes_are_explained(tmp_path: Path) -> None:
     last = steps[-1]
     assert isinstance(last, RunEnded) and last.reason == "endpoint_error"
     assert last.message.startswith(f"nothing is answering at {url}")
+
+
+async def test_a_refused_key_and_an_unknown_model_are_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with scripted_server(tmp_path, ["unused"], api_key="right-key") as url:
+        monkeypatch.setenv("DESKLOOP_AGENT_API_KEY", "wrong-key")
+        _, refused = await run_task(url, "hello")
+        monkeypatch.setenv("DESKLOOP_AGENT_API_KEY", "right-key")
+        monkeypatch.setenv("DESKLOOP_AGENT_MODEL", "gpt-4o")
+        _, unknown = await run_task(url, "hello")
+    assert refused[-1] == RunEnded(
+        "endpoint_error",
+        f"{url} refused the API key: set the right one with "
+        "`deskloop config set agent.api_key KEY` (or ANTHROPIC_API_KEY)",
+    )
+    last = unknown[-1]
+    assert isinstance(last, RunEnded) and last.reason == "endpoint_error"
+    assert last.message.startswith(f"{url} has no model 'gpt-4o' loaded")
+
+
+async def test_the_token_limit_ends_the_session_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_MAX_SESSION_TOKENS", "100")
+    configure_mcp(time=TIME_SERVER)
+    check = tool_call("mcp__time__get_current_time", {"timezone": "Etc/UTC"})
+    with scripted_server(tmp_path, [check], repeat_last=True) as url:
+        _, steps = await run_task(url, "Keep checking the time")
+    last = steps[-1]
+    assert isinstance(last, RunEnded) and last.reason == "max_session_tokens"
+    assert "the limit is 100 (agent.max_session_tokens)" in last.message
+    assert [s.turn for s in steps if isinstance(s, TurnStarted)] == [1]
