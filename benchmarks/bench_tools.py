@@ -14,6 +14,7 @@ guided; masking adds <= 10% to decode time. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import codecs
 import random
 import re
 import statistics
@@ -342,21 +343,38 @@ def run_case(
     def on_prefill(report: PrefillReport) -> None:
         prefilled.append(time.perf_counter())
 
-    tokens = list(
-        engine.generate(
-            engine.tokenize(prompt),
-            Sampling(max_tokens=max_tokens, temperature=0.0),
-            cancel=threading.Event(),
-            guide=guide,
-            on_prefill=on_prefill,
-        )
-    )
-    decode_seconds = time.perf_counter() - prefilled[0]
-    output = fmt.call_opener + b"".join(engine.token_bytes(t) for t in tokens).decode(
-        "utf-8", "replace"
-    )
     parser = fmt.new_parser(tools, guided=guided)
-    call = first_call(parser.feed(output) + parser.finish())
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    events = parser.feed(fmt.call_opener)
+    pieces = [fmt.call_opener]
+    tokens = 0
+    generation = engine.generate(
+        engine.tokenize(prompt),
+        Sampling(max_tokens=max_tokens, temperature=0.0),
+        cancel=threading.Event(),
+        guide=guide,
+        on_prefill=on_prefill,
+    )
+    # Stop at the end of the first call, as the server does when one call is all it wants:
+    # what a free-running model writes after it does not change the call.
+    for token in generation:
+        tokens += 1
+        piece = decoder.decode(engine.token_bytes(token))
+        pieces.append(piece)
+        events += parser.feed(piece)
+        if any(isinstance(event, ParsedCallEnd | ParsedCallInvalid) for event in events):
+            break
+        body = "".join(pieces[1:]).lstrip()
+        if body and not body.startswith("{"):
+            break  # not a JSON call, whatever follows: the parser will report it invalid
+    else:
+        if tokens < max_tokens:
+            tokens += 1  # the stop token, sampled but not yielded
+    generation.close()
+    decode_seconds = time.perf_counter() - prefilled[0]
+    events += parser.feed(decoder.decode(b"", final=True)) + parser.finish()
+    output = "".join(pieces)
+    call = first_call(events)
     valid = (
         call is not None
         and validate_input(next(t for t in tools if t.name == call[0]), call[1]) is None
@@ -368,7 +386,7 @@ def run_case(
         valid,
         right_tool,
         right_arguments,
-        len(tokens) + 1,
+        tokens,
         decode_seconds,
         guide.mask_seconds if guide else 0.0,
     )
@@ -396,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=210, help="number of cases (default 210)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", default="", help="GGUF path; empty: the embedded model")
-    parser.add_argument("--max-tokens", type=int, default=160)
+    parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tool-diet", action="store_true", help="slim the tools first")
     parser.add_argument("--show", action="store_true", help="print every case's outputs")
