@@ -174,7 +174,10 @@ class AgentSession:
 
     def _append(self, role: Literal["user", "assistant"], blocks: list[ContentBlock]) -> None:
         self.store.add_message(self.session_id, role, blocks)
-        self.messages = merge_consecutive([*self.messages, {"role": role, "content": blocks}])
+        if self.messages and self.messages[-1]["role"] == role:
+            self.messages[-1]["content"].extend(blocks)  # the API wants roles to alternate
+        else:
+            self.messages.append({"role": role, "content": list(blocks)})
 
     async def send(self, text: str) -> AsyncIterator[Step]:
         """Give the agent the user's words and run turns until it stops; ends with RunEnded."""
