@@ -165,8 +165,8 @@ def default_thread_counts() -> tuple[int, int]:
 
     llama.cpp's threads wait for each other at every layer, so one busy core stalls them
     all. Measured here (2 cores, load ~4, bench_engines.py): 2 threads decoded 7-8 tok/s
-    and prefilled 30 tok/s, 1 thread 58-88 and 110-136. Decoding is memory-bound, so
-    half the logical cores (the physical ones on SMT machines) lose little when idle.
+    and prefilled 27-36 tok/s, 1 thread 40-88 and 94-136. Half the logical cores is also
+    llama-cpp-python's own default for decoding (the physical cores on SMT machines).
     """
     cores = os.cpu_count() or 1
     return max(1, cores // 2), max(1, cores - 1)
