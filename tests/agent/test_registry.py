@@ -69,3 +69,19 @@ def test_schema_costs_grow_with_the_schema() -> None:
 
 def test_token_estimate_counts_words_numbers_and_marks() -> None:
     assert estimate_tokens('{"id": 12}') == 7
+
+
+def test_third_party_tools_that_cannot_be_offered_are_left_out_one_by_one() -> None:
+    registry = ToolRegistry([fake_tool("mcp__a_b__echo", source="mcp:a_b")])
+    refused = registry.add_each(
+        [
+            fake_tool("mcp__a_b__echo", source="mcp:a.b"),
+            fake_tool("mcp__a_b__time", source="mcp:a.b"),
+            fake_tool("mcp__a_b__bad", schema={"type": "array"}, source="mcp:a.b"),
+        ]
+    )
+    assert registry.names() == ["mcp__a_b__echo", "mcp__a_b__time"]
+    assert [str(problem) for problem in refused] == [
+        "tool 'mcp__a_b__echo' from mcp:a.b clashes with the one from mcp:a_b; rename one of them",
+        'tool \'mcp__a_b__bad\': input_schema must have "type": "object" (Messages API rule)',
+    ]

@@ -171,7 +171,9 @@ async def _tools(args: argparse.Namespace) -> int:
         switched_off=getattr(args, "no_mcp", None) or (),
     )
     async with servers:
-        registry = ToolRegistry([ASK_FOLLOWUP, *load_tool_families(), *await servers.start()])
+        registry = ToolRegistry([ASK_FOLLOWUP, *load_tool_families()])
+        refused = registry.add_each(await servers.start())
+    reports.extend(f"MCP tool left out: {problem}" for problem in refused)
     costs = registry.schema_costs(count_tokens)
     if args.json:
         print(json.dumps([cost.__dict__ for cost in costs], indent=2))

@@ -63,6 +63,16 @@ class ToolRegistry:
         self._validators[tool.name] = _compile_schema(tool)
         self._tools[tool.name] = tool
 
+    def add_each(self, tools: Iterable[Tool]) -> list[ToolRegistrationError]:
+        """Add what can be added (third-party tools); returns why the others were left out."""
+        refused = []
+        for tool in tools:
+            try:
+                self.add(tool)
+            except ToolRegistrationError as exc:
+                refused.append(exc)
+        return refused
+
     def remove_source(self, source: str) -> list[str]:
         """Drop every tool from `source` (an MCP server switched off); returns their names."""
         names = [name for name, tool in self._tools.items() if tool.source == source]

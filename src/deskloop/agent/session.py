@@ -98,7 +98,10 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         )
         await stack.enter_async_context(servers)
         native_and_screen = [*load_tool_families(), *options.extra_tools]
-        registry = ToolRegistry([ASK_FOLLOWUP, *native_and_screen, *await servers.start()])
+        registry = ToolRegistry([ASK_FOLLOWUP, *native_and_screen])
+        for refused in registry.add_each(await servers.start()):
+            options.reports.append(f"MCP tool left out: {refused}")
+            log.write("mcp_report", message=f"tool left out: {refused}")
         policy = PermissionPolicy.from_settings(agent, options.asker)
         dispatcher = Dispatcher(
             registry,
