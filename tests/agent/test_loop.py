@@ -93,7 +93,10 @@ async def test_a_hung_tool_times_out_and_the_session_finishes(
     (outcome,) = [s.outcome for s in steps if isinstance(s, ToolCallFinished)]
     assert outcome.status == "timeout"
     assert steps[-1] == RunEnded("end_turn", "done")
-    timeouts = [e for e in read_log(session_log_path(session_id)) if e["event"] == "tool_timeout"]
+    events = read_log(session_log_path(session_id))
+    stderr = [(e["server"], e["line"]) for e in events if e["event"] == "mcp_stderr"]
+    assert ("fixture", "fixture server starting") in stderr
+    timeouts = [e for e in events if e["event"] == "tool_timeout"]
     assert timeouts[0]["name"] == "mcp__fixture__hang"
     assert "timed out after 0.5 s" in timeouts[0]["error"]
 
