@@ -1,7 +1,7 @@
 """Tool families: each a `module:function` returning `list[Tool]`, loaded the same way.
 
-The screen and native tool families add their line here as they land; a session and
-`deskloop mcp serve` offer every family listed.
+Native tool families add their line here as they land; a session and `deskloop mcp
+serve` offer every family listed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from deskloop.agent.tools import Tool
 
-BUILTIN_TOOL_FAMILIES: list[str] = []
+BUILTIN_TOOL_FAMILIES: list[str] = ["deskloop.agent.screen_tools:screen_tools"]
 
 
 def load_tool_families(targets: Sequence[str] | None = None) -> list[Tool]:

@@ -103,12 +103,9 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             options.reports.append(f"MCP tool left out: {refused}")
             log.write("mcp_report", message=f"tool left out: {refused}")
         policy = PermissionPolicy.from_settings(agent, options.asker)
-        dispatcher = Dispatcher(
-            registry,
-            policy,
-            timeouts_from_settings(agent),
-            context=ToolContext(session_id=record.id),
-        )
+        context = ToolContext(session_id=record.id)
+        stack.push_async_callback(context.aclose)
+        dispatcher = Dispatcher(registry, policy, timeouts_from_settings(agent), context=context)
         client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)
         stack.push_async_callback(client.close)
         system_prompt = record.system_prompt or build_system_prompt(agent, registry)

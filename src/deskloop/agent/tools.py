@@ -49,6 +49,12 @@ class ToolContext:
 
     session_id: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Called when the session ends, for what tools opened (a screen connection, say).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        while self.closers:
+            await self.closers.pop()()
 
 
 ToolOutput = str | Sequence[ContentBlock]

@@ -22,7 +22,7 @@ from deskloop.agent.dispatch import Dispatcher, ToolCall, timeouts_from_settings
 from deskloop.agent.families import load_tool_families
 from deskloop.agent.policy import Answer, PermissionPolicy, PermissionRequest
 from deskloop.agent.registry import ToolRegistry
-from deskloop.agent.tools import RiskClass, Tool
+from deskloop.agent.tools import RiskClass, Tool, ToolContext
 from deskloop.settings import load_settings
 
 
@@ -48,7 +48,11 @@ async def _refuse_asking(request: PermissionRequest) -> Answer:
     return Answer.DENY
 
 
-def build_tool_server(tools: Sequence[Tool], policy: PermissionPolicy | None = None) -> Server:
+def build_tool_server(
+    tools: Sequence[Tool],
+    policy: PermissionPolicy | None = None,
+    context: ToolContext | None = None,
+) -> Server:
     """A low-level MCP server whose tools/list and tools/call are deskloop's registry."""
     agent = load_settings().agent
     registry = ToolRegistry(tools)
@@ -56,6 +60,7 @@ def build_tool_server(tools: Sequence[Tool], policy: PermissionPolicy | None = N
         registry,
         policy or PermissionPolicy.from_settings(agent, _refuse_asking),
         timeouts_from_settings(agent),
+        context=context,
     )
     call_ids = itertools.count(1)
 
@@ -86,9 +91,13 @@ def build_tool_server(tools: Sequence[Tool], policy: PermissionPolicy | None = N
 
 
 async def serve_over_stdio(tools: Sequence[Tool]) -> None:
-    server = build_tool_server(tools)
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    context = ToolContext()
+    server = build_tool_server(tools, context=context)
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+    finally:
+        await context.aclose()
 
 
 def mcp_serve_command(args: argparse.Namespace) -> int:

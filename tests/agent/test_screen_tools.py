@@ -1,0 +1,70 @@
+"""The screen tools through dispatch, on a real test desktop (Xvfb, session bus, mousepad)."""
+
+import base64
+import re
+from collections.abc import Iterator
+
+import pytest
+from tests.screen.desktop import DEFAULT_APPS, TestDesktop
+
+from deskloop.agent.dispatch import Dispatcher, ToolCall
+from deskloop.agent.policy import PermissionPolicy
+from deskloop.agent.registry import ToolRegistry
+from deskloop.agent.screen_tools import SCREEN_SESSION_KEY, screen_tools
+from deskloop.agent.tools import TimeoutTier, ToolContext
+
+pytestmark = [pytest.mark.desktop, pytest.mark.slow]
+MOUSEPAD = tuple(app for app in DEFAULT_APPS if app.key == "mousepad")
+ALL_AUTO = PermissionPolicy(
+    {"read": "auto", "act": "auto", "destructive": "auto", "external": "auto"}
+)
+TIMEOUTS = {TimeoutTier.INTERNAL: 10.0, TimeoutTier.MCP: 120.0, TimeoutTier.OTHER: 300.0}
+
+
+@pytest.fixture(scope="module")
+def mousepad_desktop() -> Iterator[TestDesktop]:
+    running = TestDesktop.start(MOUSEPAD)
+    try:
+        running.wait_for_trees(MOUSEPAD)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def on_desktop(mousepad_desktop: TestDesktop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", mousepad_desktop.display)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", mousepad_desktop.bus_address)
+
+
+async def test_the_model_observes_types_by_id_and_sees_the_result(on_desktop: None) -> None:
+    context = ToolContext(session_id=1)
+    run = Dispatcher(ToolRegistry(screen_tools()), ALL_AUTO, TIMEOUTS, context=context)
+    try:
+        (observed,) = await run.run([ToolCall("a", "observe", {"app": "mousepad"})])
+        assert observed.status == "ok", observed.content
+        editor = re.search(r"^(e\d+) entry", observed.content[0]["text"], re.MULTILINE)
+        assert editor is not None, observed.content[0]["text"]
+        editor_id = editor.group(1)
+
+        cleared, typed = await run.run(
+            [ToolCall("b", "set_value", {"id": editor_id, "value": ""})]
+        ) + await run.run(
+            [ToolCall("c", "type_text", {"id": editor_id, "text": "hello from the agent"})]
+        )
+        assert cleared.status == "ok" and typed.status == "ok", typed.content
+        assert f'{editor_id} entry = "hello from the agent"' in typed.content[0]["text"]
+
+        (unknown,) = await run.run([ToolCall("d", "click", {"id": "e99999"})])
+        assert unknown.status == "bad_input"
+        assert "e99999" in unknown.content[0]["text"]
+
+        (shot,) = await run.run([ToolCall("e", "capture_screenshot", {})])
+        text, image = shot.content
+        assert text["text"].startswith("screenshot ")
+        assert base64.b64decode(image["source"]["data"]).startswith(b"\x89PNG")
+        assert SCREEN_SESSION_KEY in context.extras
+    finally:
+        await context.aclose()
+    assert context.closers == []
