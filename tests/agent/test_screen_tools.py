@@ -2,9 +2,13 @@
 
 import base64
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from scripted_server import scripted_server, tool_call
 from tests.screen.desktop import DEFAULT_APPS, TestDesktop
 
 from deskloop.agent.dispatch import Dispatcher, ToolCall
@@ -12,7 +16,9 @@ from deskloop.agent.policy import PermissionPolicy
 from deskloop.agent.registry import ToolRegistry
 from deskloop.agent.screen_tools import SCREEN_SESSION_KEY, screen_tools
 from deskloop.agent.tools import TimeoutTier, ToolContext
+from deskloop.store import Store
 
+AGENT_CLI = Path(__file__).with_name("agent_cli.py")
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
 MOUSEPAD = tuple(app for app in DEFAULT_APPS if app.key == "mousepad")
 ALL_AUTO = PermissionPolicy(
@@ -68,3 +74,30 @@ async def test_the_model_observes_types_by_id_and_sees_the_result(on_desktop: No
     finally:
         await context.aclose()
     assert context.closers == []
+
+
+def test_deskloop_run_drives_a_real_app_with_a_scripted_model(
+    on_desktop: None, tmp_path: Path
+) -> None:
+    outputs = [
+        tool_call("observe", {"app": "mousepad"}, "Looking at the editor."),
+        tool_call("press_keys", {"keys": "ctrl+a Delete"}),
+        tool_call("type_text", {"text": "typed by deskloop run"}),
+        "I typed it.",
+    ]
+    with scripted_server(tmp_path, outputs) as url:
+        done = subprocess.run(
+            [sys.executable, str(AGENT_CLI), "run", "Type a line", "--endpoint", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    assert '→ observe {"app": "mousepad"}' in done.stdout
+    typed = next(line for line in done.stdout.splitlines() if "✓ type_text" in line)
+    assert "typed 21 characters into the focus" in typed
+    assert done.stdout.rstrip().endswith("I typed it.")
+    with Store.open() as store:
+        calls = {call.name: call for call in store.tool_calls(1)}
+    assert calls["type_text"].status == "ok"
+    assert 'entry = "typed by deskloop run"' in calls["type_text"].result[0]["text"]  # type: ignore[index]
