@@ -204,6 +204,9 @@ class AgentSession:
                         yield step_or_final
                     else:
                         final = step_or_final
+            except asyncio.CancelledError:
+                self.log.write("interrupted", during="model")  # the partial answer is dropped
+                raise
             except anthropic.APIError as exc:
                 explained = explain_api_error(exc, self.endpoint_url, self.model)
                 self.log.write("endpoint_error", message=str(explained))
