@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from deskloop import __version__
 from deskloop.errors import DeskloopError
+from deskloop.mcp.arguments import add_mcp_command
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -91,30 +92,6 @@ def _add_screen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     doctor.set_defaults(handler=_lazy("deskloop.screen.commands:doctor_command"))
 
 
-def _add_mcp(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    mcp = commands.add_parser("mcp", help="configure the MCP servers sessions start with")
-    actions = mcp.add_subparsers(dest="mcp_action", required=True)
-    listing = actions.add_parser("list", help="show the configured MCP servers")
-    listing.add_argument("--json", action="store_true", help="the raw entries as JSON")
-    add = actions.add_parser(
-        "add",
-        help="add a server: [OPTIONS] NAME -- COMMAND [ARGS] (stdio) or --url URL NAME (HTTP)",
-    )
-    add.add_argument("name")
-    add.add_argument("--url", help="streamable-HTTP endpoint of the server")
-    add.add_argument("--header", action="append", metavar="KEY=VALUE", help="HTTP header")
-    add.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment variable")
-    add.add_argument("--disabled", action="store_true", help="add it switched off")
-    add.add_argument("--force", action="store_true", help="replace a server of the same name")
-    # Options go before NAME (as in `claude mcp add`): `--` keeps the command's own flags
-    # away from argparse.
-    add.add_argument("command", nargs="*", help="-- COMMAND [ARGS] that starts a stdio server")
-    for verb in ("remove", "enable", "disable"):
-        action = actions.add_parser(verb, help=f"{verb} a server")
-        action.add_argument("name")
-    mcp.set_defaults(handler=_lazy("deskloop.mcp.commands:mcp_command"))
-
-
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help="server, tools, screen, agent")
@@ -131,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(commands)
     _add_screen(commands)
-    _add_mcp(commands)
+    add_mcp_command(commands, _lazy)
     _add_config(commands)
     _add_bench(commands)
     return parser
