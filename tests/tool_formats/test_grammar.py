@@ -13,7 +13,7 @@ from deskloop.server.constraints import GrammarGuide, build_grammar
 from deskloop.server.protocol import Tool
 from deskloop.server.tool_formats import tool_format
 from deskloop.server.tool_formats.hermes import HermesFormat
-from tests.tool_formats.helpers import TOOLS, run_parser
+from tests.tool_formats.helpers import CLICK, TOOLS, run_parser
 from tests.tool_formats.test_parsers import GOLDEN_OUTPUTS
 
 pytestmark = pytest.mark.llamacpp
@@ -256,3 +256,76 @@ def test_special_token_markers_are_matched_as_tokens(tokenizer: Any) -> None:
     assert not special_accepts(tokenizer, "none", call)
     bad = '<issue_start>\n{"name": "click", "arguments": {"element_id": "OK"}}\n<issue_closed>'
     assert not special_accepts(tokenizer, "auto", bad)
+
+
+# As pydantic writes schemas (MCP servers): definitions under $defs, used through $ref.
+WITH_DEFINITIONS = Tool(
+    name="fill_form",
+    input_schema={
+        "$defs": {
+            "Field": {
+                "type": "object",
+                "title": "Field",
+                "properties": {
+                    "id": {"type": "string", "pattern": "^e[0-9]+$"},
+                    "value": {"type": "string"},
+                },
+                "required": ["id", "value"],
+                "additionalProperties": False,
+            }
+        },
+        "type": "object",
+        "title": "FillFormInput",
+        "properties": {"fields": {"type": "array", "items": {"$ref": "#/$defs/Field"}}},
+        "required": ["fields"],
+    },
+)
+FIELDS_OK = '{"fields": [{"id": "e1", "value": "x"}]}'
+FIELDS_BAD = '{"fields": [{"id": "OK", "value": "x"}]}'
+DEFINITION_CALLS = {
+    "hermes": '<tool_call>\n{{"name": "fill_form", "arguments": {args}}}\n</tool_call>',
+    "generic": '<tool_call>{{"name": "fill_form", "arguments": {args}}}</tool_call>',
+    "llama3": '{{"name": "fill_form", "parameters": {args}}}',
+    "mistral": '[TOOL_CALLS] [{{"name": "fill_form", "arguments": {args}}}]',
+    "mistral_v11": "[TOOL_CALLS]fill_form[ARGS]{args}",
+}
+
+
+@pytest.mark.parametrize("family", sorted(DEFINITION_CALLS))
+def test_schemas_with_definitions_are_enforced(tokenizer: Any, family: str) -> None:
+    shape = DEFINITION_CALLS[family]
+    tools = [CLICK, WITH_DEFINITIONS]  # two tools: definitions must survive the merge
+    for arguments, expected in ((FIELDS_OK, True), (FIELDS_BAD, False)):
+        grammar = build_grammar(tokenizer, tool_format(family), tools, "auto")
+        guide = GrammarGuide(tokenizer, grammar)
+        accepted = True
+        for token in tokenizer.tokenize_str(shape.format(args=arguments)):
+            mask = guide.allowed_tokens()
+            assert mask is not None
+            if not mask[token]:
+                accepted = False
+                break
+            guide.accept(token)
+        assert (accepted and guide.is_complete()) is expected, (family, arguments)
+
+
+def test_qwen3_coder_parameter_with_definitions(tokenizer: Any) -> None:
+    def call(arguments: str) -> str:
+        fields = arguments[len('{"fields": ') : -1]
+        return (
+            "<tool_call>\n<function=fill_form>\n<parameter=fields>\n"
+            f"{fields}\n</parameter>\n</function>\n</tool_call>"
+        )
+
+    grammar = build_grammar(tokenizer, tool_format("qwen3_coder"), [WITH_DEFINITIONS], "auto")
+    for arguments, expected in ((FIELDS_OK, True), (FIELDS_BAD, False)):
+        guide = GrammarGuide(tokenizer, grammar)
+        accepted = True
+        for token in tokenizer.tokenize_str(call(arguments)):
+            mask = guide.allowed_tokens()
+            assert mask is not None
+            if not mask[token]:
+                accepted = False
+                break
+            guide.accept(token)
+        assert (accepted and guide.is_complete()) is expected

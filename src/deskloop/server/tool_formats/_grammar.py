@@ -55,18 +55,70 @@ def input_schema(tool: Tool) -> dict[str, Any]:
     return schema
 
 
+_DEFINITION_KEYS = ("$defs", "definitions")
+
+
+def _rewrite_refs(schema: Any, renames: dict[str, str]) -> Any:
+    if isinstance(schema, list):
+        return [_rewrite_refs(item, renames) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "$ref" and isinstance(value, str) and value in renames:
+            out[key] = renames[value]
+        elif key in _LITERAL_VALUES:
+            out[key] = value
+        else:
+            out[key] = _rewrite_refs(value, renames)
+    return out
+
+
+def hoist_definitions(schema: dict[str, Any], prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`schema` without its `$defs`/`definitions`, and those definitions renamed with `prefix`.
+
+    A tool schema nested inside a call schema cannot keep its own definitions: `#/$defs/X`
+    resolves against the root. Pydantic-generated (MCP) schemas use them for every model.
+    """
+    definitions: dict[str, Any] = {}
+    renames: dict[str, str] = {}
+    for key in _DEFINITION_KEYS:
+        for name, definition in (schema.get(key) or {}).items():
+            renames[f"#/{key}/{name}"] = f"#/$defs/{prefix}{name}"
+            definitions[f"{prefix}{name}"] = definition
+    if not renames:
+        return schema, {}
+    body = {key: value for key, value in schema.items() if key not in _DEFINITION_KEYS}
+    return _rewrite_refs(body, renames), _rewrite_refs(definitions, renames)
+
+
+def with_definitions(sub_schema: Any, root: dict[str, Any]) -> dict[str, Any]:
+    """A part of a tool's schema, made standalone: the root's definitions come along."""
+    standalone = dict(sub_schema) if isinstance(sub_schema, dict) else {}
+    for key in _DEFINITION_KEYS:
+        if key in root:
+            standalone[key] = root[key]
+    return standalone
+
+
 def call_object_schema(tools: list[Tool], *, arguments_key: str) -> dict[str, Any]:
     """`{"name": <a declared tool>, <arguments_key>: <that tool's input>}` as one schema."""
-    choices = [
-        {
-            "type": "object",
-            "properties": {"name": {"const": tool.name}, arguments_key: input_schema(tool)},
-            "required": ["name", arguments_key],
-            "additionalProperties": False,
-        }
-        for tool in tools
-    ]
+    choices = []
+    definitions: dict[str, Any] = {}
+    for index, tool in enumerate(tools):
+        arguments, tool_definitions = hoist_definitions(input_schema(tool), f"t{index}_")
+        definitions.update(tool_definitions)
+        choices.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": tool.name}, arguments_key: arguments},
+                "required": ["name", arguments_key],
+                "additionalProperties": False,
+            }
+        )
     schema: dict[str, Any] = choices[0] if len(choices) == 1 else {"anyOf": choices}
+    if definitions:
+        schema = {**schema, "$defs": definitions}
     return {**schema, "x-guidance": JSON_STYLE}
 
 

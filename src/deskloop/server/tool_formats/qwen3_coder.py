@@ -23,6 +23,7 @@ from deskloop.server.tool_formats._grammar import (
     input_schema,
     json_rule,
     json_schema_with_style,
+    with_definitions,
 )
 from deskloop.server.tool_formats._text import TextSink, partial_suffix
 from deskloop.server.tool_formats.base import (
@@ -306,7 +307,7 @@ class Qwen3CoderFormat(ToolFormat):
         return "\n".join(lines)
 
 
-def _value_rule(rule: str, schema: Any) -> str:
+def _value_rule(rule: str, schema: Any, root: dict[str, Any]) -> str:
     """Lark rule for a parameter's raw value, ending with the parameter's closing tag."""
     end = lark_string(PARAMETER_END)
     if isinstance(schema, dict) and isinstance(schema.get("enum"), list) and schema["enum"]:
@@ -325,7 +326,7 @@ def _value_rule(rule: str, schema: Any) -> str:
     if kind == "boolean":
         return f'{rule}: ("true" | "false") {end}'
     if isinstance(schema, dict) and kind in ("object", "array"):
-        return f"{rule}: {json_rule(json_schema_with_style(schema))} {end}"
+        return f"{rule}: {json_rule(json_schema_with_style(with_definitions(schema, root)))} {end}"
     return f"{rule}[lazy]: /(?s:.*)\\n<\\/parameter>/"
 
 
@@ -340,7 +341,7 @@ def _function_rules(index: int, tool: Tool) -> list[str]:
         value = f"{rule}_v"
         opening = lark_string(f"<parameter={name}>" + "\n")
         lines.append(f'{rule}: {opening} {value} "\\n"')
-        lines.append(_value_rule(value, sub))
+        lines.append(_value_rule(value, sub, schema))
         parts.append(rule if name in required else f"{rule}?")
     head = lark_string(f"<function={tool.name}>" + "\n")
     lines.insert(0, f"f{index}: {head} {' '.join(parts)} {lark_string(FUNCTION_END)}")
