@@ -46,6 +46,8 @@ def test_invalid_schema_is_refused_with_the_tool_name() -> None:
     )
     with pytest.raises(ToolSchemaInvalid, match="broken"):
         check_tool_schemas([broken])
+    problem = validate_input(broken, {"a": "x"})  # while parsing: a problem, not a crash
+    assert problem is not None and "not a valid JSON schema" in problem
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,13 @@ def validate_input(tool: Tool, tool_input: Any) -> str | None:
     """Why `tool_input` is not a valid input for `tool`, or None when it is."""
     if not isinstance(tool_input, dict):
         return f"the input of {tool.name} must be a JSON object, not {type(tool_input).__name__}"
-    error = jsonschema.exceptions.best_match(_validator(tool).iter_errors(tool_input))
+    try:
+        validator = _validator(tool)
+    except ToolSchemaInvalid as exc:
+        # Mid-generation there is no one to refuse: the call is just not valid. Requests are
+        # refused earlier, with check_tool_schemas.
+        return str(exc)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(tool_input))
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path)
