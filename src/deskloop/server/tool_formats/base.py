@@ -95,6 +95,8 @@ def lark_regex_escape(text: str) -> str:
 
 
 class ToolFormat(ABC):
+    """One model family's tool calls: prompt input, output parser and call grammar."""
+
     name: ClassVar[str]
     # Text that opens a call in the model's output (e.g. "<tool_call>").
     call_opener: ClassVar[str]
