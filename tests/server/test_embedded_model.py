@@ -75,3 +75,56 @@ def test_count_tokens_matches_what_inference_reports(embedded_url: str) -> None:
     assert counted.input_tokens == answer.usage.input_tokens + (
         answer.usage.cache_read_input_tokens or 0
     )
+
+
+CLICK = {
+    "name": "click",
+    "description": "Click an element by its id.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"element_id": {"type": "string", "pattern": "^e[0-9]+$"}},
+        "required": ["element_id"],
+        "additionalProperties": False,
+    },
+}
+SCREEN = [
+    {"role": "user", "content": 'Screen:\ne1 btn "Cancel"\ne2 btn "OK"\nClick the OK button.'}
+]
+
+
+def test_forced_call_streams_its_input_in_pieces_and_validates(embedded_url: str) -> None:
+    client = anthropic.Anthropic(base_url=embedded_url, api_key="unused")
+    with client.messages.stream(
+        model="claude-opus-5-5",
+        max_tokens=60,
+        messages=SCREEN,
+        tools=[CLICK],
+        tool_choice={"type": "any"},
+        extra_body=GREEDY,
+    ) as stream:
+        pieces = [
+            e.delta.partial_json
+            for e in stream
+            if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
+        ]  # type: ignore[union-attr]
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    calls = [block for block in final.content if block.type == "tool_use"]
+    assert len(calls) == 1 and calls[0].name == "click"
+    assert len(pieces) > 2, "input should stream as the tokens arrive, not as one blob"
+    element = calls[0].input["element_id"]  # type: ignore[index]
+    assert element in ("e1", "e2")
+
+
+def test_call_cut_by_max_tokens_is_not_returned(embedded_url: str) -> None:
+    client = anthropic.Anthropic(base_url=embedded_url, api_key="unused")
+    message = client.messages.create(
+        model="claude-opus-5-5",
+        max_tokens=4,
+        messages=SCREEN,
+        tools=[CLICK],
+        tool_choice={"type": "any"},
+        extra_body=GREEDY,
+    )
+    assert message.stop_reason == "max_tokens"
+    assert [block for block in message.content if block.type == "tool_use"] == []

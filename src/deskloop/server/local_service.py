@@ -245,7 +245,11 @@ class LocalModelService:
         state = _RunState()
         joiner = Utf8Joiner()
         stops = StopSequenceFilter(prepared.stop_sequences)
-        parser = self.tool_format.new_parser(prepared.tools) if prepared.tools else None
+        parser = (
+            self.tool_format.new_parser(prepared.tools, guided=guide is not None)
+            if prepared.tools
+            else None
+        )
         generated: list[int] = []
 
         def on_prefill(report: PrefillReport) -> None:
