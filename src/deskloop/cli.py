@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from deskloop import __version__
+from deskloop.agent.arguments import add_agent_commands
 from deskloop.errors import DeskloopError
 from deskloop.mcp.arguments import add_mcp_command
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"deskloop {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_agent_commands(commands, _lazy)
     _add_serve(commands)
     _add_screen(commands)
     add_mcp_command(commands, _lazy)
