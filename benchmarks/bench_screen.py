@@ -15,36 +15,36 @@ import asyncio
 import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.screen.desktop import DEFAULT_APPS, TestDesktop  # noqa: E402
-
-from deskloop.screen.actions import ScreenSession  # noqa: E402
-from deskloop.screen.backend import Target  # noqa: E402
-from deskloop.screen.backends.atspi.backend import AtspiBackend  # noqa: E402
-from deskloop.screen.observation import (  # noqa: E402
+from deskloop.screen.actions import ScreenSession
+from deskloop.screen.backend import Target
+from deskloop.screen.backends.atspi.backend import AtspiBackend
+from deskloop.screen.observation import (
     element_line,
     render_observation,
     visible_elements,
 )
-from deskloop.screen.screenshot import downscaled_size, screenshot_tokens  # noqa: E402
-from deskloop.screen.tokens import count_tokens, tokenizer_name  # noqa: E402
-from deskloop.screen.tree import Snapshot  # noqa: E402
+from deskloop.screen.screenshot import downscaled_size, screenshot_tokens
+from deskloop.screen.tokens import count_tokens, tokenizer_name
+from deskloop.screen.tree import Snapshot
+from deskloop.screen.virtual_desktop import TEST_APPS, VirtualDesktop
 
+ROOT = Path(__file__).resolve().parents[1]
 PYATSPI_PYTHON = "/usr/bin/python3"
 INTERLEAVED_BATCHES = 4
 
 
-def pyatspi_walk_ms(desktop: TestDesktop, app: str, rounds: int) -> list[float]:
+def pyatspi_walk_ms(desktop: VirtualDesktop, app: str, rounds: int) -> list[float]:
     script = ROOT / "benchmarks" / "pyatspi_walk.py"
     out = subprocess.run(
         [PYATSPI_PYTHON, str(script), app, str(rounds)],
-        env=dict(desktop.env), capture_output=True, text=True, timeout=300, check=True,
+        env=dict(desktop.env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     times: list[float] = json.loads(out.stdout.strip().splitlines()[-1])["times_ms"]
     return times
@@ -61,7 +61,7 @@ async def capture_ms(backend: AtspiBackend, pid: int, rounds: int) -> list[float
 
 
 async def compare_capture(
-    backend: AtspiBackend, desktop: TestDesktop, pid: int, app: str, rounds: int
+    backend: AtspiBackend, desktop: VirtualDesktop, pid: int, app: str, rounds: int
 ) -> tuple[float, float]:
     """Medians of our capture and the pyatspi walk, measured in alternating batches so that
     load from other processes on this shared machine hits both alike."""
@@ -78,15 +78,19 @@ def all_lines_tokens(snapshot: Snapshot) -> int:
     return count_tokens("\n".join(lines))
 
 
-async def measure(desktop: TestDesktop, rounds: int, budget: int) -> None:
+async def measure(desktop: VirtualDesktop, rounds: int, budget: int) -> None:
     backend = await AtspiBackend.connect()
     session = ScreenSession(backend, budget)
-    print(f"tokens: {tokenizer_name()}; screenshot tokens = width x height / 750 after "
-          f"downscaling to <= 1568 px; observation budget {budget}")
-    print(f"{'window':<16}{'size':>10}{'nodes':>7}{'capture ms':>12}{'pyatspi ms':>12}"
-          f"{'speedup':>9}{'obs tok':>9}{'all tok':>9}{'shot tok':>10}{'obs/shot':>10}")
+    print(
+        f"tokens: {tokenizer_name()}; screenshot tokens = width x height / 750 after "
+        f"downscaling to <= 1568 px; observation budget {budget}"
+    )
+    print(
+        f"{'window':<16}{'size':>10}{'nodes':>7}{'capture ms':>12}{'pyatspi ms':>12}"
+        f"{'speedup':>9}{'obs tok':>9}{'all tok':>9}{'shot tok':>10}{'obs/shot':>10}"
+    )
     speedups, ratios = [], []
-    for spec in DEFAULT_APPS:
+    for spec in TEST_APPS:
         pid = desktop.pids[spec.key]
         ours, baseline = await compare_capture(backend, desktop, pid, spec.atspi_name, rounds)
         snapshot = await session.read(Target(pid=pid))
@@ -98,18 +102,24 @@ async def measure(desktop: TestDesktop, rounds: int, budget: int) -> None:
         speedups.append(speedup)
         ratios.append(ratio)
         size = f"{snapshot.window.width}x{snapshot.window.height}"
-        print(f"{spec.key:<16}{size:>10}{len(snapshot.elements):>7}{ours:>12.1f}"
-              f"{baseline:>12.1f}{speedup:>8.1f}x{observation.tokens:>9}"
-              f"{all_lines_tokens(snapshot):>9}{shot:>10}{ratio:>9.0%}")
-    print(f"capture speedup over pyatspi, median of three: {statistics.median(speedups):.1f}x "
-          f"(target >= 10x)")
-    print(f"observation / screenshot tokens, median of three: {statistics.median(ratios):.0%} "
-          f"(target <= 30%)")
+        print(
+            f"{spec.key:<16}{size:>10}{len(snapshot.elements):>7}{ours:>12.1f}"
+            f"{baseline:>12.1f}{speedup:>8.1f}x{observation.tokens:>9}"
+            f"{all_lines_tokens(snapshot):>9}{shot:>10}{ratio:>9.0%}"
+        )
+    print(
+        f"capture speedup over pyatspi, median of three: {statistics.median(speedups):.1f}x "
+        f"(target >= 10x)"
+    )
+    print(
+        f"observation / screenshot tokens, median of three: {statistics.median(ratios):.0%} "
+        f"(target <= 30%)"
+    )
     await actions(session, desktop, rounds)
     await backend.close()
 
 
-async def actions(session: ScreenSession, desktop: TestDesktop, rounds: int) -> None:
+async def actions(session: ScreenSession, desktop: VirtualDesktop, rounds: int) -> None:
     snapshot = await session.read(Target(pid=desktop.pids["widget-factory"]))
     box = next(
         e for e in visible_elements(snapshot) if e.role == "check" and "disabled" not in e.states
@@ -121,9 +131,11 @@ async def actions(session: ScreenSession, desktop: TestDesktop, rounds: int) -> 
         click_times.append((time.perf_counter() - started) * 1000)
         assert result.diff is not None
         diff_tokens.append(count_tokens(result.text))
-    print(f"click check box + settled diff: median {statistics.median(click_times):.1f} ms "
-          f"(target <= 60 ms); diff after one change: median {statistics.median(diff_tokens):.0f}"
-          " tokens (target <= 60)")
+    print(
+        f"click check box + settled diff: median {statistics.median(click_times):.1f} ms "
+        f"(target <= 60 ms); diff after one change: median {statistics.median(diff_tokens):.0f}"
+        " tokens (target <= 60)"
+    )
     snapshot = await session.read(Target(pid=desktop.pids["mousepad"]))
     editor = next(e for e in visible_elements(snapshot) if e.role == "entry")
     type_times = []
@@ -131,8 +143,10 @@ async def actions(session: ScreenSession, desktop: TestDesktop, rounds: int) -> 
         started = time.perf_counter()
         await session.type_text(f"line {index} ", editor.id)
         type_times.append((time.perf_counter() - started) * 1000)
-    print(f"type_text by id (EditableText) + settled diff: median "
-          f"{statistics.median(type_times):.1f} ms")
+    print(
+        f"type_text by id (EditableText) + settled diff: median "
+        f"{statistics.median(type_times):.1f} ms"
+    )
     set_times = []
     for index in range(rounds):
         started = time.perf_counter()
@@ -146,7 +160,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="repetitions per figure")
     parser.add_argument("--budget", type=int, default=400, help="observation token budget")
     args = parser.parse_args()
-    desktop = TestDesktop.start()
+    desktop = VirtualDesktop.start()
     try:
         desktop.wait_for_trees()
         with desktop.environment():

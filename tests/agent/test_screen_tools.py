@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 from scripted_server import scripted_server, tool_call
-from tests.screen.desktop import DEFAULT_APPS, TestDesktop
 
 from deskloop.agent.dispatch import Dispatcher, ToolCall
 from deskloop.agent.policy import PermissionPolicy
 from deskloop.agent.registry import ToolRegistry
 from deskloop.agent.screen_tools import SCREEN_SESSION_KEY, screen_tools
 from deskloop.agent.tools import TimeoutTier, ToolContext
+from deskloop.screen.virtual_desktop import TEST_APPS, VirtualDesktop
 from deskloop.store import Store
 
 AGENT_CLI = Path(__file__).with_name("agent_cli.py")
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
-MOUSEPAD = tuple(app for app in DEFAULT_APPS if app.key == "mousepad")
+MOUSEPAD = tuple(app for app in TEST_APPS if app.key == "mousepad")
 ALL_AUTO = PermissionPolicy(
     {"read": "auto", "act": "auto", "destructive": "auto", "external": "auto"}
 )
@@ -28,8 +28,8 @@ TIMEOUTS = {TimeoutTier.INTERNAL: 10.0, TimeoutTier.MCP: 120.0, TimeoutTier.OTHE
 
 
 @pytest.fixture(scope="module")
-def mousepad_desktop() -> Iterator[TestDesktop]:
-    running = TestDesktop.start(MOUSEPAD)
+def mousepad_desktop() -> Iterator[VirtualDesktop]:
+    running = VirtualDesktop.start(MOUSEPAD)
     try:
         running.wait_for_trees(MOUSEPAD)
         yield running
@@ -38,7 +38,7 @@ def mousepad_desktop() -> Iterator[TestDesktop]:
 
 
 @pytest.fixture
-def on_desktop(mousepad_desktop: TestDesktop, monkeypatch: pytest.MonkeyPatch) -> None:
+def on_desktop(mousepad_desktop: VirtualDesktop, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setenv("DISPLAY", mousepad_desktop.display)
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", mousepad_desktop.bus_address)

@@ -8,13 +8,13 @@ import pytest
 
 from deskloop.screen.actions import ScreenSession
 from deskloop.screen.backends.atspi.backend import AtspiBackend
-from tests.screen.desktop import TestDesktop
+from deskloop.screen.virtual_desktop import VirtualDesktop
 
 
 @pytest.fixture(scope="session")
-def desktop() -> Iterator[TestDesktop]:
+def desktop() -> Iterator[VirtualDesktop]:
     """Xvfb, a private session bus and gtk3-widget-factory, gtk3-demo and mousepad."""
-    running = TestDesktop.start()
+    running = VirtualDesktop.start()
     try:
         running.wait_for_trees()
         yield running
@@ -23,7 +23,7 @@ def desktop() -> Iterator[TestDesktop]:
 
 
 @pytest.fixture
-def desktop_env(desktop: TestDesktop, monkeypatch: pytest.MonkeyPatch) -> TestDesktop:
+def desktop_env(desktop: VirtualDesktop, monkeypatch: pytest.MonkeyPatch) -> VirtualDesktop:
     """Point this test's process at the test desktop (DISPLAY and the session bus)."""
     for name in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(name, raising=False)
@@ -33,7 +33,7 @@ def desktop_env(desktop: TestDesktop, monkeypatch: pytest.MonkeyPatch) -> TestDe
 
 
 @pytest.fixture
-async def session(desktop_env: TestDesktop) -> AsyncIterator[ScreenSession]:
+async def session(desktop_env: VirtualDesktop) -> AsyncIterator[ScreenSession]:
     backend = await AtspiBackend.connect()
     try:
         yield ScreenSession(backend)

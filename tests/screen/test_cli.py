@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.screen.desktop import TestDesktop
+from deskloop.screen.virtual_desktop import VirtualDesktop
 
 DESKLOOP = [sys.executable, "-m", "deskloop"]
 
@@ -24,7 +24,7 @@ def bare_env() -> dict[str, str]:
     return env
 
 
-def desktop_env(desktop: TestDesktop) -> dict[str, str]:
+def desktop_env(desktop: VirtualDesktop) -> dict[str, str]:
     return {**bare_env(), "DISPLAY": desktop.display, "DBUS_SESSION_BUS_ADDRESS": desktop.bus_address}
 
 
@@ -45,7 +45,7 @@ def test_observe_without_a_bus_says_what_to_do() -> None:
 
 
 @pytest.mark.desktop
-def test_doctor_passes_on_the_test_desktop(desktop: TestDesktop) -> None:
+def test_doctor_passes_on_the_test_desktop(desktop: VirtualDesktop) -> None:
     result = run(["doctor", "--json"], desktop_env(desktop))
     report = json.loads(result.stdout)
     assert result.returncode == 0, result.stdout
@@ -56,7 +56,7 @@ def test_doctor_passes_on_the_test_desktop(desktop: TestDesktop) -> None:
 
 
 @pytest.mark.desktop
-def test_observe_prints_text_and_json(desktop: TestDesktop) -> None:
+def test_observe_prints_text_and_json(desktop: VirtualDesktop) -> None:
     env = desktop_env(desktop)
     text = run(["observe", "--app", "mousepad", "--budget", "200"], env)
     assert text.returncode == 0, text.stderr

@@ -1,6 +1,7 @@
-"""A real test desktop: Xvfb, a private session bus and real GTK3 apps, torn down cleanly.
+"""A private virtual desktop: Xvfb, a session bus and real GTK3 apps, torn down cleanly.
 
-Used by the `desktop` fixture in conftest.py and by benchmarks/bench_screen.py.
+`deskloop demo` runs the agent on one when there is no display (or to keep the user's
+own screen untouched); the desktop tests and `deskloop bench screen` use it too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deskloop.errors import DeskloopError
+
 # Window placement: no window manager runs, so windows are moved with xdotool to sit
 # side by side without overlapping (XTest clicks then land on the intended window).
 SCREEN_SIZE = (2400, 1400)
@@ -34,22 +37,23 @@ class AppSpec:
     position: tuple[int, int]
 
 
-DEFAULT_APPS = (
+TEST_APPS = (
     AppSpec("widget-factory", ("gtk3-widget-factory",), "gtk3-widget-factory", (0, 0)),
     AppSpec("demo", ("gtk3-demo",), "gtk3-demo", (1400, 0)),
     AppSpec("mousepad", ("mousepad", "--disable-server"), "mousepad", (0, 780)),
 )
 
 
-class DesktopStartError(RuntimeError):
-    """The test desktop could not start; the message says which part failed."""
+SAMPLE_APP = TEST_APPS[2]  # mousepad: a text editor, the demo's sample app
+
+
+class DesktopStartError(DeskloopError):
+    """The virtual desktop could not start; the message says which part failed."""
 
 
 @dataclass
-class TestDesktop:
+class VirtualDesktop:
     """Xvfb + session bus + apps; `env` is what a client needs to reach them."""
-
-    __test__ = False  # not a pytest test class
 
     root: Path
     display: str = ""
@@ -59,7 +63,7 @@ class TestDesktop:
     pids: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, apps: tuple[AppSpec, ...] = DEFAULT_APPS) -> TestDesktop:
+    def start(cls, apps: tuple[AppSpec, ...] = TEST_APPS) -> VirtualDesktop:
         desktop = cls(Path(tempfile.mkdtemp(prefix="deskloop-desktop-")))
         try:
             desktop._start_xvfb()
@@ -78,8 +82,16 @@ class TestDesktop:
         read_end, write_end = os.pipe()
         width, height = SCREEN_SIZE
         xvfb = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24",
-             "-nolisten", "tcp"],
+            [
+                "Xvfb",
+                "-displayfd",
+                str(write_end),
+                "-screen",
+                "0",
+                f"{width}x{height}x24",
+                "-nolisten",
+                "tcp",
+            ],
             pass_fds=(write_end,),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -175,7 +187,7 @@ class TestDesktop:
                 else:
                     os.environ[name] = value
 
-    def wait_for_trees(self, apps: tuple[AppSpec, ...] = DEFAULT_APPS, timeout: float = 30) -> None:
+    def wait_for_trees(self, apps: tuple[AppSpec, ...] = TEST_APPS, timeout: float = 30) -> None:
         """Wait until every app's window gives a non-degraded accessibility tree."""
         from deskloop.screen.backend import Target
         from deskloop.screen.backends.atspi.backend import AtspiBackend
