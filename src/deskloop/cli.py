@@ -93,6 +93,20 @@ def _add_screen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     doctor.set_defaults(handler=_lazy("deskloop.screen.commands:doctor_command"))
 
 
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="watch the agent do a small task in a sample app",
+        description="Run one agent session on Mousepad. On Linux it runs on a private "
+        "virtual desktop unless --here is given.",
+    )
+    demo.add_argument("task", nargs="?", help="what to ask (default: type a line in Mousepad)")
+    demo.add_argument("--here", action="store_true", help="use the current display")
+    demo.add_argument("--endpoint", help="Anthropic Messages base URL (default: embedded)")
+    demo.add_argument("--model", help="model name to ask the endpoint for")
+    demo.set_defaults(handler=_lazy("deskloop.demo:demo_command"))
+
+
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("name", help="server, tools, screen, agent")
@@ -108,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deskloop {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_agent_commands(commands, _lazy)
+    _add_demo(commands)
     _add_serve(commands)
     _add_screen(commands)
     add_mcp_command(commands, _lazy)

@@ -1,0 +1,81 @@
+"""`deskloop demo`: one real agent session on a sample app.
+
+On Linux the session runs on a private virtual desktop (Xvfb, a session bus, Mousepad),
+so it works on a machine with no display and leaves the user's own screen alone;
+`--here` uses the current display instead. The model is whatever the agent would use:
+with nothing configured, the embedded SmolLM2-135M through `deskloop serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+from deskloop.errors import DeskloopError
+
+DEFAULT_TASK = "Type the words hello from deskloop into the Mousepad window."
+VIRTUAL_DESKTOP_PROGRAMS = {
+    "Xvfb": "xvfb",
+    "dbus-daemon": "dbus",
+    "mousepad": "mousepad",
+    "xdotool": "xdotool",
+}
+
+
+class DemoUnavailable(DeskloopError):
+    """Something the demo needs is missing; the message names the package."""
+
+
+def _check_programs() -> None:
+    missing = [pkg for program, pkg in VIRTUAL_DESKTOP_PROGRAMS.items() if not shutil.which(program)]
+    if missing:
+        raise DemoUnavailable(
+            "the demo's virtual desktop needs "
+            + ", ".join(missing)
+            + f"; install with: sudo apt-get install -y {' '.join(missing)} at-spi2-core"
+        )
+
+
+def _run_task(args: argparse.Namespace, task: str) -> int:
+    from deskloop.agent.commands import run_command
+
+    session_args = argparse.Namespace(
+        task=task, endpoint=args.endpoint, model=args.model, no_mcp=["all"], resume=None
+    )
+    return run_command(session_args)
+
+
+def _show_result() -> None:
+    """What the sample app shows now, as the agent would see it."""
+    print("\n--- Mousepad now (deskloop observe --app mousepad) ---", file=sys.stderr)
+    subprocess.run(
+        [sys.executable, "-m", "deskloop", "observe", "--app", "mousepad", "--budget", "150"],
+        check=False,
+        timeout=60,
+    )
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    task = args.task or DEFAULT_TASK
+    if args.here or sys.platform == "darwin":
+        if sys.platform != "darwin" and not os.environ.get("DISPLAY"):
+            raise DemoUnavailable("--here needs a display (DISPLAY is not set); drop --here")
+        return _run_task(args, task)
+
+    from deskloop.screen.virtual_desktop import SAMPLE_APP, VirtualDesktop
+
+    _check_programs()
+    print("deskloop demo: starting a virtual desktop with Mousepad ...", file=sys.stderr)
+    desktop = VirtualDesktop.start((SAMPLE_APP,))
+    try:
+        desktop.wait_for_trees((SAMPLE_APP,))
+        print(f"deskloop demo: desktop {desktop.display}; task: {task}", file=sys.stderr)
+        with desktop.environment():
+            code = _run_task(args, task)
+            _show_result()
+        return code
+    finally:
+        desktop.stop()
