@@ -58,8 +58,13 @@ def _show_result() -> None:
     )
 
 
+# A demo should end in a minute or two, even when a small model wanders.
+DEMO_MAX_TURNS = "8"
+
+
 def demo_command(args: argparse.Namespace) -> int:
     task = args.task or DEFAULT_TASK
+    os.environ.setdefault("DESKLOOP_AGENT_MAX_TURNS", DEMO_MAX_TURNS)
     if args.here or sys.platform == "darwin":
         if sys.platform != "darwin" and not os.environ.get("DISPLAY"):
             raise DemoUnavailable("--here needs a display (DISPLAY is not set); drop --here")
@@ -72,6 +77,7 @@ def demo_command(args: argparse.Namespace) -> int:
     desktop = VirtualDesktop.start((SAMPLE_APP,))
     try:
         desktop.wait_for_trees((SAMPLE_APP,))
+        desktop.focus(SAMPLE_APP)
         print(f"deskloop demo: desktop {desktop.display}; task: {task}", file=sys.stderr)
         with desktop.environment():
             code = _run_task(args, task)

@@ -106,6 +106,9 @@ class AgentSettings:
     policy_external: str = "ask"
     user_name: str = ""
     observation_budget: int = 400
+    # "auto": every turn must be a tool call (ending with `finish`) when the agent uses
+    # the embedded model, which is too small to choose well; "required" or "free" force it.
+    tool_calls: str = "auto"
 
 
 @dataclass

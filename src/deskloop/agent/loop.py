@@ -23,6 +23,7 @@ from deskloop.agent.dispatch import (
 )
 from deskloop.agent.endpoint import explain_api_error
 from deskloop.agent.events import SessionLog
+from deskloop.agent.finish import FINISH_TOOL_NAME
 from deskloop.agent.followup import FOLLOWUP_TOOL_NAME
 from deskloop.agent.tools import ContentBlock, text_block
 from deskloop.settings import AgentSettings
@@ -149,6 +150,7 @@ class AgentSession:
         limits: SessionLimits,
         history: Sequence[Mapping[str, Any]] = (),
         turns_before: int = 0,
+        calls_required: bool = False,
     ) -> None:
         self.client = client
         self.model = model
@@ -163,6 +165,7 @@ class AgentSession:
         # Turns run by this process (the limits count these) and by earlier ones (resumed).
         self.turns = 0
         self.turns_before = turns_before
+        self.calls_required = calls_required
         self.tokens_used = 0
         self._last_outcomes: list[ToolOutcome] = []
         self.started = time.monotonic()
@@ -222,6 +225,11 @@ class AgentSession:
                 return
             async for step in self._dispatch(calls):
                 yield step
+            summary = self._finish_summary()
+            if summary is not None:
+                self.log.write("run_end", reason="end_turn", via="finish")
+                yield RunEnded("end_turn", summary)
+                return
             followup = self._followup()
             if followup is not None:
                 yield followup
@@ -241,6 +249,7 @@ class AgentSession:
             system=self.system_prompt,
             messages=self.messages,  # type: ignore[arg-type]
             tools=self.dispatcher.registry.definitions(),  # type: ignore[arg-type]
+            tool_choice={"type": "any"} if self.calls_required else {"type": "auto"},
         ) as stream:
             async for event in stream:
                 if event.type == "text":
@@ -336,6 +345,13 @@ class AgentSession:
             blocks.append(outcome.result_block())
         self._append("user", blocks)
         self.log.write("interrupted", during="tools")
+
+    def _finish_summary(self) -> str | None:
+        """The summary of a successful `finish` call this turn, if there was one."""
+        for outcome in self._last_outcomes:
+            if outcome.call.name == FINISH_TOOL_NAME and outcome.status == "ok":
+                return str(outcome.call.input.get("summary", "done"))
+        return None
 
     def _followup(self) -> FollowupAsked | None:
         """The question of a successful `ask_followup` call this turn, if there was one."""

@@ -6,6 +6,7 @@ import platform
 import time
 from collections.abc import Iterable
 
+from deskloop.agent.finish import REQUIRED_CALLS_RULE
 from deskloop.agent.tools import Tool
 from deskloop.settings import AgentSettings
 
@@ -45,12 +46,16 @@ def routing_lines(tools: Iterable[Tool]) -> list[str]:
     return lines
 
 
-def build_system_prompt(agent: AgentSettings, tools: Iterable[Tool]) -> str:
+def build_system_prompt(
+    agent: AgentSettings, tools: Iterable[Tool], *, calls_required: bool = False
+) -> str:
     parts = [ROLE]
     routes = routing_lines(tools)
     if routes:
         parts.append("Which tools serve what:\n" + "\n".join(f"- {line}" for line in routes))
     parts.append(UNTRUSTED)
+    if calls_required:
+        parts.append(REQUIRED_CALLS_RULE)
     parts.append(
         "When a tool fails, read its message and correct the call; do not repeat a call "
         "that failed unchanged. If you need something only the user can answer, ask it."

@@ -13,6 +13,7 @@ from deskloop.agent.dispatch import Dispatcher, timeouts_from_settings
 from deskloop.agent.endpoint import EmbeddedServer, resolve_endpoint
 from deskloop.agent.events import SessionLog
 from deskloop.agent.families import load_tool_families
+from deskloop.agent.finish import FINISH
 from deskloop.agent.followup import ASK_FOLLOWUP
 from deskloop.agent.loop import AgentSession, SessionLimits
 from deskloop.agent.policy import Asker, PermissionPolicy
@@ -21,7 +22,7 @@ from deskloop.agent.registry import ToolRegistry
 from deskloop.agent.tools import Tool, ToolContext
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
-from deskloop.settings import load_settings
+from deskloop.settings import SettingsError, load_settings
 from deskloop.store import Store
 
 
@@ -43,19 +44,26 @@ class SessionOptions:
 _embedded: EmbeddedServer | None = None
 
 
-async def _endpoint_url(options: SessionOptions) -> tuple[str, str]:
-    """The URL and key to use, starting the embedded server once per process if needed."""
+async def _endpoint_url(options: SessionOptions) -> tuple[str, str, bool]:
+    """The URL and key to use, and whether it is the embedded server (started once)."""
     global _embedded
     agent = load_settings().agent
     endpoint = resolve_endpoint(agent, options.endpoint)
     if endpoint.url is not None:
-        return endpoint.url, endpoint.api_key
+        return endpoint.url, endpoint.api_key, False
     if _embedded is None:
         server = EmbeddedServer()
         server.spawn()
         await asyncio.to_thread(server.wait_until_ready)
         _embedded = server
-    return _embedded.url, endpoint.api_key
+    return _embedded.url, endpoint.api_key, True
+
+
+def calls_required(setting: str, embedded: bool) -> bool:
+    """Whether every turn must be a tool call (see `deskloop.agent.finish`)."""
+    if setting not in ("auto", "required", "free"):
+        raise SettingsError(f"agent.tool_calls must be auto, required or free, not {setting!r}")
+    return setting == "required" or (setting == "auto" and embedded)
 
 
 def stop_embedded_server() -> None:
@@ -70,7 +78,8 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
     """A ready session; MCP servers and the store are closed when the block ends."""
     agent = load_settings().agent
     model = options.model or agent.model
-    url, api_key = await _endpoint_url(options)
+    url, api_key, embedded = await _endpoint_url(options)
+    required = calls_required(agent.tool_calls, embedded)
     async with AsyncExitStack() as stack:
         store = stack.enter_context(Store.open())
         if options.resume is not None:
@@ -98,7 +107,8 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         )
         await stack.enter_async_context(servers)
         native_and_screen = [*load_tool_families(), *options.extra_tools]
-        registry = ToolRegistry([ASK_FOLLOWUP, *native_and_screen])
+        own = [ASK_FOLLOWUP, FINISH] if required else [ASK_FOLLOWUP]
+        registry = ToolRegistry([*own, *native_and_screen])
         for refused in registry.add_each(await servers.start()):
             options.reports.append(f"MCP tool left out: {refused}")
             log.write("mcp_report", message=f"tool left out: {refused}")
@@ -108,7 +118,9 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         dispatcher = Dispatcher(registry, policy, timeouts_from_settings(agent), context=context)
         client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)
         stack.push_async_callback(client.close)
-        system_prompt = record.system_prompt or build_system_prompt(agent, registry)
+        system_prompt = record.system_prompt or build_system_prompt(
+            agent, registry, calls_required=required
+        )
         yield AgentSession(
             client=client,
             model=model,
@@ -121,4 +133,5 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             limits=SessionLimits.from_settings(agent),
             history=history,
             turns_before=turns_before,
+            calls_required=required,
         )

@@ -149,6 +149,11 @@ class VirtualDesktop:
         self.pids[spec.key] = process.pid
         return process
 
+    def focus(self, spec: AppSpec) -> None:
+        """Give the app's window the keyboard focus (no window manager does it here)."""
+        window = self.wait_for_window(spec)
+        self.xdotool("windowfocus", "--sync", window)
+
     def xdotool(self, *args: str) -> str:
         result = subprocess.run(
             ["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=10

@@ -1,0 +1,54 @@
+"""Small models must call a tool every turn and end with `finish`; others write freely."""
+
+from pathlib import Path
+
+import pytest
+from scripted_server import scripted_server, tool_call
+
+from deskloop.agent.loop import RunEnded, Step, ToolCallFinished
+from deskloop.agent.session import SessionOptions, calls_required, open_session
+from deskloop.settings import SettingsError
+
+
+def test_auto_requires_calls_only_from_the_embedded_model() -> None:
+    assert calls_required("auto", embedded=True)
+    assert not calls_required("auto", embedded=False)
+    assert calls_required("required", embedded=False)
+    assert not calls_required("free", embedded=True)
+    with pytest.raises(SettingsError, match=r"agent\.tool_calls"):
+        calls_required("sometimes", embedded=False)
+
+
+@pytest.mark.slow
+async def test_finish_ends_the_task_with_its_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_TOOL_CALLS", "required")
+    outputs = [
+        tool_call("finish", {"summary": "Typed the line into Mousepad."}),
+    ]
+    steps: list[Step] = []
+    with scripted_server(tmp_path, outputs) as url:
+        async with open_session(SessionOptions(endpoint=url, title="t")) as session:
+            names = [d["name"] for d in session.dispatcher.registry.definitions()]
+            prompt = session.system_prompt
+            async for step in session.send("Type a line into Mousepad"):
+                steps.append(step)
+    assert "finish" in names
+    assert "call finish" in prompt
+    (finished,) = [s.outcome for s in steps if isinstance(s, ToolCallFinished)]
+    assert finished.status == "ok"
+    assert steps[-1] == RunEnded("end_turn", "Typed the line into Mousepad.")
+
+
+@pytest.mark.slow
+async def test_free_mode_has_no_finish_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_TOOL_CALLS", "free")
+    with scripted_server(tmp_path, ["Hello."]) as url:
+        async with open_session(SessionOptions(endpoint=url, title="t")) as session:
+            names = [d["name"] for d in session.dispatcher.registry.definitions()]
+            steps = [step async for step in session.send("hi")]
+    assert "finish" not in names
+    assert steps[-1] == RunEnded("end_turn", "done")
