@@ -1,0 +1,43 @@
+"""`deskloop demo` end to end: its own virtual desktop, a real Mousepad, a scripted model."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scripted_server import scripted_server, tool_call
+
+pytestmark = [pytest.mark.slow, pytest.mark.desktop]
+
+
+def test_demo_types_into_mousepad_on_its_own_desktop(tmp_path: Path) -> None:
+    outputs = [tool_call("type_text", {"text": "hello from deskloop"}), "I typed the line."]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
+    with scripted_server(tmp_path, outputs) as url:
+        result = subprocess.run(
+            [sys.executable, "-m", "deskloop", "demo", "--endpoint", url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "virtual desktop" in result.stderr
+    assert "type_text" in result.stdout + result.stderr
+    # The closing observation of Mousepad shows the typed line in its text field.
+    assert 'entry = "hello from deskloop"' in result.stdout
+
+
+def test_demo_here_without_a_display_says_so(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "deskloop", "demo", "--here"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "needs a display" in result.stderr
+    assert "Traceback" not in result.stderr
