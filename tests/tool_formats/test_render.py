@@ -11,6 +11,7 @@ from functools import cache
 
 import pytest
 
+from deskloop.engines.gguf_header import read_gguf_scalars
 from deskloop.engines.models import embedded_model_path
 from deskloop.errors import DeskloopError
 from deskloop.server.chat_template import render_chat
@@ -35,10 +36,8 @@ TEMPLATE_FILES = {
 
 @cache
 def smollm2_template() -> str:
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(embedded_model_path()))
-    value = reader.fields["tokenizer.chat_template"].contents()
+    key = "tokenizer.chat_template"
+    value = read_gguf_scalars(embedded_model_path(), {key})[key]
     assert isinstance(value, str)
     return value
 
