@@ -24,7 +24,6 @@ import statistics
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -466,11 +465,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = create_engine("llamacpp", args.model, threads=args.threads)
     assert isinstance(engine, LocalEngine)
-    with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", DeprecationWarning
-        )  # llguidance helper, llama-cpp-python 0.3
-        tokenizer = engine.guidance_tokenizer()
+    tokenizer = engine.guidance_tokenizer()
     fmt = choose_tool_format(engine.info.chat_template, engine.info.architecture, "")
     tools = slim_tools(DESKTOP_TOOLS) if args.tool_diet else DESKTOP_TOOLS
     cases = generate_cases(args.limit, args.seed)

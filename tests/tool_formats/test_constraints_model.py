@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,10 +30,7 @@ def engine() -> Iterator[LocalEngine]:
 
 @pytest.fixture(scope="module")
 def tokenizer(engine: LocalEngine) -> Any:
-    with warnings.catch_warnings():
-        # llguidance 1.9's helper calls llama_token_get_attr, deprecated in llama-cpp-python 0.3.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return engine.guidance_tokenizer()
+    return engine.guidance_tokenizer()
 
 
 def answer(
