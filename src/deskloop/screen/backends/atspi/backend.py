@@ -98,7 +98,11 @@ class AtspiBackend:
         )
         pids = await self.a11y.gather(
             self.a11y.call(
-                "/org/freedesktop/DBus", DBUS, "GetConnectionUnixProcessID", "s", (bus_name,),
+                "/org/freedesktop/DBus",
+                DBUS,
+                "GetConnectionUnixProcessID",
+                "s",
+                (bus_name,),
                 destination=DBUS,
             )
             for bus_name in bus_names
@@ -169,8 +173,7 @@ class AtspiBackend:
         for app in apps:
             reader = self._reader(app, await self._caller_for(app))
             try:
-                await reader.load_cache()
-                windows = await reader.top_windows()
+                windows = await reader.top_windows(await reader.load_cache())
             except (DBusCallError, TimeoutError):
                 continue
             if any(window.has(c.STATE_ACTIVE) for window in windows):
@@ -187,8 +190,7 @@ class AtspiBackend:
         app = await self.find_app(target)
         reader = self._reader(app, await self._caller_for(app))
         try:
-            await reader.load_cache()
-            windows = await reader.top_windows()
+            windows = await reader.top_windows(await reader.load_cache())
         except (DBusCallError, TimeoutError, OSError) as exc:
             self.forget(app)
             raise AppNotFoundError(

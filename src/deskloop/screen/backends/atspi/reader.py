@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from deskloop.screen.backends.atspi import constants as c
@@ -20,6 +21,8 @@ from deskloop.screen.tree import Box, NodeData, WindowRead
 TEXT_LIMIT = 2000  # characters of an editable field's text read per snapshot
 NODE_LIMIT = 5000  # nodes fetched one by one per read, a guard against huge tables
 EXTENTS_CHUNK = 48  # uncached children whose extents are asked at once
+
+
 def _never_shown(node: RawNode) -> bool:
     """Unnamed nodes without text, value or focus never get an observation line, so their
     extents are not worth a call (about a third of a GTK window); their children are still
@@ -96,12 +99,21 @@ class WindowReader:
         self._reached: set[str] = set()  # showing nodes found by the current walk
         self._completed: set[str] = set()  # nodes whose children were asked for
 
-    async def load_cache(self) -> None:
-        """Everything the app has cached, with children linked in index order."""
-        try:
-            [items] = await self.caller.call(c.CACHE_PATH, c.CACHE, "GetItems")
-        except DBusCallError:
-            items = []  # GTK4 and some toolkits have no cache: the walk fetches one by one
+    async def load_cache(self) -> list[str]:
+        """Everything the app has cached, with children linked in index order; returns the
+        paths of the top-level windows, asked for in the same batch (one round trip)."""
+        cached, roots = await self.caller.gather(
+            [
+                self.caller.request(c.CACHE_PATH, c.CACHE, "GetItems"),
+                self.caller.request(c.ROOT_PATH, c.ACCESSIBLE, "GetChildren"),
+            ]
+        )
+        if isinstance(roots, BaseException):
+            raise roots
+        if isinstance(cached, BaseException) and not isinstance(cached, DBusCallError):
+            raise cached
+        # GTK4 and some toolkits have no cache: the walk then fetches nodes one by one.
+        items = [] if isinstance(cached, BaseException) else cached[0]
         self.nodes = {}
         self.fingerprint = cache_fingerprint(items)
         for item in items:
@@ -110,6 +122,7 @@ class WindowReader:
         for node in sorted(self.nodes.values(), key=lambda n: n.index):
             if node.parent in self.nodes and node.path != node.parent:
                 self.nodes[node.parent].children.append(node.path)
+        return [_path_of(ref) for ref in roots[0]]
 
     async def fetch_node(self, path: str, parent: str | None) -> RawNode:
         """One node the cache left out: state and properties, plus role and interfaces the
@@ -145,16 +158,15 @@ class WindowReader:
             states=c.state_bits(results[0][0]),
         )
 
-    async def top_windows(self) -> list[RawNode]:
-        """The app's top-level windows (the root's children), cached or not."""
-        [children] = await self.caller.call(c.ROOT_PATH, c.ACCESSIBLE, "GetChildren")
-        windows = []
-        for ref in children:
-            path = _path_of(ref)
-            if path not in self.nodes:
-                self.nodes[path] = await self.fetch_node(path, None)
-            windows.append(self.nodes[path])
-        return windows
+    async def top_windows(self, paths: list[str]) -> list[RawNode]:
+        """The app's top-level windows (the root's children), cached or fetched."""
+        missing = [path for path in paths if path not in self.nodes]
+        fetched = await self.caller.gather(self.fetch_node(path, None) for path in missing)
+        for path, node in zip(missing, fetched, strict=True):
+            if isinstance(node, BaseException):
+                raise node
+            self.nodes[path] = node
+        return [self.nodes[path] for path in paths]
 
     async def _extents(self, nodes: list[RawNode]) -> None:
         with_component = [node for node in nodes if c.COMPONENT in node.interfaces]
@@ -172,7 +184,8 @@ class WindowReader:
         """Ask for the children the cache left out and read the ones inside the window;
         returns the parents whose child lists changed."""
         incomplete = [
-            node for node in parents
+            node
+            for node in parents
             if node.path not in self._completed
             and node.child_count != 0
             and (node.child_count < 0 or node.child_count != len(node.children))
@@ -194,7 +207,9 @@ class WindowReader:
             searches.append(self._children_in_window(node.path, unknown, window))
         found = await asyncio.gather(*searches)
         wanted = [item for items in found for item in items]
-        fetched = await self.caller.gather(self.fetch_node(path, parent) for path, parent, _ in wanted)
+        fetched = await self.caller.gather(
+            self.fetch_node(path, parent) for path, parent, _ in wanted
+        )
         for (_, _, box), node in zip(wanted, fetched, strict=True):
             if isinstance(node, RawNode):
                 node.box = box
@@ -232,18 +247,25 @@ class WindowReader:
 
     async def _read_texts(self, nodes: list[RawNode]) -> None:
         editable = [
-            node for node in nodes
-            if c.TEXT in node.interfaces and node.role != c.ROLE_PASSWORD_TEXT
+            node
+            for node in nodes
+            if c.TEXT in node.interfaces
+            and node.role != c.ROLE_PASSWORD_TEXT
             and (c.EDITABLE_TEXT in node.interfaces or node.has(c.STATE_EDITABLE))
         ]
-        with_value = [node for node in nodes if c.VALUE in node.interfaces and node.role != c.ROLE_SCROLL_BAR]
-        texts = await self.caller.gather(
-            self.caller.request(node.path, c.TEXT, "GetText", "ii", (0, TEXT_LIMIT))
-            for node in editable
-        )
-        values = await self.caller.gather(
-            self.caller.request(node.path, c.PROPERTIES, "Get", "ss", (c.VALUE, "CurrentValue"))
-            for node in with_value
+        with_value = [
+            node for node in nodes if c.VALUE in node.interfaces and node.role != c.ROLE_SCROLL_BAR
+        ]
+        # Both kinds go out in one batch: one round trip, not two.
+        texts, values = await asyncio.gather(
+            self.caller.gather(
+                self.caller.request(node.path, c.TEXT, "GetText", "ii", (0, TEXT_LIMIT))
+                for node in editable
+            ),
+            self.caller.gather(
+                self.caller.request(node.path, c.PROPERTIES, "Get", "ss", (c.VALUE, "CurrentValue"))
+                for node in with_value
+            ),
         )
         for node, text in zip(editable, texts, strict=True):
             if not isinstance(text, BaseException):
@@ -305,8 +327,10 @@ class WindowReader:
             kept_children = []
             for child_path in node.children:
                 child = self.nodes.get(child_path)
-                if child is None or child_path not in self._reached or not self._on_window(
-                    child, window_box
+                if (
+                    child is None
+                    or child_path not in self._reached
+                    or not self._on_window(child, window_box)
                 ):
                     continue
                 # Cached parent links can point at nodes outside the cache; the walk is truth.
@@ -330,10 +354,16 @@ class WindowReader:
 
 
 def neutral_states(node: RawNode) -> frozenset[str]:
-    names = {name for bit, name in c.STATE_NAMES.items() if node.has(bit)}
-    if node.has(c.STATE_EXPANDABLE) and not node.has(c.STATE_EXPANDED):
+    return _state_names(node.states)
+
+
+@lru_cache(maxsize=1024)
+def _state_names(bits: int) -> frozenset[str]:
+    # A window has a handful of distinct state sets; each is worked out once.
+    names = {name for bit, name in c.STATE_NAMES.items() if c.has_state(bits, bit)}
+    if c.has_state(bits, c.STATE_EXPANDABLE) and not c.has_state(bits, c.STATE_EXPANDED):
         names.add("collapsed")
-    if not node.has(c.STATE_SENSITIVE):
+    if not c.has_state(bits, c.STATE_SENSITIVE):
         names.add("disabled")
     return frozenset(names)
 
