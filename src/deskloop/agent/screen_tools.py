@@ -31,7 +31,7 @@ from deskloop.screen import (
 from deskloop.settings import load_settings
 
 SCREEN_SESSION_KEY = "screen_session"
-ELEMENT_ID = {"type": "string", "pattern": "^e[0-9]+$", "description": "Element id, like e12."}
+ELEMENT_ID = {"type": "string", "pattern": "^e[0-9]{1,6}$", "description": "Element id, like e12."}
 APP = {"type": "string", "description": "Application name as the observation shows it."}
 PID = {"type": "integer", "description": "Process id of the application."}
 

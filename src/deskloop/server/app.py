@@ -38,6 +38,7 @@ from deskloop.server.protocol import (
     describe_validation_error,
 )
 from deskloop.server.responses import SSEWriter, collect_message
+from deskloop.server.tool_schema import ToolSchemaInvalid, check_tool_schemas
 from deskloop.settings import ServerSettings
 
 log = logging.getLogger("deskloop.server")
@@ -121,7 +122,8 @@ class MessagesAPI:
             raise InvalidRequest(describe_validation_error(exc)) from exc
         try:
             check_conversation(parsed)
-        except RequestInvalid as exc:
+            check_tool_schemas(parsed.tools or [])
+        except (RequestInvalid, ToolSchemaInvalid) as exc:
             raise InvalidRequest(str(exc)) from exc
         self._check_model(parsed.model)
         return parsed
