@@ -15,13 +15,13 @@ from typing import Any
 from deskloop.server.protocol import Message, Tool
 from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
 from deskloop.server.tool_formats._grammar import input_schema
-from deskloop.server.tool_formats._text import TextSink, partial_suffix
+from deskloop.server.tool_formats._stepwise import StepwiseParser
+from deskloop.server.tool_formats._text import partial_suffix
 from deskloop.server.tool_formats.base import (
     MarkerSyntax,
     ParsedCallEnd,
     ParsedCallInvalid,
     ParsedCallStart,
-    ParsedEvent,
     ParsedInputDelta,
     TemplateInput,
     ToolCallParser,
@@ -96,17 +96,15 @@ def write_value(value: Any) -> str:
     return json.dumps(value)
 
 
-class GemmaParser(ToolCallParser):
+class GemmaParser(StepwiseParser):
     """Text, then call blocks; see the module docstring."""
 
-    def __init__(self, tools: list[Tool], *, guided: bool):
-        self.tools = {tool.name: tool for tool in tools}
-        self.guided = guided
-        self._held = ""
-        self._state = "text"  # text|name|key|value|string|closing|lost
-        self._events: list[ParsedEvent] = []
-        self._text = TextSink(self._events)
-        self._raw = ""
+    opener = OPENER
+    closer = CLOSER
+    first_call_state = "name"  # then key, value, string, closing
+    call_states = frozenset({"name", "key", "value", "string", "lost"})
+
+    def _begin_call(self) -> None:
         self._tool: Tool | None = None
         self._values: dict[str, Any] = {}
         self._key = ""
@@ -114,56 +112,6 @@ class GemmaParser(ToolCallParser):
         self._depth = 0
         self._in_escape = False
         self._reason = ""
-
-    def feed(self, text: str) -> list[ParsedEvent]:
-        self._held += text
-        self._run(final=False)
-        return self._drain()
-
-    def _drain(self) -> list[ParsedEvent]:
-        events = list(self._events)
-        self._events.clear()
-        return events
-
-    def finish(self) -> list[ParsedEvent]:
-        self._run(final=True)
-        if self._state in ("name", "key", "value", "string", "lost"):
-            self._events.append(
-                ParsedCallInvalid(self._raw + self._held, "the output ended inside a tool call")
-            )
-        elif not (self._state == "closing" and CLOSER.startswith(self._held.strip())):
-            self._text.add(self._held)
-        self._held = ""
-        self._text.finish()
-        return self._drain()
-
-    def _run(self, *, final: bool) -> None:
-        while self._held:
-            before = (self._state, len(self._held))
-            getattr(self, f"_step_{self._state}")(final)
-            if (self._state, len(self._held)) == before:
-                return
-
-    def _take(self, count: int) -> str:
-        taken, self._held = self._held[:count], self._held[count:]
-        self._raw += taken
-        return taken
-
-    def _step_text(self, final: bool) -> None:
-        at = self._held.find(OPENER)
-        if at >= 0:
-            self._text.add(self._held[:at])
-            self._text.call_opened()
-            self._held = self._held[at:]
-            self._raw = ""
-            self._take(len(OPENER))
-            self._tool, self._values = None, {}
-            self._state = "name"
-            return
-        keep = 0 if final else partial_suffix(self._held, OPENER)
-        cut = len(self._held) - keep
-        self._text.add(self._held[:cut])
-        self._held = self._held[cut:]
 
     def _step_name(self, final: bool) -> None:
         brace = self._held.find("{")

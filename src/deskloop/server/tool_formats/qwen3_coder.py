@@ -25,13 +25,13 @@ from deskloop.server.tool_formats._grammar import (
     json_schema_with_style,
     with_definitions,
 )
-from deskloop.server.tool_formats._text import TextSink, partial_suffix
+from deskloop.server.tool_formats._stepwise import StepwiseParser
+from deskloop.server.tool_formats._text import partial_suffix
 from deskloop.server.tool_formats.base import (
     MarkerSyntax,
     ParsedCallEnd,
     ParsedCallInvalid,
     ParsedCallStart,
-    ParsedEvent,
     ParsedInputDelta,
     TemplateInput,
     ToolCallParser,
@@ -65,20 +65,15 @@ def parameter_value(raw: str, schema: Any) -> Any:
         return raw
 
 
-class Qwen3CoderParser(ToolCallParser):
+class Qwen3CoderParser(StepwiseParser):
     """Text, then `<tool_call>` blocks of XML parameters; see the module docstring."""
 
-    def __init__(self, tools: list[Tool], *, guided: bool):
-        self.tools = {tool.name: tool for tool in tools}
-        self.guided = guided
-        self._held = ""
-        self._state = "text"  # text|function|params|value|closing
-        self._raw = ""  # the current call's text so far
-        self._events: list[ParsedEvent] = []
-        self._text = TextSink(self._events)
-        self._reset_call()
+    opener = OPENER
+    closer = CLOSER
+    first_call_state = "function"  # then params, value, closing
+    call_states = frozenset({"function", "params", "value", "lost"})
 
-    def _reset_call(self) -> None:
+    def _begin_call(self) -> None:
         self._tool: Tool | None = None
         self._values: dict[str, Any] = {}
         self._parameter = ""
@@ -87,56 +82,6 @@ class Qwen3CoderParser(ToolCallParser):
         self._streaming_string = False
         self._json_started = False
         self._started = False
-
-    def feed(self, text: str) -> list[ParsedEvent]:
-        self._held += text
-        self._run(final=False)
-        return self._drain()
-
-    def _drain(self) -> list[ParsedEvent]:
-        events = list(self._events)
-        self._events.clear()
-        return events
-
-    def finish(self) -> list[ParsedEvent]:
-        self._run(final=True)
-        if self._state in ("function", "params", "value", "lost"):
-            self._events.append(
-                ParsedCallInvalid(self._raw + self._held, "the output ended inside a tool call")
-            )
-        elif not (self._state == "closing" and CLOSER.startswith(self._held.strip())):
-            self._text.add(self._held)
-        self._held = ""
-        self._text.finish()
-        return self._drain()
-
-    def _run(self, *, final: bool) -> None:
-        while self._held:
-            before = (self._state, len(self._held))
-            getattr(self, f"_step_{self._state}")(final)
-            if (self._state, len(self._held)) == before:
-                return
-
-    def _take(self, count: int) -> str:
-        taken, self._held = self._held[:count], self._held[count:]
-        self._raw += taken
-        return taken
-
-    def _step_text(self, final: bool) -> None:
-        at = self._held.find(OPENER)
-        if at >= 0:
-            self._text.add(self._held[:at])
-            self._text.call_opened()
-            self._held = self._held[at:]
-            self._raw = ""
-            self._take(len(OPENER))
-            self._reset_call()
-            self._state = "function"
-            return
-        keep = 0 if final else partial_suffix(self._held, OPENER)
-        cut = len(self._held) - keep
-        self._text.add(self._held[:cut])
-        self._held = self._held[cut:]
 
     def _step_function(self, final: bool) -> None:
         stripped = self._held.lstrip()
