@@ -15,7 +15,7 @@ from deskloop.agent.events import read_log, session_log_path
 from deskloop.mcp.config import servers_file
 from deskloop.store import INTERRUPTED_TOOL_MESSAGE, Store
 
-AGENT_CLI = Path(__file__).with_name("agent_cli.py")
+DESKLOOP = [sys.executable, "-m", "deskloop"]
 FIXTURE_SERVER = Path(__file__).parents[1] / "mcp" / "mcp_fixture_server.py"
 TIME_SERVER = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
 FIXTURE = {"command": sys.executable, "args": [str(FIXTURE_SERVER)]}
@@ -29,7 +29,7 @@ def configure_mcp(**servers: dict[str, object]) -> None:
 
 def deskloop(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(AGENT_CLI), *argv],
+        [*DESKLOOP, *argv],
         input=stdin,
         capture_output=True,
         text=True,
@@ -39,7 +39,7 @@ def deskloop(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 def start_deskloop(*argv: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(AGENT_CLI), *argv],
+        [*DESKLOOP, *argv],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ from deskloop.agent.tools import TimeoutTier, ToolContext
 from deskloop.screen.virtual_desktop import TEST_APPS, VirtualDesktop
 from deskloop.store import Store
 
-AGENT_CLI = Path(__file__).with_name("agent_cli.py")
+DESKLOOP = [sys.executable, "-m", "deskloop"]
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
 MOUSEPAD = tuple(app for app in TEST_APPS if app.key == "mousepad")
 ALL_AUTO = PermissionPolicy(
@@ -87,7 +87,7 @@ async def test_deskloop_run_drives_a_real_app_with_a_scripted_model(
     ]
     with scripted_server(tmp_path, outputs) as url:
         done = subprocess.run(
-            [sys.executable, str(AGENT_CLI), "run", "Type a line", "--endpoint", url],
+            [*DESKLOOP, "run", "Type a line", "--endpoint", url],
             capture_output=True,
             text=True,
             timeout=120,

@@ -256,6 +256,10 @@ class AgentSession:
                     yield TextDelta(event.text)
             final = await stream.get_final_message()
         blocks = [_block_dict(block) for block in final.content]
+        if final.stop_reason == "max_tokens":
+            # A call cut off mid-way (streams cannot take it back) is neither run nor kept:
+            # a tool_use without its result would make the next request invalid.
+            blocks = [block for block in blocks if block["type"] != "tool_use"]
         usage = TurnUsage(
             turn=self.turn_number,
             input_tokens=final.usage.input_tokens,
