@@ -163,7 +163,9 @@ async def test_full_queue_is_429_and_a_long_wait_is_529() -> None:
 
 async def test_a_tool_schema_that_cannot_validate_is_400() -> None:
     app, _ = scripted_app(["unused"])
-    tools = [{"name": "broken", "input_schema": {"type": "object", "properties": {"x": {"type": 12}}}}]
+    tools = [
+        {"name": "broken", "input_schema": {"type": "object", "properties": {"x": {"type": 12}}}}
+    ]
     async with client_for(app) as client:
         response = await client.post("/v1/messages", json=request_body(tools=tools))
     assert "broken" in assert_envelope(response, 400, "invalid_request_error")

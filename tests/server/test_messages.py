@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from deskloop.engines.scripted import ScriptedEngine
 
 from .helpers import client_for, parse_sse, request_body, scripted_app
@@ -228,3 +232,35 @@ async def test_signed_thinking_reaches_the_client_whole() -> None:
         {"type": "thinking_delta", "thinking": "Let me think."},
         {"type": "signature_delta", "signature": "sig-1"},
     ]
+
+
+async def test_tool_diet_reports_the_tokens_it_saves(caplog: pytest.LogCaptureFixture) -> None:
+    long = "Click an element by its id. Uses the element's own action when it has one, else a synthetic click at its centre; returns what changed."
+    tools = [
+        {
+            "name": "click",
+            "description": long,
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "element_id": {
+                        "type": "string",
+                        "description": "The element id, like e12, from the latest observation.",
+                    }
+                },
+                "required": ["element_id"],
+            },
+        }
+    ]
+    body = {k: v for k, v in request_body(tools=tools).items() if k != "max_tokens"}
+    plain_app, _ = scripted_app(["ok"])
+    diet_app, _ = scripted_app(["ok"], tool_diet=True)
+    async with client_for(plain_app) as client:
+        plain = (await client.post("/v1/messages/count_tokens", json=body)).json()
+    caplog.set_level(logging.INFO, logger="deskloop.server")
+    async with client_for(diet_app) as client:
+        slim = (await client.post("/v1/messages/count_tokens", json=body)).json()
+    assert "tool_diet_saved_tokens" not in plain
+    assert slim["tool_diet_saved_tokens"] > 0
+    assert slim["input_tokens"] + slim["tool_diet_saved_tokens"] == plain["input_tokens"]
+    assert any("prompt tokens saved" in record.getMessage() for record in caplog.records)

@@ -37,7 +37,7 @@ from deskloop.server.protocol import (
     check_conversation,
     describe_validation_error,
 )
-from deskloop.server.responses import SSEWriter, collect_message
+from deskloop.server.responses import SSEWriter, TokenCount, collect_message
 from deskloop.server.tool_schema import ToolSchemaInvalid, check_tool_schemas
 from deskloop.settings import ServerSettings
 
@@ -50,7 +50,7 @@ class ModelService(Protocol):
     model_id: str
     queue: EngineQueue
 
-    async def count_tokens(self, request: MessagesRequest) -> int: ...
+    async def count_tokens(self, request: MessagesRequest) -> TokenCount: ...
 
     def run(self, request: MessagesRequest) -> AsyncIterator[OutputEvent]: ...
 
@@ -218,7 +218,7 @@ class MessagesAPI:
     async def count_tokens(self, request: Request) -> Response:
         self._check_key(request)
         parsed = self._parse(await self._read_json(request), CountTokensRequest)
-        return JSONResponse({"input_tokens": await self.service.count_tokens(parsed)})
+        return JSONResponse((await self.service.count_tokens(parsed)).to_json())
 
     def _model_card(self) -> dict[str, Any]:
         return {

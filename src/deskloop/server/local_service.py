@@ -8,6 +8,7 @@ filtered for stop sequences and parsed for tool calls on the way.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import string
@@ -34,6 +35,7 @@ from deskloop.server.admission import EngineQueue
 from deskloop.server.errors import InternalError, prompt_too_long
 from deskloop.server.prompt import render_prompt
 from deskloop.server.protocol import MessagesRequest, Tool
+from deskloop.server.responses import TokenCount
 from deskloop.server.text_stream import StopSequenceFilter, Utf8Joiner
 from deskloop.server.tool_formats import choose_tool_format
 from deskloop.server.tool_formats.base import (
@@ -109,23 +111,41 @@ class LocalModelService:
         self.queue = EngineQueue(queue_size)
         self._last_tokens: list[int] = []
         self._guidance_tokenizer: Any = None
+        self._diet_savings: dict[str, int] = {}
 
     # -- preparing -----------------------------------------------------------------
 
-    def _tools(self, request: MessagesRequest) -> list[Tool]:
+    def _tools(self, request: MessagesRequest, *, diet: bool | None = None) -> list[Tool]:
         tools = list(request.tools or [])
-        if tools and self.tool_diet:
+        if tools and (self.tool_diet if diet is None else diet):
             from deskloop.server.tool_schema import slim_tools
 
             tools = slim_tools(tools)
         return tools
 
-    def render(self, request: MessagesRequest) -> list[int]:
+    def render(self, request: MessagesRequest, *, diet: bool | None = None) -> list[int]:
         """The token ids inference would run for this request (count_tokens uses the same)."""
-        rendered = render_prompt(request, self._tools(request), self.tool_format, self.engine.info)
+        tools = self._tools(request, diet=diet)
+        rendered = render_prompt(request, tools, self.tool_format, self.engine.info)
         return self.engine.tokenize(rendered.text)
 
+    def diet_saving(self, request: MessagesRequest) -> int | None:
+        """Prompt tokens `--tool-diet` saves on this request's tools; None when it is off.
+
+        The saving depends on the tools alone, so it is worked out once per tool set.
+        """
+        if not self.tool_diet or not request.tools:
+            return None
+        key = json.dumps([tool.model_dump(mode="json") for tool in request.tools], sort_keys=True)
+        saved = self._diet_savings.get(key)
+        if saved is None:
+            saved = len(self.render(request, diet=False)) - len(self.render(request, diet=True))
+            self._diet_savings[key] = saved
+            log.info("tool diet: %d tools, %d prompt tokens saved", len(request.tools), saved)
+        return saved
+
     def prepare(self, request: MessagesRequest) -> PreparedRequest:
+        self.diet_saving(request)
         tokens = self.render(request)
         if len(tokens) >= self.context_window:
             raise prompt_too_long(len(tokens), self.context_window)
@@ -174,8 +194,10 @@ class LocalModelService:
 
     # -- running -------------------------------------------------------------------
 
-    async def count_tokens(self, request: MessagesRequest) -> int:
-        return len(await asyncio.to_thread(self.render, request))
+    async def count_tokens(self, request: MessagesRequest) -> TokenCount:
+        tokens = await asyncio.to_thread(self.render, request)
+        saved = await asyncio.to_thread(self.diet_saving, request)
+        return TokenCount(len(tokens), saved)
 
     async def run(self, request: MessagesRequest) -> AsyncIterator[OutputEvent]:
         """Usage first (before any waiting), then content events, final usage, Finish."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from deskloop.engines.base import (
@@ -18,6 +19,21 @@ from deskloop.engines.base import (
     ToolInputDelta,
     Usage,
 )
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    """A `count_tokens` answer; `saved_by_tool_diet` only when `--tool-diet` is on."""
+
+    input_tokens: int
+    saved_by_tool_diet: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"input_tokens": self.input_tokens}
+        if self.saved_by_tool_diet is not None:
+            # Not an Anthropic field; clients ignore keys they do not know.
+            answer["tool_diet_saved_tokens"] = self.saved_by_tool_diet
+        return answer
 
 
 def new_message_id() -> str:

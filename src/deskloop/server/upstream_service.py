@@ -24,6 +24,7 @@ from deskloop.engines.base import (
 from deskloop.server.admission import EngineQueue
 from deskloop.server.errors import UpstreamFailed
 from deskloop.server.protocol import MessagesRequest, Tool
+from deskloop.server.responses import TokenCount
 
 log = logging.getLogger("deskloop.server")
 
@@ -42,9 +43,9 @@ class UpstreamModelService:
         self.context_window: int | None = None
         self.queue = EngineQueue(queue_size)
 
-    async def count_tokens(self, request: MessagesRequest) -> int:
+    async def count_tokens(self, request: MessagesRequest) -> TokenCount:
         try:
-            return await self.engine.count_tokens(_request_body(request, self.model_id))
+            return TokenCount(await self.engine.count_tokens(_request_body(request, self.model_id)))
         except UpstreamError as exc:
             raise UpstreamFailed(str(exc), exc.status, exc.error_type) from exc
 
