@@ -2,7 +2,7 @@
 
 On Linux the session runs on a private virtual desktop (Xvfb, a session bus, Mousepad),
 so it works on a machine with no display and leaves the user's own screen alone;
-`--here` uses the current display instead. The model is whatever the agent would use:
+`--here` uses the current display instead. On macOS it opens TextEdit on the desktop. The model is whatever the agent would use:
 with nothing configured, the embedded SmolLM2-135M through `deskloop serve`.
 """
 
@@ -16,7 +16,9 @@ import sys
 
 from deskloop.errors import DeskloopError
 
-DEFAULT_TASK = "Type the words hello from deskloop into the Mousepad window."
+# The sample app: Mousepad on Linux (in the virtual desktop), TextEdit on macOS.
+SAMPLE_APP_NAME = "TextEdit" if sys.platform == "darwin" else "mousepad"
+DEFAULT_TASK = f"Type the words hello from deskloop into the {SAMPLE_APP_NAME} window."
 VIRTUAL_DESKTOP_PROGRAMS = {
     "Xvfb": "xvfb",
     "dbus-daemon": "dbus",
@@ -50,9 +52,10 @@ def _run_task(args: argparse.Namespace, task: str) -> int:
 
 def _show_result() -> None:
     """What the sample app shows now, as the agent would see it."""
-    print("\n--- Mousepad now (deskloop observe --app mousepad) ---", file=sys.stderr)
+    command = ["deskloop", "observe", "--app", SAMPLE_APP_NAME, "--budget", "150"]
+    print(f"\n--- {SAMPLE_APP_NAME} now ({' '.join(command)}) ---", file=sys.stderr)
     subprocess.run(
-        [sys.executable, "-m", "deskloop", "observe", "--app", "mousepad", "--budget", "150"],
+        [sys.executable, "-m", *command],
         check=False,
         timeout=60,
     )
@@ -66,9 +69,13 @@ def demo_command(args: argparse.Namespace) -> int:
     task = args.task or DEFAULT_TASK
     os.environ.setdefault("DESKLOOP_AGENT_MAX_TURNS", DEMO_MAX_TURNS)
     if args.here or sys.platform == "darwin":
-        if sys.platform != "darwin" and not os.environ.get("DISPLAY"):
+        if sys.platform == "darwin":
+            subprocess.run(["open", "-a", SAMPLE_APP_NAME], check=False, timeout=30)
+        elif not os.environ.get("DISPLAY"):
             raise DemoUnavailable("--here needs a display (DISPLAY is not set); drop --here")
-        return _run_task(args, task)
+        code = _run_task(args, task)
+        _show_result()
+        return code
 
     from deskloop.screen.virtual_desktop import SAMPLE_APP, VirtualDesktop
 
