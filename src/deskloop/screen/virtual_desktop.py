@@ -192,8 +192,10 @@ class VirtualDesktop:
                 else:
                     os.environ[name] = value
 
-    def wait_for_trees(self, apps: tuple[AppSpec, ...] = TEST_APPS, timeout: float = 30) -> None:
-        """Wait until every app's window gives a non-degraded accessibility tree."""
+    def wait_for_trees(
+        self, apps: tuple[AppSpec, ...] = TEST_APPS, timeout: float = 30, min_nodes: int = 6
+    ) -> None:
+        """Wait until every app's window gives a non-degraded tree of at least `min_nodes`."""
         from deskloop.screen.backend import Target
         from deskloop.screen.backends.atspi.backend import AtspiBackend
         from deskloop.screen.errors import ScreenError
@@ -206,7 +208,7 @@ class VirtualDesktop:
                     while True:
                         try:
                             read = await backend.read(Target(pid=self.pids[spec.key]))
-                            if read.degraded is None and len(read.nodes) > 5:
+                            if read.degraded is None and len(read.nodes) >= min_nodes:
                                 break
                         except ScreenError:
                             pass

@@ -21,10 +21,17 @@ from deskloop.screen.backends.atspi.connection import (
 )
 from deskloop.screen.backends.atspi.reader import (
     RawNode,
+    ToolkitQuirks,
     WindowReader,
     cache_fingerprint,
     neutral_role,
     to_window_read,
+)
+from deskloop.screen.backends.atspi.toolkits import (
+    accessibility_enabled,
+    accessible_launch,
+    enable_accessibility,
+    no_tree_reason,
 )
 from deskloop.screen.backends.x11 import X11Display
 from deskloop.screen.errors import ActionFailedError, AppNotFoundError, StaleElementError
@@ -32,12 +39,6 @@ from deskloop.screen.tree import Box, WindowRead
 
 DBUS = "org.freedesktop.DBus"
 KNOWN_LIMIT = 20_000  # remembered roles per app before starting over
-NO_TREE_REASON = (
-    "the app shows a window but exposes no elements in it. Qt apps need "
-    "QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1, Chromium and Electron need "
-    "--force-renderer-accessibility, Java needs the ATK wrapper; a freshly started app may "
-    "need a moment. Use capture_screenshot to see it meanwhile"
-)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,22 @@ class AtspiBackend:
         self.apps_by_pid: dict[int, AtspiApp] = {}
         # Role and interfaces of objects outside the cache, per app bus name (see fetch_node).
         self.known: dict[str, dict[str, tuple[int, frozenset[str]]]] = {}
+        self.quirks: dict[str, ToolkitQuirks] = {}
         self._x11: X11Display | None = None
         self.launched: list[subprocess.Popen[bytes]] = []
 
     @classmethod
-    async def connect(cls) -> AtspiBackend:
+    async def connect(cls, enable: bool = True) -> AtspiBackend:
+        """Connect to the accessibility bus; `enable` turns on `org.a11y.Status.IsEnabled`
+        when it is off, as a screen reader does, so Qt and Chromium apps show their trees."""
         session = await connect_session_bus()
         a11y = await connect_accessibility_bus(session)
+        if enable:
+            try:
+                if not await accessibility_enabled(session):
+                    await enable_accessibility(session)
+            except (DBusCallError, TimeoutError):
+                pass  # a bus launcher without org.a11y.Status: GTK apps answer anyway
         return cls(session, a11y)
 
     @property
@@ -130,9 +140,21 @@ class AtspiBackend:
             if address:
                 caller = Caller(await connect_peer(str(address)), None)
         except (DBusCallError, OSError, TimeoutError):
-            pass  # GTK4 offers no peer socket: stay on the bus
+            pass  # GTK4 and Qt offer no peer socket: stay on the bus
         self.peers[app.bus_name] = caller
+        await self._learn_toolkit(app, caller)
         return caller
+
+    async def _learn_toolkit(self, app: AtspiApp, caller: Caller) -> None:
+        quirks = self.quirks.setdefault(app.bus_name, ToolkitQuirks())
+        name, version = await caller.gather(
+            caller.request(c.ROOT_PATH, c.PROPERTIES, "Get", "ss", (c.APPLICATION, field))
+            for field in ("ToolkitName", "Version")
+        )
+        if not isinstance(name, BaseException):
+            quirks.toolkit = str(name[0].value)
+        if not isinstance(version, BaseException):
+            quirks.version = str(version[0].value)
 
     async def find_app(self, target: Target) -> AtspiApp:
         if target.pid is not None and target.pid in self.apps_by_pid:
@@ -203,7 +225,7 @@ class AtspiBackend:
             return to_window_read(app.name, app.pid, empty, [], "the app has no open window")
         window = next((w for w in showing if w.has(c.STATE_ACTIVE)), showing[0])
         window, nodes = await reader.read_window(window)
-        degraded = NO_TREE_REASON if len(nodes) <= 1 else None
+        degraded = no_tree_reason(reader.quirks.toolkit) if len(nodes) <= 1 else None
         return to_window_read(app.name, app.pid, window, nodes, degraded, reader.fingerprint)
 
     async def fingerprint(self, pid: int) -> int | None:
@@ -219,10 +241,12 @@ class AtspiBackend:
         known = self.known.setdefault(app.bus_name, {})
         if len(known) > KNOWN_LIMIT:
             known.clear()
-        return WindowReader(caller, app.name, app.pid, known)
+        quirks = self.quirks.setdefault(app.bus_name, ToolkitQuirks())
+        return WindowReader(caller, app.name, app.pid, known, quirks)
 
     def forget(self, app: AtspiApp) -> None:
         self.known.pop(app.bus_name, None)
+        self.quirks.pop(app.bus_name, None)
         self.apps_by_pid.pop(app.pid, None)
         peer = self.peers.pop(app.bus_name, None)
         if peer is not None and peer.destination is None:
@@ -319,9 +343,11 @@ class AtspiBackend:
     async def launch(self, command: list[str]) -> int:
         # Reap apps started earlier that have quit (they stay running otherwise: users' apps).
         self.launched = [process for process in self.launched if process.poll() is None]
+        command, env = accessible_launch(command)
         try:
             process = subprocess.Popen(
                 command,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

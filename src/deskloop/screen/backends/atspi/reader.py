@@ -21,6 +21,8 @@ from deskloop.screen.tree import Box, NodeData, WindowRead
 TEXT_LIMIT = 2000  # characters of an editable field's text read per snapshot
 NODE_LIMIT = 5000  # nodes fetched one by one per read, a guard against huge tables
 EXTENTS_CHUNK = 48  # uncached children whose extents are asked at once
+# Accessible properties read one by one where a toolkit has no Properties.GetAll.
+PROPERTY_NAMES = ("Name", "Description", "ChildCount")
 
 
 def _never_shown(node: RawNode) -> bool:
@@ -51,6 +53,20 @@ class RawNode:
 
     def has(self, state: int) -> bool:
         return c.has_state(self.states, state)
+
+
+@dataclass
+class ToolkitQuirks:
+    """What one app's toolkit leaves out of AT-SPI, learnt on first contact and kept per app."""
+
+    toolkit: str = ""  # Application.ToolkitName: "GTK", "Qt", "Chromium", ...
+    version: str = ""
+    properties_get_all: bool = True
+
+    @property
+    def sets_showing(self) -> bool:
+        """GTK 4 sets SHOWING on windows but not on the widgets in them (gtk4-demo, 4.8)."""
+        return not (self.toolkit == "GTK" and self.version.startswith("4."))
 
 
 def _path_of(ref: Any) -> str:
@@ -88,8 +104,10 @@ class WindowReader:
         app_name: str,
         pid: int,
         known: dict[str, tuple[int, frozenset[str]]] | None = None,
+        quirks: ToolkitQuirks | None = None,
     ) -> None:
         self.caller = caller
+        self.quirks = quirks or ToolkitQuirks()
         self.known = known if known is not None else {}
         self.app_name = app_name
         self.pid = pid
@@ -130,7 +148,7 @@ class WindowReader:
         known = self.known.get(path)
         requests = [
             self.caller.request(path, c.ACCESSIBLE, "GetState"),
-            self.caller.request(path, c.PROPERTIES, "GetAll", "s", (c.ACCESSIBLE,)),
+            *self._property_requests(path),
         ]
         if known is None:
             requests += [
@@ -138,13 +156,27 @@ class WindowReader:
                 self.caller.request(path, c.ACCESSIBLE, "GetInterfaces"),
             ]
         results = await self.caller.gather(requests)
+        if (
+            self.quirks.properties_get_all
+            and not isinstance(results[0], BaseException)
+            and isinstance(results[1], DBusCallError)
+        ):
+            # The object answered GetState but not GetAll: the toolkit lacks GetAll (Qt 6).
+            self.quirks.properties_get_all = False
+            return await self.fetch_node(path, parent)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        properties = 1 if self.quirks.properties_get_all else len(PROPERTY_NAMES)
         if known is None:
-            known = (int(results[2][0]), frozenset(results[3][0]))
+            role, interfaces = results[1 + properties], results[2 + properties]
+            known = (int(role[0]), frozenset(interfaces[0]))
             self.known[path] = known
-        props = {key: variant.value for key, variant in results[1][0].items()}
+        if self.quirks.properties_get_all:
+            props = {key: variant.value for key, variant in results[1][0].items()}
+        else:
+            replies = results[1 : 1 + properties]
+            props = {name: reply[0].value for name, reply in zip(PROPERTY_NAMES, replies, strict=True)}
         self.fetched_one_by_one += 1
         return RawNode(
             path=path,
@@ -157,6 +189,14 @@ class WindowReader:
             description=str(props.get("Description", "")),
             states=c.state_bits(results[0][0]),
         )
+
+    def _property_requests(self, path: str) -> list[asyncio.Future[list[Any]]]:
+        if self.quirks.properties_get_all:
+            return [self.caller.request(path, c.PROPERTIES, "GetAll", "s", (c.ACCESSIBLE,))]
+        return [
+            self.caller.request(path, c.PROPERTIES, "Get", "ss", (c.ACCESSIBLE, name))
+            for name in PROPERTY_NAMES
+        ]
 
     async def top_windows(self, paths: list[str]) -> list[RawNode]:
         """The app's top-level windows (the root's children), cached or fetched."""
@@ -297,8 +337,10 @@ class WindowReader:
         The cache gives the structure without round trips, so only the parts it leaves out
         (tables, tree views) cost extra rounds, and all extents go out in one batch.
         """
-        # GTK4 sets no SHOWING; VISIBLE plus the box check stands in (SCREEN-NOTES.md).
-        showing_state = c.STATE_SHOWING if window.has(c.STATE_SHOWING) else c.STATE_VISIBLE
+        # GTK4 sets no SHOWING below the window; VISIBLE plus the box check stands in
+        # (SCREEN-NOTES.md).
+        uses_showing = window.has(c.STATE_SHOWING) and self.quirks.sets_showing
+        showing_state = c.STATE_SHOWING if uses_showing else c.STATE_VISIBLE
         await self._extents([window])
         window_box = window.box or Box(0, 0, 0, 0)
         self._reached = set()
