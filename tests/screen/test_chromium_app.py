@@ -17,7 +17,7 @@ from deskloop.screen.actions import ScreenSession
 from deskloop.screen.backends.atspi.backend import AtspiBackend
 from deskloop.screen.observation import visible_elements
 from deskloop.screen.tree import Element, Snapshot
-from deskloop.screen.virtual_desktop import VirtualDesktop
+from deskloop.screen.virtual_desktop import AppSpec, VirtualDesktop
 
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
 
@@ -117,3 +117,29 @@ async def test_type_into_page_field_and_read_it_back(browser: ScreenSession) -> 
     found = await browser.wait_for(text="Grace Hopper", timeout_s=10)
     assert found.snapshot is not None
     assert only(found.snapshot, "entry", "Your name").value == "Grace Hopper"
+
+
+async def test_chromium_without_its_flag_is_degraded_with_the_fix(
+    browser: ScreenSession, browser_desktop: VirtualDesktop, tmp_path: Path
+) -> None:
+    """Started by hand without --force-renderer-accessibility, Chromium joins the bus but
+    shows nothing, not even its own buttons: the read says why and what to do."""
+    command = (
+        "chromium", *CHROMIUM_FLAGS.split(), f"--user-data-dir={tmp_path}", PAGE.as_uri()
+    )
+    bare = AppSpec("bare-chromium", command, "Chromium", (1100, 0))
+    browser_desktop.launch(bare)
+    browser_desktop.wait_for_window(bare)
+    try:
+        found = None
+        for _ in range(100):  # it joins the bus a moment after its window shows
+            found = (await browser.observe(pid=browser_desktop.pids["bare-chromium"])).snapshot
+            if found is not None and "(Chromium)" in (found.degraded or ""):
+                break
+            await asyncio.sleep(0.1)
+        assert found is not None and found.degraded is not None
+        assert "(Chromium) shows a window but exposes no elements" in found.degraded
+        assert "--force-renderer-accessibility" in found.degraded
+        assert len(found.elements) == 1
+    finally:
+        browser_desktop.stop_app("bare-chromium")

@@ -221,23 +221,27 @@ class VirtualDesktop:
         with self.environment():
             asyncio.run(poll())
 
+    def stop_app(self, key: str) -> None:
+        """Stop one process this desktop started, with everything it spawned."""
+        process = self.processes.pop(key, None)
+        if process is None:
+            return
+        # Each process leads its own session; its group holds what it spawned
+        # (the bus's group holds the activated at-spi launcher and registry).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+
     def stop(self) -> None:
         """Stop every process this desktop started (apps first, Xvfb last), then clean up."""
         order = [key for key in self.processes if key not in ("bus", "xvfb")] + ["bus", "xvfb"]
         for key in order:
-            process = self.processes.get(key)
-            if process is None:
-                continue
-            # Each process leads its own session; its group holds what it spawned
-            # (the bus's group holds the activated at-spi launcher and registry).
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-            if process.stdout is not None:
-                process.stdout.close()
-        self.processes.clear()
+            self.stop_app(key)
         shutil.rmtree(self.root, ignore_errors=True)

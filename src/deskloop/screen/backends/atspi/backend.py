@@ -32,10 +32,12 @@ from deskloop.screen.backends.atspi.toolkits import (
     accessible_launch,
     enable_accessibility,
     no_tree_reason,
+    not_registered_reason,
+    process_name,
 )
 from deskloop.screen.backends.x11 import X11Display
 from deskloop.screen.errors import ActionFailedError, AppNotFoundError, StaleElementError
-from deskloop.screen.tree import Box, WindowRead
+from deskloop.screen.tree import Box, NodeData, WindowRead
 
 DBUS = "org.freedesktop.DBus"
 KNOWN_LIMIT = 20_000  # remembered roles per app before starting over
@@ -209,7 +211,13 @@ class AtspiBackend:
     # Reading -------------------------------------------------------------------------
 
     async def read(self, target: Target) -> WindowRead:
-        app = await self.find_app(target)
+        try:
+            app = await self.find_app(target)
+        except AppNotFoundError:
+            unregistered = self._window_off_the_bus(target)
+            if unregistered is None:
+                raise
+            return unregistered
         reader = self._reader(app, await self._caller_for(app))
         try:
             windows = await reader.top_windows(await reader.load_cache())
@@ -227,6 +235,28 @@ class AtspiBackend:
         window, nodes = await reader.read_window(window)
         degraded = no_tree_reason(reader.quirks.toolkit) if len(nodes) <= 1 else None
         return to_window_read(app.name, app.pid, window, nodes, degraded, reader.fingerprint)
+
+    def _window_off_the_bus(self, target: Target) -> WindowRead | None:
+        """A degraded read of a window whose app never joined the accessibility bus."""
+        if target.app is not None:
+            return None
+        try:
+            pid = target.pid if target.pid is not None else self.x11.focused_pid()
+            windows = [window for window in self.x11.windows() if window.pid == pid]
+        except Exception:  # no X display (Wayland): nothing more to say than not found
+            return None
+        if not windows:
+            return None
+        window = windows[0]
+        name = process_name(pid)
+        return WindowRead(
+            app=name,
+            pid=pid,
+            title=window.title or name,
+            box=window.box,
+            nodes=(NodeData("", None, "window", window.title, box=window.box),),
+            degraded=not_registered_reason(name),
+        )
 
     async def fingerprint(self, pid: int) -> int | None:
         """One `GetItems`: changes when any cached name, state or link changes."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from dbus_fast import Variant
 from dbus_fast.aio import MessageBus
@@ -50,6 +51,26 @@ def no_tree_reason(toolkit: str) -> str:
         f"the app{made_with} shows a window but exposes no elements in it. {fix}. "
         "Use capture_screenshot to see it meanwhile"
     )
+
+
+def not_registered_reason(app: str) -> str:
+    """Why an app with a window on screen is missing from the accessibility bus."""
+    return (
+        f"{app} shows a window but is not on the accessibility bus. A freshly started app may "
+        "need a moment; GTK 4 apps may never register (gtk4-widget-factory 4.8 does not); "
+        "Qt apps need QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1, Chromium and Electron "
+        "--force-renderer-accessibility; NO_AT_BRIDGE=1 hides GTK 3 apps. "
+        "Use capture_screenshot to see it meanwhile"
+    )
+
+
+def process_name(pid: int) -> str:
+    """The program name of a process (its argv[0] without the folder; comm is cut at 15)."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return f"pid {pid}"
+    return os.path.basename(argv0.decode(errors="replace")) or f"pid {pid}"
 
 
 def accessible_launch(
