@@ -131,13 +131,12 @@ def _display_check(report: DoctorReport) -> bool:
 async def linux_checks() -> DoctorReport:
     """Display, session bus, accessibility bus, IsEnabled, registry, apps, a real read, input."""
     from deskloop.screen.backend import Target
-    from deskloop.screen.backends.atspi import constants as c
     from deskloop.screen.backends.atspi.backend import AtspiBackend
     from deskloop.screen.backends.atspi.connection import (
-        Caller,
         accessibility_bus_address,
         connect_session_bus,
     )
+    from deskloop.screen.backends.atspi.toolkits import accessibility_enabled
     from deskloop.screen.errors import ScreenError
 
     report = DoctorReport("linux")
@@ -153,15 +152,16 @@ async def linux_checks() -> DoctorReport:
     try:
         address = await accessibility_bus_address(session)
         report.add(Check("accessibility bus", "ok", address.split(",")[0], needed_to="both"))
-        enabled = await Caller(session, "org.a11y.Bus").get_property(
-            "/org/a11y/bus", c.STATUS, "IsEnabled"
-        )
-        if enabled:
+        if await accessibility_enabled(session):
             report.add(Check("accessibility enabled", "ok", "org.a11y.Status.IsEnabled is true"))
         else:
             report.add(Check(
                 "accessibility enabled", "warn",
-                "org.a11y.Status.IsEnabled is false: GTK apps still answer, Qt apps do not",
+                "org.a11y.Status.IsEnabled is false: GTK apps answer, but Qt apps and "
+                "Chromium/Electron apps stay off the accessibility tree until it is true. The "
+                "agent turns it on when it starts, as a screen reader does; Chromium and "
+                "Electron apps started before that need a restart (open_app adds their "
+                "--force-renderer-accessibility)",
                 "gsettings set org.gnome.desktop.interface toolkit-accessibility true "
                 "(or export QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1 before starting Qt apps)",
             ))
@@ -172,7 +172,7 @@ async def linux_checks() -> DoctorReport:
         return report
     session.disconnect()
     try:
-        backend = await AtspiBackend.connect()
+        backend = await AtspiBackend.connect(enable=False)  # a probe looks, it changes nothing
     except ScreenError as exc:
         report.add(Check("registry", "fail", str(exc), "apt-get install at-spi2-core", "both"))
         return report
