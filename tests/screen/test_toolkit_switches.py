@@ -18,7 +18,7 @@ from deskloop.screen.backends.atspi.toolkits import (
     accessible_launch,
     no_tree_reason,
 )
-from deskloop.screen.virtual_desktop import VirtualDesktop
+from deskloop.screen.virtual_desktop import AppSpec, DesktopStartError, VirtualDesktop
 
 
 def test_open_app_gives_chromium_browsers_their_flag_and_every_app_the_qt_switch() -> None:
@@ -91,3 +91,12 @@ def test_doctor_explains_accessibility_off_and_the_agent_turns_it_on(
 
     assert is_enabled(bare_desktop)
     assert doctor_checks(bare_desktop)["accessibility enabled"]["status"] == "ok"
+
+
+@pytest.mark.desktop
+def test_an_app_that_dies_at_start_is_reported_with_what_it_said() -> None:
+    crashing = AppSpec("crashing", ("sh", "-c", "echo 'qt.qpa.xcb: could not connect' >&2; exit 1"),
+                       "crashing", (0, 0))
+    with pytest.raises(DesktopStartError, match=r"crashing exited before showing a window; "
+                                                r"it said: qt\.qpa\.xcb: could not connect"):
+        VirtualDesktop.start((crashing,))

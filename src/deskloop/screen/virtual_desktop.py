@@ -137,17 +137,30 @@ class VirtualDesktop:
         self.env["DBUS_SESSION_BUS_ADDRESS"] = address
 
     def launch(self, spec: AppSpec) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            list(spec.command),
-            env=self.env,
-            cwd=self.root,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        """Start one app on this desktop; its stderr goes to `log_path(spec.key)`."""
+        with self.log_path(spec.key).open("wb") as log:
+            process = subprocess.Popen(
+                list(spec.command),
+                env=self.env,
+                cwd=self.root,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
         self.processes[spec.key] = process
         self.pids[spec.key] = process.pid
         return process
+
+    def log_path(self, key: str) -> Path:
+        return self.root / f"{key}.log"
+
+    def log_tail(self, key: str, limit: int = 600) -> str:
+        """The end of what an app wrote to stderr, for error messages."""
+        try:
+            text = self.log_path(key).read_text(errors="replace").strip()
+        except OSError:
+            return "(no log)"
+        return text[-limit:] or "(nothing)"
 
     def focus(self, spec: AppSpec) -> None:
         """Give the app's window the keyboard focus (no window manager does it here)."""
@@ -172,7 +185,9 @@ class VirtualDesktop:
                 self.xdotool("windowmove", "--sync", window, str(x), str(y))
                 return window
             if self.processes[spec.key].poll() is not None:
-                raise DesktopStartError(f"{spec.key} exited before showing a window")
+                raise DesktopStartError(
+                    f"{spec.key} exited before showing a window; it said: {self.log_tail(spec.key)}"
+                )
             time.sleep(0.1)
         raise DesktopStartError(f"{spec.key} showed no window within {timeout:.0f} s")
 
