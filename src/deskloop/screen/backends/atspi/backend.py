@@ -148,11 +148,15 @@ class AtspiBackend:
         return caller
 
     async def _learn_toolkit(self, app: AtspiApp, caller: Caller) -> None:
+        """The app's toolkit and version, once: they pick the read path and the degraded fix."""
         quirks = self.quirks.setdefault(app.bus_name, ToolkitQuirks())
-        name, version = await caller.gather(
-            caller.request(c.ROOT_PATH, c.PROPERTIES, "Get", "ss", (c.APPLICATION, field))
-            for field in ("ToolkitName", "Version")
-        )
+        try:
+            name, version = await caller.gather(
+                caller.request(c.ROOT_PATH, c.PROPERTIES, "Get", "ss", (c.APPLICATION, field))
+                for field in ("ToolkitName", "Version")
+            )
+        except TimeoutError:
+            return  # a busy app: the read that follows says so
         if not isinstance(name, BaseException):
             quirks.toolkit = str(name[0].value)
         if not isinstance(version, BaseException):
