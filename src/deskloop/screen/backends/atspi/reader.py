@@ -146,9 +146,11 @@ class WindowReader:
         """One node the cache left out: state and properties, plus role and interfaces the
         first time (an object keeps those for life, so `known` remembers them)."""
         known = self.known.get(path)
+        # Decided per call: other fetches of the same batch may learn the quirk meanwhile.
+        get_all = self.quirks.properties_get_all
         requests = [
             self.caller.request(path, c.ACCESSIBLE, "GetState"),
-            *self._property_requests(path),
+            *self._property_requests(path, get_all),
         ]
         if known is None:
             requests += [
@@ -156,23 +158,20 @@ class WindowReader:
                 self.caller.request(path, c.ACCESSIBLE, "GetInterfaces"),
             ]
         results = await self.caller.gather(requests)
-        if (
-            self.quirks.properties_get_all
-            and not isinstance(results[0], BaseException)
-            and isinstance(results[1], DBusCallError)
-        ):
-            # The object answered GetState but not GetAll: the toolkit lacks GetAll (Qt 6).
+        answered = not isinstance(results[0], BaseException)
+        if get_all and answered and isinstance(results[1], DBusCallError):
+            # It answered GetState but not GetAll: the toolkit lacks GetAll (Qt 6).
             self.quirks.properties_get_all = False
             return await self.fetch_node(path, parent)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        properties = 1 if self.quirks.properties_get_all else len(PROPERTY_NAMES)
+        properties = 1 if get_all else len(PROPERTY_NAMES)
         if known is None:
             role, interfaces = results[1 + properties], results[2 + properties]
             known = (int(role[0]), frozenset(interfaces[0]))
             self.known[path] = known
-        if self.quirks.properties_get_all:
+        if get_all:
             props = {key: variant.value for key, variant in results[1][0].items()}
         else:
             replies = results[1 : 1 + properties]
@@ -190,8 +189,8 @@ class WindowReader:
             states=c.state_bits(results[0][0]),
         )
 
-    def _property_requests(self, path: str) -> list[asyncio.Future[list[Any]]]:
-        if self.quirks.properties_get_all:
+    def _property_requests(self, path: str, get_all: bool) -> list[asyncio.Future[list[Any]]]:
+        if get_all:
             return [self.caller.request(path, c.PROPERTIES, "GetAll", "s", (c.ACCESSIBLE,))]
         return [
             self.caller.request(path, c.PROPERTIES, "Get", "ss", (c.ACCESSIBLE, name))
