@@ -6,6 +6,7 @@ because the backend turns on org.a11y.Status.IsEnabled when it connects.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -110,3 +111,28 @@ async def test_type_into_qt_line_edit_and_read_it_back(qt: ScreenSession) -> Non
     again = await qt.observe()
     assert again.snapshot is not None
     assert again.snapshot.elements[edit.id].value == "Ada Lovelace"
+
+
+async def test_open_app_alone_makes_a_qt_app_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With IsEnabled left off, the Qt switch open_app sets is what brings the tree."""
+    desktop = VirtualDesktop.start(())
+    monkeypatch.setenv("DISPLAY", desktop.display)
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", desktop.bus_address)
+    monkeypatch.delenv("QT_LINUX_ACCESSIBILITY_ALWAYS_ON", raising=False)
+    backend = await AtspiBackend.connect(enable=False)
+    try:
+        result = await ScreenSession(backend).open_app(shlex.join(QT_FORM.command))
+        assert result.snapshot is not None
+        assert result.snapshot.app == "deskloop-qt-form"
+        only(result.snapshot, "check", "Remember me")
+        session_bus = await connect_session_bus()
+        try:
+            assert not await accessibility_enabled(session_bus)
+        finally:
+            session_bus.disconnect()
+    finally:
+        await backend.close()
+        for process in backend.launched:
+            process.terminate()
+            process.wait(timeout=10)
+        desktop.stop()
