@@ -109,6 +109,8 @@ class AgentSettings:
     # "auto": every turn must be a tool call (ending with `finish`) when the agent uses
     # the embedded model, which is too small to choose well; "required" or "free" force it.
     tool_calls: str = "auto"
+    # Start each session with one observation of the focused window in the first message.
+    observe_first: bool = True
 
 
 @dataclass

@@ -52,3 +52,16 @@ async def test_free_mode_has_no_finish_tool(
             steps = [step async for step in session.send("hi")]
     assert "finish" not in names
     assert steps[-1] == RunEnded("end_turn", "done")
+
+
+@pytest.mark.slow
+async def test_without_a_screen_the_task_goes_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    with scripted_server(tmp_path, ["Hello."]) as url:
+        async with open_session(SessionOptions(endpoint=url, title="t")) as session:
+            [step async for step in session.send("hi")]
+            first = session.messages[0]["content"]
+    assert first == [{"type": "text", "text": "hi"}]

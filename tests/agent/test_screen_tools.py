@@ -11,6 +11,7 @@ import pytest
 from scripted_server import scripted_server, tool_call
 
 from deskloop.agent.dispatch import Dispatcher, ToolCall
+from deskloop.agent.loop import STARTING_SCREEN_HEADER
 from deskloop.agent.policy import PermissionPolicy
 from deskloop.agent.registry import ToolRegistry
 from deskloop.agent.screen_tools import SCREEN_SESSION_KEY, screen_tools
@@ -32,6 +33,7 @@ def mousepad_desktop() -> Iterator[VirtualDesktop]:
     running = VirtualDesktop.start(MOUSEPAD)
     try:
         running.wait_for_trees(MOUSEPAD)
+        running.focus(MOUSEPAD[0])  # a desktop has a focused window; no window manager here
         yield running
     finally:
         running.stop()
@@ -99,7 +101,13 @@ async def test_deskloop_run_drives_a_real_app_with_a_scripted_model(
     assert done.stdout.rstrip().endswith("I typed it.")
     with Store.open() as store:
         calls = {call.name: call for call in store.tool_calls(1)}
+        first = store.messages(1)[0]
     assert calls["type_text"].status == "ok"
+    # The task arrived with the screen it starts from, marked as data, with real ids.
+    task, screen = first.content
+    assert task == {"type": "text", "text": "Type a line"}
+    assert screen["text"].startswith(STARTING_SCREEN_HEADER)
+    assert "Mousepad" in screen["text"] and " entry" in screen["text"]
     # Synthetic keys reach the app asynchronously; under load, later than the diff's grace.
     context = ToolContext()
     check = Dispatcher(ToolRegistry(screen_tools()), ALL_AUTO, TIMEOUTS, context=context)

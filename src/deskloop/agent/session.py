@@ -134,4 +134,5 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             history=history,
             turns_before=turns_before,
             calls_required=required,
+            observe_first=agent.observe_first,
         )

@@ -40,6 +40,13 @@ SETTLE_TIMEOUT_S = 1.0
 STRUCTURE_QUIET_S = 0.1
 # Synthetic input reaches the app asynchronously: give it this long to show a change.
 SYNTHETIC_GRACE_S = 0.15
+# Typed text lands a key at a time (xdotool: about 2 ms a key idle, several times that
+# under load); a fixed grace ran out on long texts and the diff said "no change".
+TYPING_GRACE_PER_CHAR_S = 0.01
+
+
+def typing_grace(text: str) -> float:
+    return min(SETTLE_TIMEOUT_S, SYNTHETIC_GRACE_S + TYPING_GRACE_PER_CHAR_S * len(text))
 POLL_INTERVAL_S = 0.1
 
 
@@ -204,7 +211,7 @@ class ScreenSession:
             await self.backend.focus_window(before.pid, before.title)
             await self.backend.type_keys(text)
             return await self._act_and_report(
-                f"typed {len(text)} characters into the focus", SYNTHETIC_GRACE_S, before
+                f"typed {len(text)} characters into the focus", typing_grace(text), before
             )
         element = await self._checked_element(element_id)
         if await self.backend.insert_text(before.pid, element.ref, text):
@@ -217,7 +224,7 @@ class ScreenSession:
         await self.backend.type_keys(text)
         return await self._act_and_report(
             f"typed {len(text)} characters into {element.id} with the keyboard",
-            SYNTHETIC_GRACE_S,
+            typing_grace(text),
             before,
         )
 
