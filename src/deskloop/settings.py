@@ -147,6 +147,24 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
         raise SettingsError(f"{where} must be a {kind}, got {value!r}") from exc
 
 
+# Settings that take one of a few words; checked wherever a value comes in.
+_POLICY = ("auto", "ask", "deny")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "agent.tool_calls": ("auto", "required", "free"),
+    "agent.policy_read": _POLICY,
+    "agent.policy_act": _POLICY,
+    "agent.policy_destructive": _POLICY,
+    "agent.policy_external": _POLICY,
+}
+
+
+def _checked(key: str, value: Any, where: str) -> Any:
+    allowed = CHOICES.get(key)
+    if allowed is not None and value not in allowed:
+        raise SettingsError(f"{where} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -169,12 +187,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             raise SettingsError(f"[{section_name}] in {config_path} must be a table")
         for f in fields(section):
             current = getattr(section, f.name)
+            key = f"{section_name}.{f.name}"
             if f.name in from_file:
-                where = f"{section_name}.{f.name} in {config_path}"
-                setattr(section, f.name, _coerce(from_file[f.name], current, where))
+                where = f"{key} in {config_path}"
+                value = _coerce(from_file[f.name], current, where)
+                setattr(section, f.name, _checked(key, value, where))
             env_name = f"DESKLOOP_{section_name}_{f.name}".upper()
             if env_name in env:
-                setattr(section, f.name, _coerce(env[env_name], current, env_name))
+                value = _coerce(env[env_name], current, env_name)
+                setattr(section, f.name, _checked(key, value, env_name))
     return settings
 
 
@@ -202,7 +223,7 @@ def set_setting(key: str, raw_value: str) -> Any:
     """Write one key to config.toml, keeping every other line's value; returns the new value."""
     section, name = _split_key(key)
     default = getattr(getattr(Settings(), section), name)
-    value = _coerce(raw_value, default, key)
+    value = _checked(key, _coerce(raw_value, default, key), key)
     config_path = paths().config_file
     data = _read_file(config_path)
     data.setdefault(section, {})[name] = value

@@ -7,7 +7,7 @@ from scripted_server import scripted_server, tool_call
 
 from deskloop.agent.loop import RunEnded, Step, ToolCallFinished
 from deskloop.agent.session import SessionOptions, calls_required, open_session
-from deskloop.settings import SettingsError
+from deskloop.settings import SettingsError, load_settings, set_setting
 
 
 def test_auto_requires_calls_only_from_the_embedded_model() -> None:
@@ -15,8 +15,14 @@ def test_auto_requires_calls_only_from_the_embedded_model() -> None:
     assert not calls_required("auto", embedded=False)
     assert calls_required("required", embedded=False)
     assert not calls_required("free", embedded=True)
-    with pytest.raises(SettingsError, match=r"agent\.tool_calls"):
-        calls_required("sometimes", embedded=False)
+
+
+def test_an_unknown_mode_is_refused_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError, match="auto, required, free"):
+        set_setting("agent.tool_calls", "sometimes")
+    monkeypatch.setenv("DESKLOOP_AGENT_POLICY_ACT", "maybe")
+    with pytest.raises(SettingsError, match="DESKLOOP_AGENT_POLICY_ACT"):
+        load_settings()
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from deskloop.agent.registry import ToolRegistry
 from deskloop.agent.tools import Tool, ToolContext
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
-from deskloop.settings import SettingsError, load_settings
+from deskloop.settings import load_settings
 from deskloop.store import Store
 
 
@@ -61,8 +61,6 @@ async def _endpoint_url(options: SessionOptions) -> tuple[str, str, bool]:
 
 def calls_required(setting: str, embedded: bool) -> bool:
     """Whether every turn must be a tool call (see `deskloop.agent.finish`)."""
-    if setting not in ("auto", "required", "free"):
-        raise SettingsError(f"agent.tool_calls must be auto, required or free, not {setting!r}")
     return setting == "required" or (setting == "auto" and embedded)
 
 

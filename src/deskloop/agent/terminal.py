@@ -57,7 +57,12 @@ class TerminalView:
             self._line(f"? {step.question}")
             for number, option in enumerate(step.options, 1):
                 self._line(f"  {number}. {option}")
-        elif isinstance(step, RunEnded) and step.reason not in ("end_turn", "ask_followup"):
+        # endpoint errors go to stderr from the command, once
+        elif isinstance(step, RunEnded) and step.reason not in (
+            "end_turn",
+            "ask_followup",
+            "endpoint_error",
+        ):
             self._line(f"[{step.message}]")
 
     def summary(self) -> str:
