@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from deskloop.server.protocol import Message, Tool
+from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,17 @@ class ToolFormat(ABC):
     # Text that opens a call in the model's output (e.g. "<tool_call>").
     call_opener: ClassVar[str]
 
-    @abstractmethod
     def template_input(
         self, system: str, messages: list[Message], tools: list[Tool]
     ) -> TemplateInput:
-        """Chat-template input for a conversation (system text already cleaned)."""
+        """Chat-template input for a conversation (system text already cleaned).
+
+        By default the model's template renders the tools and past calls itself; formats
+        whose templates cannot override this.
+        """
+        return TemplateInput(
+            to_template_messages(system, messages), openai_tools(tools) if tools else None
+        )
 
     @abstractmethod
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:

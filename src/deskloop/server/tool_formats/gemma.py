@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deskloop.server.protocol import Message, Tool
-from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
+from deskloop.server.protocol import Tool
 from deskloop.server.tool_formats._grammar import input_schema
 from deskloop.server.tool_formats._stepwise import StepwiseParser
 from deskloop.server.tool_formats._text import partial_suffix
@@ -23,7 +22,6 @@ from deskloop.server.tool_formats.base import (
     ParsedCallInvalid,
     ParsedCallStart,
     ParsedInputDelta,
-    TemplateInput,
     ToolCallParser,
     ToolFormat,
     lark_string,
@@ -246,13 +244,6 @@ class GemmaParser(StepwiseParser):
 class GemmaFormat(ToolFormat):
     name = "gemma"
     call_opener = OPENER
-
-    def template_input(
-        self, system: str, messages: list[Message], tools: list[Tool]
-    ) -> TemplateInput:
-        return TemplateInput(
-            to_template_messages(system, messages), openai_tools(tools) if tools else None
-        )
 
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return GemmaParser(tools, guided=guided)

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from deskloop.server.protocol import Message, Tool
-from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
+from deskloop.server.protocol import Tool
 from deskloop.server.tool_formats._grammar import call_object_schema, json_rule
 from deskloop.server.tool_formats._json_calls import JsonCallParser
 from deskloop.server.tool_formats.base import (
     MarkerSyntax,
-    TemplateInput,
     ToolCallParser,
     ToolFormat,
 )
@@ -24,13 +22,6 @@ class HermesFormat(ToolFormat):
     name = "hermes"
     call_opener = "<tool_call>"
     call_closer: ClassVar[str] = "</tool_call>"
-
-    def template_input(
-        self, system: str, messages: list[Message], tools: list[Tool]
-    ) -> TemplateInput:
-        return TemplateInput(
-            to_template_messages(system, messages), openai_tools(tools) if tools else None
-        )
 
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return JsonCallParser(

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deskloop.server.protocol import Message, Tool
-from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
+from deskloop.server.protocol import Tool
 from deskloop.server.tool_formats._grammar import (
     input_schema,
     json_rule,
@@ -33,7 +32,6 @@ from deskloop.server.tool_formats.base import (
     ParsedCallInvalid,
     ParsedCallStart,
     ParsedInputDelta,
-    TemplateInput,
     ToolCallParser,
     ToolFormat,
     lark_string,
@@ -229,13 +227,6 @@ class Qwen3CoderParser(StepwiseParser):
 class Qwen3CoderFormat(ToolFormat):
     name = "qwen3_coder"
     call_opener = OPENER
-
-    def template_input(
-        self, system: str, messages: list[Message], tools: list[Tool]
-    ) -> TemplateInput:
-        return TemplateInput(
-            to_template_messages(system, messages), openai_tools(tools) if tools else None
-        )
 
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return Qwen3CoderParser(tools, guided=guided)
