@@ -84,3 +84,15 @@ class StepwiseParser(ToolCallParser):
         cut = len(self._held) - keep
         self._text.add(self._held[:cut])
         self._held = self._held[cut:]
+
+    def _step_closing(self, final: bool) -> None:
+        """After a call: drop its closer (whitespace around it too), then back to text."""
+        stripped = self._held.lstrip()
+        if stripped.startswith(self.closer):
+            self._held = stripped[len(self.closer) :]
+            self._state = "text"
+        elif self.closer.startswith(stripped) and not final:
+            return
+        else:
+            self._held = stripped
+            self._state = "text"

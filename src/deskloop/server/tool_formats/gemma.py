@@ -214,17 +214,6 @@ class GemmaParser(StepwiseParser):
             self._events.append(ParsedCallEnd(dict(self._values)))
         self._state = "closing"
 
-    def _step_closing(self, final: bool) -> None:
-        stripped = self._held.lstrip()
-        if stripped.startswith(CLOSER):
-            self._held = stripped[len(CLOSER) :]
-            self._state = "text"
-        elif CLOSER.startswith(stripped) and not final:
-            return
-        else:
-            self._held = stripped
-            self._state = "text"
-
     def _give_up(self, reason: str) -> None:
         self._reason = reason
         self._state = "lost"

@@ -182,17 +182,6 @@ class Qwen3CoderParser(StepwiseParser):
         self._events.append(ParsedCallEnd(dict(self._values)))
         self._state = "closing"
 
-    def _step_closing(self, final: bool) -> None:
-        stripped = self._held.lstrip()
-        if stripped.startswith(CLOSER):
-            self._held = stripped[len(CLOSER) :]
-            self._state = "text"
-        elif CLOSER.startswith(stripped) and not final:
-            return
-        else:
-            self._held = stripped
-            self._state = "text"
-
     def _invalid(self, reason: str, *, consumed_only: bool = False) -> None:
         """Give up on this call; its text up to the closer (or the end) is returned raw."""
         if not consumed_only:
