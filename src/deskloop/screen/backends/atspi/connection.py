@@ -215,14 +215,19 @@ def session_bus_address() -> str:
     return address
 
 
-async def connect_session_bus() -> MessageBus:
-    address = session_bus_address()
+async def _connect_bus(address: str, failure: str) -> MessageBus:
+    """A bus connection; `failure` (with {address} and {error}) says what went wrong."""
     try:
         return expect_remote_close(await MessageBus(bus_address=address).connect())
     except (OSError, ValueError) as exc:
-        raise ScreenUnavailableError(
-            f"cannot reach the session bus at {address}: {exc}. Check DBUS_SESSION_BUS_ADDRESS"
-        ) from exc
+        raise ScreenUnavailableError(failure.format(address=address, error=exc)) from exc
+
+
+async def connect_session_bus() -> MessageBus:
+    return await _connect_bus(
+        session_bus_address(),
+        "cannot reach the session bus at {address}: {error}. Check DBUS_SESSION_BUS_ADDRESS",
+    )
 
 
 async def accessibility_bus_address(session: MessageBus) -> str:
@@ -238,13 +243,10 @@ async def accessibility_bus_address(session: MessageBus) -> str:
 
 
 async def connect_accessibility_bus(session: MessageBus) -> MessageBus:
-    address = await accessibility_bus_address(session)
-    try:
-        return expect_remote_close(await MessageBus(bus_address=address).connect())
-    except (OSError, ValueError) as exc:
-        raise ScreenUnavailableError(
-            f"cannot connect to the accessibility bus at {address}: {exc}"
-        ) from exc
+    return await _connect_bus(
+        await accessibility_bus_address(session),
+        "cannot connect to the accessibility bus at {address}: {error}",
+    )
 
 
 async def connect_peer(address: str) -> PeerBus:
