@@ -25,15 +25,22 @@ from typing import Any
 import anthropic
 import httpx2
 
-from deskloop.agent.dispatch import Dispatcher, ToolCall
 from deskloop.agent.events import SessionLog
 from deskloop.agent.loop import AgentSession, SessionLimits, TurnStarted
-from deskloop.agent.policy import PermissionPolicy
-from deskloop.agent.registry import ToolRegistry
-from deskloop.agent.tools import TimeoutTier, Tool, ToolContext, ToolOutput
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import StdioServerConfig
+from deskloop.settings import load_settings, paths
 from deskloop.store import Store, TurnUsage
+from deskloop.tools import (
+    Dispatcher,
+    PermissionPolicy,
+    TimeoutTier,
+    Tool,
+    ToolCall,
+    ToolContext,
+    ToolOutput,
+    ToolRegistry,
+)
 
 TARGET_TURN_MS = 10.0
 ALL_AUTO = PermissionPolicy(
@@ -69,11 +76,15 @@ def desktop_like_tool(index: int) -> Tool:
     )
 
 
+def bench_context(store: Store) -> ToolContext:
+    return ToolContext(settings=load_settings(), paths=paths(), store=store)
+
+
 async def loop_overhead(turns: int, store_path: Path) -> list[float]:
     registry = ToolRegistry(desktop_like_tool(i) for i in range(30))
-    dispatcher = Dispatcher(registry, ALL_AUTO, TIMEOUTS)
     timings = []
     with Store.open(store_path) as store:
+        dispatcher = Dispatcher(registry, ALL_AUTO, TIMEOUTS, context=bench_context(store))
         session = store.create_session(title="bench")
         store.add_message(session.id, "user", "Fill in the form and save it.")
         for turn in range(turns):
@@ -195,7 +206,7 @@ async def whole_loop_turns(turns: int, folder: Path) -> list[float]:
             model="canned",
             endpoint_url="http://canned.model",
             system_prompt="You fill forms.",
-            dispatcher=Dispatcher(registry, ALL_AUTO, TIMEOUTS),
+            dispatcher=Dispatcher(registry, ALL_AUTO, TIMEOUTS, context=bench_context(store)),
             store=store,
             session_id=record.id,
             log=log,
@@ -216,7 +227,9 @@ async def mcp_round_trips(calls: int) -> tuple[list[float], list[float]]:
     async with McpServers([config], on_stderr=lambda server, line: None) as servers:
         tools = await servers.start()
         connection = servers.connections[0]
-        dispatcher = Dispatcher(ToolRegistry(tools), ALL_AUTO, TIMEOUTS)
+        store = Store.open(Path(":memory:"))
+        context = bench_context(store)
+        dispatcher = Dispatcher(ToolRegistry(tools), ALL_AUTO, TIMEOUTS, context=context)
         arguments = {"timezone": "Europe/Paris"}
         for _ in range(5):  # warm up both paths
             await connection.call("get_current_time", arguments)
@@ -231,6 +244,7 @@ async def mcp_round_trips(calls: int) -> tuple[list[float], list[float]]:
             )
             dispatched.append(time.perf_counter() - started)
             assert outcome.status == "ok", outcome.content
+        store.close()
     return bare, dispatched
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from deskloop.settings import load_settings, paths
+from deskloop.store import Store
+from deskloop.tools import ToolContext
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +19,10 @@ def deskloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture
+def tool_context(deskloop_home: Path) -> Iterator[ToolContext]:
+    """What a session hands its tools: settings, paths and an open store in the test's home."""
+    with Store.open() as store:
+        yield ToolContext(settings=load_settings(), paths=paths(), store=store)

@@ -28,6 +28,18 @@ def test_file_then_environment_override_defaults(monkeypatch: pytest.MonkeyPatch
     assert settings.agent.timeout_mcp_s == 60.0
 
 
+def test_each_tool_family_switches_off_by_file_or_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().tools.screen is True
+    set_setting("tools.screen", "false")
+    assert load_settings().tools.screen is False
+    monkeypatch.setenv("DESKLOOP_TOOLS_SCREEN", "on")
+    monkeypatch.setenv("DESKLOOP_TOOLS_BROWSER_PROFILE", "0")
+    settings = load_settings()
+    assert settings.tools.screen is True and settings.tools.browser_profile is False
+
+
 def test_bad_values_are_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError, match=r"server\.port"):
         set_setting("server.port", "eighty")

@@ -114,11 +114,30 @@ class AgentSettings:
 
 
 @dataclass
+class ToolsSettings:
+    """One switch per built-in tool family (`deskloop tools` lists what each brings)."""
+
+    screen: bool = True
+    followup: bool = True
+    sql: bool = True
+    files: bool = True
+    graph: bool = True
+    observer: bool = True
+    preferences: bool = True
+    speech: bool = True
+    browser_profile: bool = True
+    permissions: bool = True
+    routines: bool = True
+    browser: bool = True
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
+    tools: ToolsSettings = field(default_factory=ToolsSettings)
 
-    SECTIONS = ("server", "agent")
+    SECTIONS = ("server", "agent", "tools")
 
 
 def _coerce(value: Any, current: Any, where: str) -> Any:

@@ -157,8 +157,12 @@ def test_tools_lists_every_tool_with_its_token_cost() -> None:
     configure_mcp(time=TIME_SERVER)
     done = deskloop("tools")
     assert done.returncode == 0, done.stderr
-    *rows, total = done.stdout.splitlines()
+    *rows, total, footnote = done.stdout.splitlines()
     table = {row.split()[3]: (int(row.split()[0]), row.split()[1], row.split()[2]) for row in rows}
+    # ask_followup needs a person, so another MCP host does not get it from `mcp serve`.
+    assert [row.split()[3] for row in rows if row.endswith("*")] == ["ask_followup"]
+    assert footnote.split() == ["*", "not", "offered", "by", "`deskloop", "mcp", "serve`:", "it",
+                                "needs", "a", "person", "to", "answer"]
     assert {"ask_followup", "mcp__time__get_current_time", "mcp__time__convert_time"} < set(table)
     assert {"observe", "click", "type_text", "capture_screenshot"} < set(table)
     assert table["mcp__time__convert_time"][1:] == ("read", "mcp:time")

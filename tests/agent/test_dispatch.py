@@ -4,27 +4,25 @@ import asyncio
 from typing import Any
 
 import pytest
-from tool_fakes import fake_tool
+from tool_fakes import fake_tool, memory_context
 
-from deskloop.agent.dispatch import (
+from deskloop.settings import load_settings
+from deskloop.tools import (
+    BadToolArguments,
     Dispatcher,
+    PermissionPolicy,
+    TimeoutTier,
+    Tool,
     ToolCall,
+    ToolContext,
     ToolEvent,
+    ToolFailed,
     ToolFinished,
+    ToolOutput,
+    ToolRegistry,
     ToolStarted,
     timeouts_from_settings,
 )
-from deskloop.agent.policy import PermissionPolicy
-from deskloop.agent.registry import ToolRegistry
-from deskloop.agent.tools import (
-    BadToolArguments,
-    TimeoutTier,
-    Tool,
-    ToolContext,
-    ToolFailed,
-    ToolOutput,
-)
-from deskloop.settings import load_settings
 
 ALL_AUTO = PermissionPolicy(
     {"read": "auto", "act": "auto", "destructive": "auto", "external": "auto"}
@@ -33,6 +31,7 @@ SHORT_TIMEOUTS = {TimeoutTier.INTERNAL: 0.2, TimeoutTier.MCP: 0.2, TimeoutTier.O
 
 
 def dispatcher(*tools: Tool, **kwargs: Any) -> Dispatcher:
+    kwargs.setdefault("context", memory_context())
     return Dispatcher(ToolRegistry(tools), ALL_AUTO, SHORT_TIMEOUTS, **kwargs)
 
 
@@ -176,7 +175,7 @@ async def test_the_tool_sees_the_sessions_context() -> None:
     async def which_session(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
         return f"session {context.session_id}"
 
-    run = dispatcher(fake_tool("whoami", which_session), context=ToolContext(session_id=7))
+    run = dispatcher(fake_tool("whoami", which_session), context=memory_context(session_id=7))
     (outcome,) = await run.run([ToolCall("a", "whoami", {"text": ""})])
     assert outcome.content[0]["text"] == "session 7"
 

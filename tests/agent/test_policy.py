@@ -4,18 +4,20 @@ import asyncio
 import io
 
 import pytest
-from tool_fakes import fake_tool
+from tool_fakes import fake_tool, memory_context
 
-from deskloop.agent.dispatch import Dispatcher, ToolCall, timeouts_from_settings
-from deskloop.agent.policy import (
+from deskloop.agent.console import ask_in_terminal
+from deskloop.settings import AgentSettings, load_settings
+from deskloop.tools import (
     Answer,
+    Dispatcher,
     PermissionPolicy,
     PermissionRequest,
     PolicyError,
-    ask_in_terminal,
+    ToolCall,
+    ToolRegistry,
+    timeouts_from_settings,
 )
-from deskloop.agent.registry import ToolRegistry
-from deskloop.settings import AgentSettings, load_settings
 
 
 class ScriptedAsker:
@@ -43,7 +45,9 @@ def run_with(policy: PermissionPolicy) -> Dispatcher:
             fake_tool("send_mail", risk="external"),
         ]
     )
-    return Dispatcher(registry, policy, timeouts_from_settings(AgentSettings()))
+    return Dispatcher(
+        registry, policy, timeouts_from_settings(AgentSettings()), context=memory_context()
+    )
 
 
 def test_defaults_ask_before_destructive_and_external_calls() -> None:

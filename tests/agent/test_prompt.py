@@ -4,17 +4,18 @@ from tool_fakes import fake_tool
 
 from deskloop.agent.prompt import build_system_prompt
 from deskloop.settings import AgentSettings
+from deskloop.tools.screen import SCREEN_FAMILY
 
 
-def test_routing_names_only_the_families_present_and_the_mcp_servers() -> None:
+def test_routing_names_only_the_families_enabled_and_the_mcp_servers() -> None:
     tools = [
         fake_tool("observe", source="screen"),
         fake_tool("mcp__time__now", source="mcp:time"),
         fake_tool("mcp__web__fetch", source="mcp:web"),
     ]
-    prompt = build_system_prompt(AgentSettings(user_name="Ada"), tools)
+    prompt = build_system_prompt(AgentSettings(user_name="Ada"), tools, families=[SCREEN_FAMILY])
     assert "Native applications: use the screen tools." in prompt
-    assert "Web pages: use the browser tools" not in prompt
+    assert "ask_followup" not in prompt
     assert "MCP servers connected: time, web" in prompt
     assert "The user's name is Ada." in prompt
 

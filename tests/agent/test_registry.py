@@ -3,7 +3,7 @@
 import pytest
 from tool_fakes import fake_tool
 
-from deskloop.agent.registry import ToolRegistrationError, ToolRegistry, estimate_tokens
+from deskloop.tools import ToolRegistrationError, ToolRegistry, estimate_tokens
 
 
 def test_definitions_are_what_the_messages_api_takes() -> None:

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 from scripted_server import scripted_server, tool_call
+from tool_fakes import memory_context
 
-from deskloop.agent.dispatch import Dispatcher, ToolCall
 from deskloop.agent.loop import STARTING_SCREEN_HEADER
-from deskloop.agent.policy import PermissionPolicy
-from deskloop.agent.registry import ToolRegistry
-from deskloop.agent.screen_tools import SCREEN_SESSION_KEY, screen_tools
-from deskloop.agent.tools import TimeoutTier, ToolContext
 from deskloop.screen.virtual_desktop import TEST_APPS, VirtualDesktop
 from deskloop.store import Store
+from deskloop.tools import Dispatcher, PermissionPolicy, TimeoutTier, ToolCall, ToolRegistry
+from deskloop.tools.screen import screen_tools
 
 DESKLOOP = [sys.executable, "-m", "deskloop"]
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
@@ -47,7 +45,7 @@ def on_desktop(mousepad_desktop: VirtualDesktop, monkeypatch: pytest.MonkeyPatch
 
 
 async def test_the_model_observes_types_by_id_and_sees_the_result(on_desktop: None) -> None:
-    context = ToolContext(session_id=1)
+    context = memory_context(session_id=1)
     run = Dispatcher(ToolRegistry(screen_tools()), ALL_AUTO, TIMEOUTS, context=context)
     try:
         (observed,) = await run.run([ToolCall("a", "observe", {"app": "mousepad"})])
@@ -72,7 +70,7 @@ async def test_the_model_observes_types_by_id_and_sees_the_result(on_desktop: No
         text, image = shot.content
         assert text["text"].startswith("screenshot ")
         assert base64.b64decode(image["source"]["data"]).startswith(b"\x89PNG")
-        assert SCREEN_SESSION_KEY in context.extras
+        assert context.screen is not None
     finally:
         await context.aclose()
     assert context.closers == []
@@ -109,7 +107,7 @@ async def test_deskloop_run_drives_a_real_app_with_a_scripted_model(
     assert screen["text"].startswith(STARTING_SCREEN_HEADER)
     assert "Mousepad" in screen["text"] and " entry" in screen["text"]
     # Synthetic keys reach the app asynchronously; under load, later than the diff's grace.
-    context = ToolContext()
+    context = memory_context()
     check = Dispatcher(ToolRegistry(screen_tools()), ALL_AUTO, TIMEOUTS, context=context)
     try:
         _, seen = await check.run(

@@ -3,7 +3,6 @@
 import asyncio
 import io
 
-from deskloop.agent.dispatch import ToolCall, ToolOutcome
 from deskloop.agent.loop import (
     FollowupAsked,
     RunEnded,
@@ -14,6 +13,7 @@ from deskloop.agent.loop import (
 )
 from deskloop.agent.terminal import TerminalView
 from deskloop.store import TurnUsage
+from deskloop.tools import ToolCall, ToolOutcome
 
 CALL = ToolCall("tu_1", "type_text", {"id": "e4", "text": "hello"})
 

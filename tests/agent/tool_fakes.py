@@ -1,8 +1,11 @@
 """Small in-test tools (fakes named as such) for registry, policy and dispatch tests."""
 
+from pathlib import Path
 from typing import Any
 
-from deskloop.agent.tools import RiskClass, TimeoutTier, Tool, ToolContext, ToolOutput
+from deskloop.settings import load_settings, paths
+from deskloop.store import Store
+from deskloop.tools import RiskClass, TimeoutTier, Tool, ToolContext, ToolOutput
 
 OBJECT_WITH_TEXT = {
     "type": "object",
@@ -33,3 +36,9 @@ def fake_tool(
         run=run if run is not None else echo,
         source=source,
     )
+
+
+def memory_context(**fields: Any) -> ToolContext:
+    """A tool context over a real SQLite store held in memory, for tests that need no files."""
+    store = Store.open(Path(":memory:"))
+    return ToolContext(settings=load_settings(), paths=paths(), store=store, **fields)

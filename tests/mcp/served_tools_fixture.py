@@ -4,8 +4,8 @@ from typing import Any
 
 import anyio
 
-from deskloop.agent.tools import TimeoutTier, Tool, ToolContext, ToolOutput
 from deskloop.mcp.server import serve_over_stdio
+from deskloop.tools import TimeoutTier, Tool, ToolContext, ToolOutput
 
 
 async def shout(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
@@ -23,9 +23,9 @@ FAKE_TOOLS = [
 ]
 
 
-def fake_family() -> list[Tool]:
+def fake_tool_set(context: ToolContext) -> list[Tool]:
     return list(FAKE_TOOLS)
 
 
 if __name__ == "__main__":
-    anyio.run(serve_over_stdio, FAKE_TOOLS)
+    anyio.run(serve_over_stdio, fake_tool_set)

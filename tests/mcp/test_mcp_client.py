@@ -11,12 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from deskloop.agent.dispatch import Dispatcher, ToolCall, timeouts_from_settings
-from deskloop.agent.policy import PermissionPolicy
-from deskloop.agent.registry import ToolRegistry
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import HttpServerConfig, StdioServerConfig, load_servers, servers_file
-from deskloop.settings import load_settings
+from deskloop.settings import load_settings, paths
+from deskloop.store import Store
+from deskloop.tools import (
+    Dispatcher,
+    PermissionPolicy,
+    ToolCall,
+    ToolContext,
+    ToolRegistry,
+    timeouts_from_settings,
+)
 
 FIXTURE_SERVER = Path(__file__).with_name("mcp_fixture_server.py")
 pytestmark = pytest.mark.slow
@@ -56,9 +62,12 @@ async def start_session(collected: Collected) -> tuple[McpServers, Dispatcher]:
         load_servers(), on_stderr=collected.on_stderr, on_report=collected.on_report
     )
     tools = await servers.start()
-    settings = load_settings().agent
-    policy = PermissionPolicy.from_settings(settings)
-    dispatcher = Dispatcher(ToolRegistry(tools), policy, timeouts_from_settings(settings))
+    settings = load_settings()
+    policy = PermissionPolicy.from_settings(settings.agent)
+    context = ToolContext(settings=settings, paths=paths(), store=Store.open(Path(":memory:")))
+    dispatcher = Dispatcher(
+        ToolRegistry(tools), policy, timeouts_from_settings(settings.agent), context=context
+    )
     return servers, dispatcher
 
 

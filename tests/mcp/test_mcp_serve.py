@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 from served_tools_fixture import FAKE_TOOLS
 
-from deskloop.agent.families import load_tool_families
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import StdioServerConfig
 from deskloop.mcp.server import annotations_for
@@ -31,7 +30,3 @@ async def test_another_mcp_host_lists_and_calls_our_tools_over_stdio() -> None:
     assert tools["mcp__deskloop__fake_wipe"].risk == "destructive"
     assert remote["fake_wipe"].input_schema == FAKE_TOOLS[1].input_schema
 
-
-def test_tool_families_load_from_module_and_function_names() -> None:
-    tools = load_tool_families(["served_tools_fixture:fake_family"])
-    assert [tool.name for tool in tools] == ["fake_shout", "fake_wipe"]

@@ -9,16 +9,21 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
-from deskloop.agent.console import read_line
-from deskloop.agent.families import load_tool_families
-from deskloop.agent.followup import ASK_FOLLOWUP
+from deskloop.agent.console import ask_in_terminal, read_line
 from deskloop.agent.loop import FollowupAsked, RunEnded, Step
-from deskloop.agent.registry import ToolRegistry
 from deskloop.agent.session import SessionOptions, open_session, stop_embedded_server
 from deskloop.agent.terminal import TerminalView
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
 from deskloop.screen.tokens import count_tokens, tokenizer_name
+from deskloop.settings import load_settings, paths
+from deskloop.store import Store
+from deskloop.tools import (
+    ToolContext,
+    ToolRegistry,
+    left_out_of_mcp_serve,
+    native_tool_set,
+)
 
 EXIT_INTERRUPTED = 130
 
@@ -72,6 +77,7 @@ def _options(args: argparse.Namespace, title: str = "") -> SessionOptions:
         resume=getattr(args, "resume", None),
         title=title,
         mcp_off=getattr(args, "no_mcp", None) or (),
+        asker=ask_in_terminal,
     )
 
 
@@ -163,6 +169,7 @@ def tools_command(args: argparse.Namespace) -> int:
 
 
 async def _tools(args: argparse.Namespace) -> int:
+    settings = load_settings()
     reports: list[str] = []
     servers = McpServers(
         load_servers(),
@@ -170,20 +177,31 @@ async def _tools(args: argparse.Namespace) -> int:
         on_report=lambda server, message: reports.append(f"MCP server {server!r} {message}"),
         switched_off=getattr(args, "no_mcp", None) or (),
     )
-    async with servers:
-        registry = ToolRegistry([ASK_FOLLOWUP, *load_tool_families()])
-        refused = registry.add_each(await servers.start())
+    with Store.open() as store:
+        context = ToolContext(settings=settings, paths=paths(), store=store)
+        async with servers:
+            registry = ToolRegistry(native_tool_set(context))
+            refused = registry.add_each(await servers.start())
+        await context.aclose()
     reports.extend(f"MCP tool left out: {problem}" for problem in refused)
+    # Served by a session but not by `deskloop mcp serve`: they need a person to answer.
+    not_served = {
+        tool.name for family in left_out_of_mcp_serve(settings) for tool in family.build(context)
+    }
     costs = registry.schema_costs(count_tokens)
     if args.json:
-        print(json.dumps([cost.__dict__ for cost in costs], indent=2))
+        rows = [{**cost.__dict__, "in_mcp_serve": cost.name not in not_served} for cost in costs]
+        print(json.dumps(rows, indent=2))
     else:
         for cost in costs:
             tool = registry.get(cost.name)
             risk = tool.risk if tool is not None else ""
-            print(f"{cost.tokens:>6}  {risk:<11}  {cost.source:<14}  {cost.name}")
+            mark = "  *" if cost.name in not_served else ""
+            print(f"{cost.tokens:>6}  {risk:<11}  {cost.source:<14}  {cost.name}{mark}")
         total = sum(cost.tokens for cost in costs)
         print(f"{total:>6}  tokens in all ({len(costs)} tools, {tokenizer_name()})")
+        if not_served:
+            print("     *  not offered by `deskloop mcp serve`: it needs a person to answer")
     for report in reports:
         print(f"deskloop: {report}", file=sys.stderr)
     return 0

@@ -1,10 +1,13 @@
-"""Reading a line from the terminal without blocking the event loop or Ctrl-C."""
+"""The terminal as input: reading a line without blocking the loop, and asking permission."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
+
+from deskloop.tools import Answer, PermissionRequest
 
 
 async def read_line(prompt: str) -> str | None:
@@ -29,3 +32,27 @@ async def read_line(prompt: str) -> str | None:
     threading.Thread(target=read_one, daemon=True).start()
     text = await line
     return text.rstrip("\n") if text else None
+
+
+async def ask_in_terminal(request: PermissionRequest) -> Answer:
+    """The terminal's `Asker`: ask on stdin; with no terminal to ask on, the answer is no."""
+    if not sys.stdin.isatty():
+        print(
+            f"deskloop: refused {request.tool_name} ({request.risk}): no terminal to ask on; "
+            f"allow with `deskloop config set agent.policy_{request.risk} auto`",
+            file=sys.stderr,
+        )
+        return Answer.DENY
+    arguments = json.dumps(request.input, ensure_ascii=False)
+    if len(arguments) > 400:
+        arguments = arguments[:400] + "…"
+    prompt = (
+        f"\nThe agent wants to run {request.tool_name} ({request.risk}) with {arguments}\n"
+        "Allow? [y]es / [n]o / [a]lways this session: "
+    )
+    reply = ((await read_line(prompt)) or "").strip().lower()
+    if reply in ("a", "always"):
+        return Answer.ALLOW_FOR_SESSION
+    if reply in ("y", "yes"):
+        return Answer.ALLOW_ONCE
+    return Answer.DENY

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deskloop.agent.tools import TimeoutTier, Tool, ToolContext, ToolOutput
+from deskloop.tools import TimeoutTier, Tool, ToolContext, ToolOutput
 
 FINISH_TOOL_NAME = "finish"
 

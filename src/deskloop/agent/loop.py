@@ -14,21 +14,22 @@ from typing import Any, Literal
 
 import anthropic
 
-from deskloop.agent.dispatch import (
+from deskloop.agent.endpoint import explain_api_error
+from deskloop.agent.events import SessionLog
+from deskloop.agent.finish import FINISH_TOOL_NAME
+from deskloop.errors import DeskloopError
+from deskloop.settings import AgentSettings
+from deskloop.store import Store, TurnUsage
+from deskloop.tools import (
+    FOLLOWUP_TOOL_NAME,
+    ContentBlock,
     Dispatcher,
     ToolCall,
     ToolEvent,
     ToolOutcome,
     ToolStarted,
+    text_block,
 )
-from deskloop.agent.endpoint import explain_api_error
-from deskloop.agent.events import SessionLog
-from deskloop.agent.finish import FINISH_TOOL_NAME
-from deskloop.agent.followup import FOLLOWUP_TOOL_NAME
-from deskloop.agent.tools import ContentBlock, text_block
-from deskloop.errors import DeskloopError
-from deskloop.settings import AgentSettings
-from deskloop.store import Store, TurnUsage
 
 EndReason = Literal[
     "end_turn",

@@ -9,21 +9,26 @@ from dataclasses import dataclass, field
 
 import anthropic
 
-from deskloop.agent.dispatch import Dispatcher, timeouts_from_settings
 from deskloop.agent.endpoint import EmbeddedServer, resolve_endpoint
 from deskloop.agent.events import SessionLog
-from deskloop.agent.families import load_tool_families
 from deskloop.agent.finish import FINISH
-from deskloop.agent.followup import ASK_FOLLOWUP
 from deskloop.agent.loop import AgentSession, SessionLimits
-from deskloop.agent.policy import Asker, PermissionPolicy
 from deskloop.agent.prompt import build_system_prompt
-from deskloop.agent.registry import ToolRegistry
-from deskloop.agent.tools import Tool, ToolContext
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
-from deskloop.settings import load_settings
+from deskloop.settings import load_settings, paths
 from deskloop.store import Store
+from deskloop.tools import (
+    Asker,
+    Dispatcher,
+    PermissionPolicy,
+    Tool,
+    ToolContext,
+    ToolRegistry,
+    enabled_families,
+    native_tool_set,
+    timeouts_from_settings,
+)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class SessionOptions:
     # MCP servers switched off for this session ("all" switches every one off).
     mcp_off: Sequence[str] = ()
     extra_tools: Sequence[Tool] = ()
+    # How a person is asked before a call the policy asks about; None refuses those calls.
     asker: Asker | None = None
     reports: list[str] = field(default_factory=list)
 
@@ -74,7 +80,8 @@ def stop_embedded_server() -> None:
 @asynccontextmanager
 async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
     """A ready session; MCP servers and the store are closed when the block ends."""
-    agent = load_settings().agent
+    settings = load_settings()
+    agent = settings.agent
     model = options.model or agent.model
     url, api_key, embedded = await _endpoint_url(options)
     required = calls_required(agent.tool_calls, embedded)
@@ -104,20 +111,19 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             switched_off=[*options.mcp_off, *switched_off],
         )
         await stack.enter_async_context(servers)
-        native_and_screen = [*load_tool_families(), *options.extra_tools]
-        own = [ASK_FOLLOWUP, FINISH] if required else [ASK_FOLLOWUP]
-        registry = ToolRegistry([*own, *native_and_screen])
+        context = ToolContext(settings=settings, paths=paths(), store=store, session_id=record.id)
+        stack.push_async_callback(context.aclose)
+        own = [FINISH] if required else []
+        registry = ToolRegistry([*native_tool_set(context), *options.extra_tools, *own])
         for refused in registry.add_each(await servers.start()):
             options.reports.append(f"MCP tool left out: {refused}")
             log.write("mcp_report", message=f"tool left out: {refused}")
         policy = PermissionPolicy.from_settings(agent, options.asker)
-        context = ToolContext(session_id=record.id)
-        stack.push_async_callback(context.aclose)
         dispatcher = Dispatcher(registry, policy, timeouts_from_settings(agent), context=context)
         client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)
         stack.push_async_callback(client.close)
         system_prompt = record.system_prompt or build_system_prompt(
-            agent, registry, calls_required=required
+            agent, registry, families=enabled_families(settings), calls_required=required
         )
         yield AgentSession(
             client=client,

@@ -25,7 +25,9 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from deskloop.agent.tools import (
+from deskloop.errors import DeskloopError
+from deskloop.mcp.config import HttpServerConfig, McpServerConfig, StdioServerConfig
+from deskloop.tools import (
     BadToolArguments,
     ContentBlock,
     RiskClass,
@@ -35,8 +37,6 @@ from deskloop.agent.tools import (
     ToolFailed,
     ToolOutput,
 )
-from deskloop.errors import DeskloopError
-from deskloop.mcp.config import HttpServerConfig, McpServerConfig, StdioServerConfig
 
 StderrSink = Callable[[str, str], None]
 ReportSink = Callable[[str, str], None]
@@ -328,6 +328,8 @@ def connection_tools(connection: McpServerConnection) -> list[Tool]:
                 timeout_tier=TimeoutTier.MCP,
                 run=runner(remote.name),
                 source=f"mcp:{connection.name}",
+                # Another program's output: data for the model, never instructions.
+                untrusted=True,
             )
         )
     return tools

@@ -1,15 +1,17 @@
 """`deskloop mcp serve`: deskloop's own tools as an MCP stdio server for other MCP hosts.
 
-Calls go through the same dispatch as in a session (schema check, timeouts, policy). The
-host asks its user before calls; deskloop cannot ask on a stdio pipe, so a risk class set
-to `ask` is refused with a message naming the setting that allows it.
+It serves the native tool set a session has, less the families that need a person
+(`ask_followup`) and the loop's own `finish`. Calls go through the same dispatch as in a
+session (schema check, timeouts, policy). The host asks its user before calls; deskloop
+cannot ask on a stdio pipe, so a risk class set to `ask` is refused with a message naming
+the setting that allows it.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -18,12 +20,21 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from deskloop import __version__
-from deskloop.agent.dispatch import Dispatcher, ToolCall, timeouts_from_settings
-from deskloop.agent.families import load_tool_families
-from deskloop.agent.policy import Answer, PermissionPolicy, PermissionRequest
-from deskloop.agent.registry import ToolRegistry
-from deskloop.agent.tools import RiskClass, Tool, ToolContext
-from deskloop.settings import load_settings
+from deskloop.settings import load_settings, paths
+from deskloop.store import Store
+from deskloop.tools import (
+    Dispatcher,
+    PermissionPolicy,
+    RiskClass,
+    Tool,
+    ToolCall,
+    ToolContext,
+    ToolRegistry,
+    native_tool_set,
+    timeouts_from_settings,
+)
+
+ToolSetBuilder = Callable[[ToolContext], Sequence[Tool]]
 
 
 def annotations_for(risk: RiskClass) -> mcp_types.ToolAnnotations:
@@ -44,21 +55,18 @@ def _mcp_content(block: dict[str, Any]) -> mcp_types.ContentBlock:
     return mcp_types.TextContent(type="text", text=str(block.get("text", "")))
 
 
-async def _refuse_asking(request: PermissionRequest) -> Answer:
-    return Answer.DENY
-
-
 def build_tool_server(
-    tools: Sequence[Tool],
-    policy: PermissionPolicy | None = None,
-    context: ToolContext | None = None,
+    tools: Sequence[Tool], context: ToolContext, policy: PermissionPolicy | None = None
 ) -> Server:
-    """A low-level MCP server whose tools/list and tools/call are deskloop's registry."""
-    agent = load_settings().agent
+    """A low-level MCP server whose tools/list and tools/call are deskloop's registry.
+
+    With no policy, the user's settings decide and nobody is asked: `ask` means refused.
+    """
+    agent = context.settings.agent
     registry = ToolRegistry(tools)
     dispatcher = Dispatcher(
         registry,
-        policy or PermissionPolicy.from_settings(agent, _refuse_asking),
+        policy or PermissionPolicy.from_settings(agent),
         timeouts_from_settings(agent),
         context=context,
     )
@@ -90,17 +98,26 @@ def build_tool_server(
     return Server("deskloop", version=__version__, on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-async def serve_over_stdio(tools: Sequence[Tool]) -> None:
-    context = ToolContext()
-    server = build_tool_server(tools, context=context)
-    try:
-        async with stdio_server() as (read_stream, write_stream):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-    finally:
-        await context.aclose()
+def served_tool_set(context: ToolContext) -> list[Tool]:
+    """What `deskloop mcp serve` offers: the native set without what needs a person."""
+    return native_tool_set(context, for_mcp_serve=True)
+
+
+async def serve_over_stdio(build: ToolSetBuilder = served_tool_set) -> None:
+    """Serve the tools `build` makes, with one context, until the host closes the pipe."""
+    with Store.open() as store:
+        context = ToolContext(settings=load_settings(), paths=paths(), store=store)
+        server = build_tool_server(build(context), context)
+        try:
+            async with stdio_server() as (read_stream, write_stream):
+                await server.run(
+                    read_stream, write_stream, server.create_initialization_options()
+                )
+        finally:
+            await context.aclose()
 
 
 def mcp_serve_command(args: argparse.Namespace) -> int:
-    """Serve every built-in tool family on stdin/stdout until the host closes the pipe."""
-    anyio.run(serve_over_stdio, load_tool_families())
+    """Serve the native tool set on stdin/stdout until the host closes the pipe."""
+    anyio.run(serve_over_stdio)
     return 0

@@ -11,8 +11,8 @@ from typing import Any
 import jsonschema
 from jsonschema.protocols import Validator
 
-from deskloop.agent.tools import RISK_CLASSES, TOOL_NAME_PATTERN, Tool
 from deskloop.errors import DeskloopError
+from deskloop.tools.contract import RISK_CLASSES, TOOL_NAME_PATTERN, Tool
 
 TokenCounter = Callable[[str], int]
 

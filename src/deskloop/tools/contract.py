@@ -9,8 +9,10 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from deskloop.errors import DeskloopError
+from deskloop.screen import ScreenSession
+from deskloop.settings import Paths, Settings
+from deskloop.store import ContentBlock, Store
 
-ContentBlock = dict[str, Any]
 ToolInput = dict[str, Any]
 RiskClass = Literal["read", "act", "destructive", "external"]
 RISK_CLASSES: tuple[RiskClass, ...] = ("read", "act", "destructive", "external")
@@ -45,12 +47,21 @@ class ToolTimedOut(ToolFailed):
 
 @dataclass
 class ToolContext:
-    """What a running tool may know about its session; tools add what they share in `extras`."""
+    """What a running tool may know about its session, loaded once by whoever opens it."""
 
+    settings: Settings
+    paths: Paths
+    store: Store
     session_id: int | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Routines and observer runs: nobody is there to ask, so nothing ever prompts.
+    unattended: bool = False
+    # A routine's approved tool list; None means every tool the session has.
+    allowed_tools: frozenset[str] | None = None
     # Called when the session ends, for what tools opened (a screen connection, say).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Per-session connections, each created on first use by its family.
+    screen: ScreenSession | None = None
+    browser: object | None = None
 
     async def aclose(self) -> None:
         while self.closers:
@@ -59,6 +70,7 @@ class ToolContext:
 
 ToolOutput = str | Sequence[ContentBlock]
 ToolFunction = Callable[[ToolInput, ToolContext], Awaitable[ToolOutput]]
+RiskClassifier = Callable[[ToolInput], RiskClass]
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,14 @@ class Tool:
     run: ToolFunction
     # Where the tool comes from: "native", "screen", or "mcp:<server>".
     source: str = "native"
+    # True when its result carries text from outside: the screen, a web page, a file, MCP.
+    untrusted: bool = False
+    # For a tool whose risk depends on its input (a SELECT reads, an UPDATE destroys).
+    classify: RiskClassifier | None = None
+
+    def risk_for(self, tool_input: ToolInput) -> RiskClass:
+        """The risk class of this call: `classify(input)` when given, else `risk`."""
+        return self.classify(tool_input) if self.classify is not None else self.risk
 
     def definition(self) -> dict[str, Any]:
         """The entry for the `tools` list of a Messages API request."""
@@ -92,3 +112,15 @@ def result_blocks(output: ToolOutput) -> list[ContentBlock]:
     if isinstance(output, str):
         return [text_block(output)]
     return [dict(block) for block in output]
+
+
+@dataclass(frozen=True)
+class ToolFamily:
+    """A group of tools built together, switched on or off by the setting `tools.<name>`."""
+
+    name: str
+    # One line for the system prompt: which surface or job the family serves.
+    routing: str
+    build: Callable[[ToolContext], list[Tool]]
+    # Needs a person or the loop to answer (ask_followup): left out of `deskloop mcp serve`.
+    needs_person: bool = False

@@ -16,9 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from deskloop.agent.policy import PermissionPolicy
-from deskloop.agent.registry import ToolRegistry
-from deskloop.agent.tools import (
+from deskloop.settings import AgentSettings
+from deskloop.tools.contract import (
     BadToolArguments,
     ContentBlock,
     TimeoutTier,
@@ -28,7 +27,8 @@ from deskloop.agent.tools import (
     result_blocks,
     text_block,
 )
-from deskloop.settings import AgentSettings
+from deskloop.tools.policy import PermissionPolicy
+from deskloop.tools.registry import ToolRegistry
 
 OutcomeStatus = Literal["ok", "error", "bad_input", "unknown_tool", "denied", "timeout"]
 REPEATED_FAILURE_LIMIT = 3
@@ -104,13 +104,13 @@ class Dispatcher:
         policy: PermissionPolicy,
         timeouts: Mapping[TimeoutTier, float],
         *,
-        context: ToolContext | None = None,
+        context: ToolContext,
         on_event: EventSink = _ignore_event,
     ) -> None:
         self.registry = registry
         self.policy = policy
         self.timeouts = dict(timeouts)
-        self.context = context if context is not None else ToolContext()
+        self.context = context
         # Told of every call as it starts and ends (the loop points it at its step queue).
         self.on_event = on_event
         self._failures: Counter[tuple[str, str]] = Counter()
@@ -147,7 +147,7 @@ class Dispatcher:
         problems = self._input_problems(tool, call.input)
         if problems:
             return "bad_input", [text_block(f"invalid input for {tool.name}: {problems}")]
-        verdict = await self.policy.check(tool, call.input)
+        verdict = await self.policy.check(tool, call.input, self.context)
         if not verdict.allowed:
             return "denied", [text_block(f"permission denied: {verdict.reason}")]
         seconds = self.timeouts[tool.timeout_tier]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deskloop.agent.tools import TimeoutTier, Tool, ToolContext, ToolOutput
+from deskloop.tools.contract import TimeoutTier, Tool, ToolContext, ToolFamily, ToolOutput
 
 FOLLOWUP_TOOL_NAME = "ask_followup"
 
@@ -38,4 +38,12 @@ ASK_FOLLOWUP = Tool(
     timeout_tier=TimeoutTier.INTERNAL,
     run=_shown,
     source="native",
+)
+
+
+FOLLOWUP_FAMILY = ToolFamily(
+    name="followup",
+    routing="A question only the user can answer: ask it with ask_followup, then end the turn.",
+    build=lambda context: [ASK_FOLLOWUP],
+    needs_person=True,
 )

@@ -1,19 +1,20 @@
-"""Permission policy: per risk class, run a tool automatically, ask the user first, or refuse."""
+"""Permission policy: per risk class, run a tool automatically, ask the user first, or refuse.
+
+How a person is asked (a terminal prompt, a web dialog) is the caller's: it passes an
+`Asker`. With none, or in an unattended run, a call that would need asking is refused.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from deskloop.agent.console import read_line
-from deskloop.agent.tools import RISK_CLASSES, RiskClass, Tool
 from deskloop.errors import DeskloopError
 from deskloop.settings import AgentSettings
+from deskloop.tools.contract import RISK_CLASSES, RiskClass, Tool, ToolContext
 
 Decision = Literal["auto", "ask", "deny"]
 DECISIONS: tuple[Decision, ...] = ("auto", "ask", "deny")
@@ -48,7 +49,7 @@ Asker = Callable[[PermissionRequest], Awaitable[Answer]]
 
 
 class PermissionPolicy:
-    """Decides each call from its tool's risk class; asks through an injectable `asker`."""
+    """Decides each call from its risk class; asks through an injectable `asker`."""
 
     def __init__(self, decisions: Mapping[RiskClass, str], asker: Asker | None = None) -> None:
         self._decisions: dict[RiskClass, Decision] = {}
@@ -60,7 +61,7 @@ class PermissionPolicy:
                     f"(`deskloop config set agent.policy_{risk} ask`)"
                 )
             self._decisions[risk] = value
-        self._asker = asker if asker is not None else ask_in_terminal
+        self._asker = asker
         self._allowed_for_session: set[str] = set()
         # One question on screen at a time, even when calls run concurrently.
         self._asking = asyncio.Lock()
@@ -78,17 +79,38 @@ class PermissionPolicy:
     def decision(self, risk: RiskClass) -> Decision:
         return self._decisions[risk]
 
-    async def check(self, tool: Tool, tool_input: Any) -> PermissionVerdict:
-        decision = self._decisions[tool.risk]
-        if decision == "auto" or tool.name in self._allowed_for_session:
-            return PermissionVerdict(True)
+    async def check(
+        self, tool: Tool, tool_input: Any, context: ToolContext | None = None
+    ) -> PermissionVerdict:
+        """Whether this call may run; `context` brings an unattended run's approved list."""
+        allowed = context.allowed_tools if context is not None else None
+        if allowed is not None and tool.name not in allowed:
+            return PermissionVerdict(
+                False,
+                f"{tool.name} is not among the tools this routine was approved to use "
+                f"({', '.join(sorted(allowed)) or 'none'}); do the task with those, or end "
+                "and say which tool it needs",
+            )
+        risk = tool.risk_for(tool_input) if isinstance(tool_input, dict) else tool.risk
+        decision = self._decisions[risk]
         if decision == "deny":
             return PermissionVerdict(
                 False,
-                f"{tool.name} is a {tool.risk} tool and the user's policy denies those; "
+                f"{tool.name} is a {risk} tool and the user's policy denies those; "
                 "do the task another way or tell the user what you need",
             )
-        request = PermissionRequest(tool.name, tool.risk, tool_input, tool.description)
+        # A routine's list was approved by the person in advance: it stands for asking.
+        if allowed is not None or decision == "auto" or tool.name in self._allowed_for_session:
+            return PermissionVerdict(True)
+        unattended = context is not None and context.unattended
+        if self._asker is None or unattended:
+            return PermissionVerdict(
+                False,
+                f"{tool.name} is a {risk} tool, the user's policy asks before those, and "
+                "nobody is here to ask; do the task another way (the user can allow it with "
+                f"`deskloop config set agent.policy_{risk} auto`)",
+            )
+        request = PermissionRequest(tool.name, risk, tool_input, tool.description)
         async with self._asking:
             if tool.name in self._allowed_for_session:
                 return PermissionVerdict(True)
@@ -100,27 +122,3 @@ class PermissionPolicy:
                 False, f"the user declined to run {tool.name} with these arguments"
             )
         return PermissionVerdict(True)
-
-
-async def ask_in_terminal(request: PermissionRequest) -> Answer:
-    """Ask on the terminal; with no terminal to ask on, the answer is no."""
-    if not sys.stdin.isatty():
-        print(
-            f"deskloop: refused {request.tool_name} ({request.risk}): no terminal to ask on; "
-            f"allow with `deskloop config set agent.policy_{request.risk} auto`",
-            file=sys.stderr,
-        )
-        return Answer.DENY
-    arguments = json.dumps(request.input, ensure_ascii=False)
-    if len(arguments) > 400:
-        arguments = arguments[:400] + "…"
-    prompt = (
-        f"\nThe agent wants to run {request.tool_name} ({request.risk}) with {arguments}\n"
-        "Allow? [y]es / [n]o / [a]lways this session: "
-    )
-    reply = ((await read_line(prompt)) or "").strip().lower()
-    if reply in ("a", "always"):
-        return Answer.ALLOW_FOR_SESSION
-    if reply in ("y", "yes"):
-        return Answer.ALLOW_ONCE
-    return Answer.DENY

@@ -1,7 +1,8 @@
 """The screen tools: `ScreenSession` actions offered to the model, one Tool each.
 
 One `ScreenSession` per agent session, created on the first screen call and kept in the
-tool context, so element ids stay bound to the snapshot the model last saw.
+tool context, so element ids stay bound to the snapshot the model last saw. Every screen
+tool's result carries what the screen shows, so each is marked untrusted.
 """
 
 from __future__ import annotations
@@ -10,16 +11,6 @@ import base64
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from deskloop.agent.tools import (
-    BadToolArguments,
-    ContentBlock,
-    RiskClass,
-    TimeoutTier,
-    Tool,
-    ToolContext,
-    ToolFailed,
-    ToolOutput,
-)
 from deskloop.screen import (
     AppNotFoundError,
     ElementNotFoundError,
@@ -28,9 +19,18 @@ from deskloop.screen import (
     StaleElementError,
     default_backend,
 )
-from deskloop.settings import load_settings
+from deskloop.tools.contract import (
+    BadToolArguments,
+    ContentBlock,
+    RiskClass,
+    TimeoutTier,
+    Tool,
+    ToolContext,
+    ToolFailed,
+    ToolFamily,
+    ToolOutput,
+)
 
-SCREEN_SESSION_KEY = "screen_session"
 ELEMENT_ID = {"type": "string", "pattern": "^e[0-9]{1,6}$", "description": "Element id, like e12."}
 APP = {"type": "string", "description": "Application name as the observation shows it."}
 PID = {"type": "integer", "description": "Process id of the application."}
@@ -40,14 +40,12 @@ ScreenAction = Callable[[ScreenSession, dict[str, Any]], Awaitable[ToolOutput]]
 
 async def screen_session(context: ToolContext) -> ScreenSession:
     """This agent session's screen session, connected on first use and closed with it."""
-    existing = context.extras.get(SCREEN_SESSION_KEY)
-    if isinstance(existing, ScreenSession):
-        return existing
+    if context.screen is not None:
+        return context.screen
     backend = await default_backend()
-    session = ScreenSession(backend, load_settings().agent.observation_budget)
-    context.extras[SCREEN_SESSION_KEY] = session
+    context.screen = ScreenSession(backend, context.settings.agent.observation_budget)
     context.closers.append(backend.close)
-    return session
+    return context.screen
 
 
 def _screen_tool(
@@ -76,7 +74,7 @@ def _screen_tool(
         "required": list(required),
         "additionalProperties": False,
     }
-    return Tool(name, description, schema, risk, tier, run, source="screen")
+    return Tool(name, description, schema, risk, tier, run, source="screen", untrusted=True)
 
 
 async def _observe(session: ScreenSession, given: dict[str, Any]) -> ToolOutput:
@@ -141,8 +139,8 @@ async def _screenshot(session: ScreenSession, given: dict[str, Any]) -> ToolOutp
     return [{"type": "text", "text": result.text}, image]
 
 
-def screen_tools() -> list[Tool]:
-    """The screen family, registered like every other tool family."""
+def screen_tools(context: ToolContext | None = None) -> list[Tool]:
+    """The screen tools; they need nothing from the context until they run."""
     return [
         _screen_tool(
             "observe",
@@ -242,3 +240,14 @@ def screen_tools() -> list[Tool]:
             risk="read",
         ),
     ]
+
+
+SCREEN_FAMILY = ToolFamily(
+    name="screen",
+    routing=(
+        "Native applications: use the screen tools. Observe the window first, act on "
+        "elements by their ids, and observe again when an id is reported stale. Take a "
+        "screenshot only when the accessibility text is not enough."
+    ),
+    build=screen_tools,
+)

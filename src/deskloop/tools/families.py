@@ -1,0 +1,45 @@
+"""The built-in tool families, in order, and the one function that builds the native tool set.
+
+A session, `deskloop tools` and `deskloop mcp serve` all build their tools here, so they
+agree. Registering a family is one line in NATIVE_FAMILIES; its on/off setting is
+`tools.<name>` (env `DESKLOOP_TOOLS_<NAME>`).
+"""
+
+from __future__ import annotations
+
+from deskloop.settings import Settings
+from deskloop.tools.contract import Tool, ToolContext, ToolFamily
+from deskloop.tools.followup import FOLLOWUP_FAMILY
+from deskloop.tools.screen import SCREEN_FAMILY
+
+NATIVE_FAMILIES: tuple[ToolFamily, ...] = (
+    SCREEN_FAMILY,
+    FOLLOWUP_FAMILY,
+)
+
+
+def family_enabled(settings: Settings, family: ToolFamily) -> bool:
+    """The setting `tools.<name>`; a family without one (an add-on) is on."""
+    return bool(getattr(settings.tools, family.name, True))
+
+
+def enabled_families(settings: Settings, *, for_mcp_serve: bool = False) -> list[ToolFamily]:
+    """The families switched on, without those that need a person when serving over MCP."""
+    return [
+        family
+        for family in NATIVE_FAMILIES
+        if family_enabled(settings, family) and not (for_mcp_serve and family.needs_person)
+    ]
+
+
+def native_tool_set(context: ToolContext, *, for_mcp_serve: bool = False) -> list[Tool]:
+    """Every tool of the enabled families, in family order."""
+    tools: list[Tool] = []
+    for family in enabled_families(context.settings, for_mcp_serve=for_mcp_serve):
+        tools.extend(family.build(context))
+    return tools
+
+
+def left_out_of_mcp_serve(settings: Settings) -> list[ToolFamily]:
+    """Enabled families that `deskloop mcp serve` does not offer: they need a person."""
+    return [f for f in enabled_families(settings) if f.needs_person]

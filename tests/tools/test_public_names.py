@@ -1,0 +1,50 @@
+"""The tools package's public surface is exactly what it names, and all of it imports."""
+
+import deskloop.tools
+
+
+def test_the_public_names_are_the_intended_ones() -> None:
+    assert sorted(deskloop.tools.__all__) == [
+        "ASK_FOLLOWUP",
+        "Answer",
+        "Asker",
+        "BadToolArguments",
+        "ContentBlock",
+        "Dispatcher",
+        "FOLLOWUP_TOOL_NAME",
+        "NATIVE_FAMILIES",
+        "OutcomeStatus",
+        "PermissionPolicy",
+        "PermissionRequest",
+        "PermissionVerdict",
+        "PolicyError",
+        "RISK_CLASSES",
+        "RiskClass",
+        "RiskClassifier",
+        "TimeoutTier",
+        "Tool",
+        "ToolCall",
+        "ToolContext",
+        "ToolCost",
+        "ToolError",
+        "ToolEvent",
+        "ToolFailed",
+        "ToolFamily",
+        "ToolFinished",
+        "ToolFunction",
+        "ToolInput",
+        "ToolOutcome",
+        "ToolOutput",
+        "ToolRegistrationError",
+        "ToolRegistry",
+        "ToolStarted",
+        "ToolTimedOut",
+        "enabled_families",
+        "estimate_tokens",
+        "left_out_of_mcp_serve",
+        "native_tool_set",
+        "result_blocks",
+        "text_block",
+        "timeouts_from_settings",
+    ]
+    assert all(hasattr(deskloop.tools, name) for name in deskloop.tools.__all__)
