@@ -11,7 +11,10 @@ from typing import Any, Literal
 from deskloop.errors import DeskloopError
 from deskloop.screen import ScreenSession
 from deskloop.settings import Paths, Settings
-from deskloop.store import ContentBlock, Store
+
+# One definition of a content block, shared with the store that keeps them.
+from deskloop.store import ContentBlock as ContentBlock
+from deskloop.store import Store
 
 ToolInput = dict[str, Any]
 RiskClass = Literal["read", "act", "destructive", "external"]
