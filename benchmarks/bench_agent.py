@@ -26,7 +26,8 @@ import anthropic
 import httpx2
 
 from deskloop.agent.events import SessionLog
-from deskloop.agent.loop import AgentSession, SessionLimits, TurnStarted
+from deskloop.agent.loop import AgentSession, SessionLimits
+from deskloop.agent.steps import StepChannel, TurnStarted
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import StdioServerConfig
 from deskloop.settings import load_settings, paths
@@ -209,7 +210,7 @@ async def whole_loop_turns(turns: int, folder: Path) -> list[float]:
             dispatcher=Dispatcher(registry, ALL_AUTO, TIMEOUTS, context=bench_context(store)),
             store=store,
             session_id=record.id,
-            log=log,
+            channel=StepChannel([log.consume]),
             limits=SessionLimits(turns + 5, 1024, 10**9, 3600.0),
         )
         starts = []

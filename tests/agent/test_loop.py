@@ -8,8 +8,10 @@ import pytest
 from scripted_server import scripted_server, tool_call
 
 from deskloop.agent.events import read_log, session_log_path
-from deskloop.agent.loop import (
+from deskloop.agent.session import SessionOptions, open_session
+from deskloop.agent.steps import (
     FollowupAsked,
+    Notice,
     RunEnded,
     Step,
     TextDelta,
@@ -17,8 +19,8 @@ from deskloop.agent.loop import (
     ToolCallStarted,
     TurnEnded,
     TurnStarted,
+    step_to_json,
 )
-from deskloop.agent.session import SessionOptions, open_session
 from deskloop.mcp.config import servers_file
 from deskloop.store import Store
 
@@ -52,8 +54,10 @@ async def test_a_task_runs_a_real_mcp_tool_and_ends_on_end_turn(tmp_path: Path) 
     with scripted_server(tmp_path, outputs) as url:
         session_id, steps = await run_task(url, "What time is it in Paris?")
 
-    kinds = [type(step).__name__ for step in steps]
-    assert kinds[0] == "TurnStarted" and kinds[-1] == "RunEnded"
+    # Notices (the starting screen, MCP servers' stderr) come beside the turns.
+    kinds = [type(step).__name__ for step in steps if not isinstance(step, Notice)]
+    assert kinds[:3] == ["SessionStarted", "UserMessage", "TurnStarted"]
+    assert kinds[-1] == "RunEnded"
     assert "".join(s.text for s in steps if isinstance(s, TextDelta)).startswith("Let me check.")
     started = [s.call for s in steps if isinstance(s, ToolCallStarted)]
     assert [(c.name, c.input) for c in started] == [
@@ -75,7 +79,12 @@ async def test_a_task_runs_a_real_mcp_tool_and_ends_on_end_turn(tmp_path: Path) 
     assert call.status == "ok" and call.duration_s is not None
     assert [u.stop_reason for u in usage] == ["tool_use", "end_turn"]
 
-    events = [e["event"] for e in read_log(session_log_path(session_id))]
+    # The log is the same stream, each step as step_to_json makes it, less the text deltas.
+    logged = read_log(session_log_path(session_id))
+    assert [{k: v for k, v in e.items() if k != "time"} for e in logged] == [
+        step_to_json(step) for step in steps if not isinstance(step, TextDelta)
+    ]
+    events = [e["event"] for e in logged]
     for expected in ("session_start", "user_message", "turn_start", "tool_start", "tool_end"):
         assert expected in events
     assert events.count("usage") == 2 and events[-1] == "run_end"
@@ -94,9 +103,10 @@ async def test_a_hung_tool_times_out_and_the_session_finishes(
     assert outcome.status == "timeout"
     assert steps[-1] == RunEnded("end_turn", "done")
     events = read_log(session_log_path(session_id))
-    stderr = [(e["server"], e["line"]) for e in events if e["event"] == "mcp_stderr"]
+    notices = [e for e in events if e["event"] == "notice"]
+    stderr = [(e["server"], e["message"]) for e in notices if e["kind"] == "mcp_stderr"]
     assert ("fixture", "fixture server starting") in stderr
-    timeouts = [e for e in events if e["event"] == "tool_timeout"]
+    timeouts = [e for e in events if e["event"] == "tool_end" and e["status"] == "timeout"]
     assert timeouts[0]["name"] == "mcp__fixture__hang"
     assert "timed out after 0.5 s" in timeouts[0]["error"]
 
@@ -174,3 +184,31 @@ async def test_the_token_limit_ends_the_session_and_says_so(
     assert isinstance(last, RunEnded) and last.reason == "max_session_tokens"
     assert "the limit is 100 (agent.max_session_tokens)" in last.message
     assert [s.turn for s in steps if isinstance(s, TurnStarted)] == [1]
+
+
+async def test_a_server_crash_mid_session_is_a_step_in_the_stream_and_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_POLICY_EXTERNAL", "auto")
+    configure_mcp(fixture=FIXTURE)
+    outputs = [
+        tool_call("mcp__fixture__crash", {}),
+        tool_call("mcp__fixture__echo", {"text": "still here"}),
+        "The server came back.",
+    ]
+    with scripted_server(tmp_path, outputs) as url:
+        session_id, steps = await run_task(url, "Crash it, then echo")
+    reports = [s for s in steps if isinstance(s, Notice) and s.kind == "mcp_report"]
+    assert reports == [
+        Notice("mcp_report", "MCP server 'fixture' crashed and was restarted", "fixture")
+    ]
+    echoed = [s.outcome for s in steps if isinstance(s, ToolCallFinished)][-1]
+    assert echoed.status == "ok" and "still here" in echoed.content[0]["text"]
+    assert steps[-1] == RunEnded("end_turn", "done")
+    logged = read_log(session_log_path(session_id))
+    assert {
+        "event": "notice",
+        "kind": "mcp_report",
+        "server": "fixture",
+        "message": "MCP server 'fixture' crashed and was restarted",
+    } in [{k: v for k, v in e.items() if k != "time"} for e in logged]

@@ -10,11 +10,13 @@ from deskloop.agent.console import ask_in_terminal
 from deskloop.settings import AgentSettings, load_settings
 from deskloop.tools import (
     Answer,
+    ApprovalAsked,
     Dispatcher,
     PermissionPolicy,
     PermissionRequest,
     PolicyError,
     ToolCall,
+    ToolEvent,
     ToolRegistry,
     timeouts_from_settings,
 )
@@ -77,6 +79,18 @@ async def test_ask_follows_the_users_answer() -> None:
     assert [(q.tool_name, q.risk, q.input) for q in asker.asked] == [
         ("delete_file", "destructive", {"text": "notes.txt"}),
     ] * 2
+
+
+async def test_the_question_is_an_event_before_the_person_is_asked() -> None:
+    asker = ScriptedAsker(Answer.ALLOW_ONCE)
+    run = run_with(PermissionPolicy({"read": "auto", "destructive": "ask"}, asker))
+    events: list[ToolEvent] = []
+    run.on_event = events.append
+    await run.run([ToolCall("a", "delete_file", {"text": "notes.txt"})])
+    kinds = [type(event).__name__ for event in events]
+    assert kinds == ["ToolStarted", "ApprovalAsked", "ToolFinished"]
+    asked = events[1]
+    assert isinstance(asked, ApprovalAsked) and asked.request == asker.asked[0]
 
 
 async def test_allowing_for_the_session_asks_once_even_for_concurrent_calls() -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from scripted_server import scripted_server, tool_call
 
-from deskloop.agent.loop import RunEnded, Step, ToolCallFinished
 from deskloop.agent.session import SessionOptions, calls_required, open_session
+from deskloop.agent.steps import RunEnded, Step, ToolCallFinished
 from deskloop.settings import SettingsError, load_settings, set_setting
 
 

@@ -3,8 +3,9 @@
 import asyncio
 import io
 
-from deskloop.agent.loop import (
+from deskloop.agent.steps import (
     FollowupAsked,
+    Notice,
     RunEnded,
     TextDelta,
     ToolCallFinished,
@@ -59,3 +60,16 @@ async def test_a_spinner_runs_on_a_terminal_while_a_tool_does() -> None:
     view.finish()
     assert "\r\x1b[K⠋ type_text " in spinning
     assert out.getvalue().endswith("\r\x1b[K  ✗ type_text 9.0 s: t\n")
+
+
+def test_a_report_about_an_mcp_server_goes_to_stderr() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    view = TerminalView(out, err)
+    view.show_all(
+        [
+            Notice("mcp_report", "MCP server 'time' crashed and was restarted", "time"),
+            Notice("mcp_stderr", "time server starting", "time"),
+        ]
+    )
+    assert err.getvalue() == "deskloop: MCP server 'time' crashed and was restarted\n"
+    assert out.getvalue() == ""

@@ -7,6 +7,7 @@ def test_the_public_names_are_the_intended_ones() -> None:
     assert sorted(deskloop.tools.__all__) == [
         "ASK_FOLLOWUP",
         "Answer",
+        "ApprovalAsked",
         "Asker",
         "BadToolArguments",
         "ContentBlock",

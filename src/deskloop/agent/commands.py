@@ -10,8 +10,8 @@ import sys
 from collections.abc import AsyncIterator
 
 from deskloop.agent.console import ask_in_terminal, read_line
-from deskloop.agent.loop import FollowupAsked, RunEnded, Step
 from deskloop.agent.session import SessionOptions, open_session, stop_embedded_server
+from deskloop.agent.steps import FollowupAsked, RunEnded, Step
 from deskloop.agent.terminal import TerminalView
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
@@ -94,8 +94,7 @@ async def _run(args: argparse.Namespace) -> int:
     runner = TurnRunner(view)
     options = _options(args, title=args.task)
     async with open_session(options) as session:
-        for report in options.reports:
-            print(f"deskloop: {report}", file=sys.stderr)
+        view.show_all(session.take_notices())
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, runner.on_interrupt)
         print(f"[session {session.session_id}]", file=sys.stderr)
         ended = await runner.run(session.send(args.task))
@@ -132,8 +131,7 @@ async def _chat(args: argparse.Namespace) -> int:
 
     options = _options(args)
     async with open_session(options) as session:
-        for report in options.reports:
-            print(f"deskloop: {report}", file=sys.stderr)
+        view.show_all(session.take_notices())
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, runner.on_interrupt)
         print(f"[session {session.session_id}; Ctrl-D or Ctrl-C at the prompt ends it]")
         reason = "user_quit"

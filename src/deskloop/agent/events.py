@@ -1,4 +1,9 @@
-"""The JSONL event log of one session, beside the database: one JSON object per line."""
+"""The JSONL event log of one session, beside the database: one step per line.
+
+The log is a consumer of the session's step stream, as the terminal view is: each step
+is written as `step_to_json` makes it, with the time. Text deltas are left out: the
+assistant's text is in the store, whole.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deskloop.agent.steps import Step, TextDelta, step_to_json
 from deskloop.settings import paths
 
 
@@ -28,8 +34,13 @@ class SessionLog:
     def for_session(cls, session_id: int) -> SessionLog:
         return cls(session_log_path(session_id))
 
-    def write(self, event: str, **fields: Any) -> None:
-        record = {"time": round(time.time(), 3), "event": event, **fields}
+    def consume(self, step: Step) -> None:
+        """Write one step of the stream (a `StepConsumer`)."""
+        if not isinstance(step, TextDelta):
+            self._write(step_to_json(step))
+
+    def _write(self, fields: dict[str, Any]) -> None:
+        record = {"time": round(time.time(), 3), **fields}
         line = json.dumps(record, ensure_ascii=False, default=str)
         with self._lock:
             self._file.write(line + "\n")

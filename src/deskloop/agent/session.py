@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anthropic
 
@@ -14,6 +14,7 @@ from deskloop.agent.events import SessionLog
 from deskloop.agent.finish import FINISH
 from deskloop.agent.loop import AgentSession, SessionLimits
 from deskloop.agent.prompt import build_system_prompt
+from deskloop.agent.steps import Notice, SessionStarted, StepChannel
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
 from deskloop.settings import load_settings, paths
@@ -44,7 +45,6 @@ class SessionOptions:
     extra_tools: Sequence[Tool] = ()
     # How a person is asked before a call the policy asks about; None refuses those calls.
     asker: Asker | None = None
-    reports: list[str] = field(default_factory=list)
 
 
 _embedded: EmbeddedServer | None = None
@@ -97,16 +97,17 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             history = []
         log = SessionLog.for_session(record.id)
         stack.callback(log.close)
-        log.write("session_start", session=record.id, endpoint=url, model=model)
+        channel = StepChannel([log.consume])
+        stack.callback(channel.take_waiting)  # what servers said while closing
+        channel.emit(SessionStarted(record.id, url, model))
 
         def report(server: str, message: str) -> None:
-            options.reports.append(f"MCP server {server!r} {message}")
-            log.write("mcp_report", server=server, message=message)
+            channel.emit(Notice("mcp_report", f"MCP server {server!r} {message}", server))
 
         switched_off = [c.name for c in load_servers()] if "all" in options.mcp_off else []
         servers = McpServers(
             load_servers(),
-            on_stderr=lambda server, line: log.write("mcp_stderr", server=server, line=line),
+            on_stderr=lambda server, line: channel.emit(Notice("mcp_stderr", line, server)),
             on_report=report,
             switched_off=[*options.mcp_off, *switched_off],
         )
@@ -116,8 +117,7 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         own = [FINISH] if required else []
         registry = ToolRegistry([*native_tool_set(context), *options.extra_tools, *own])
         for refused in registry.add_each(await servers.start()):
-            options.reports.append(f"MCP tool left out: {refused}")
-            log.write("mcp_report", message=f"tool left out: {refused}")
+            channel.emit(Notice("mcp_report", f"MCP tool left out: {refused}"))
         policy = PermissionPolicy.from_settings(agent, options.asker)
         dispatcher = Dispatcher(registry, policy, timeouts_from_settings(agent), context=context)
         client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)
@@ -133,7 +133,7 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             dispatcher=dispatcher,
             store=store,
             session_id=record.id,
-            log=log,
+            channel=channel,
             limits=SessionLimits.from_settings(agent),
             history=history,
             turns_before=turns_before,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Iterable
 from typing import TextIO
 
-from deskloop.agent.loop import (
+from deskloop.agent.steps import (
     FollowupAsked,
+    Notice,
     RunEnded,
     Step,
     TextDelta,
@@ -26,14 +28,20 @@ SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 class TerminalView:
     """Prints steps as they come; a spinner shows while tools run (only on a terminal)."""
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
+    def __init__(self, out: TextIO = sys.stdout, err: TextIO | None = None) -> None:
         self.out = out
+        # Reports about MCP servers go to stderr, beside the agent's answer.
+        self.err = err if err is not None else sys.stderr
         self.animated = out.isatty()
         self.usage: list[TurnUsage] = []
         self._running: dict[str, tuple[str, float]] = {}
         self._spinner: asyncio.Task[None] | None = None
         self._mid_line = False
         self._spinner_drawn = False
+
+    def show_all(self, steps: Iterable[Step]) -> None:
+        for step in steps:
+            self.show(step)
 
     def show(self, step: Step) -> None:
         if isinstance(step, TextDelta):
@@ -53,6 +61,9 @@ class TerminalView:
             self._line(f"  {mark} {outcome.call.name} {outcome.duration_s:.1f} s: {short(said)}")
         elif isinstance(step, TurnEnded):
             self.usage.append(step.usage)
+        elif isinstance(step, Notice) and step.kind == "mcp_report":
+            self._clear_spinner()
+            print(f"deskloop: {step.message}", file=self.err, flush=True)
         elif isinstance(step, FollowupAsked):
             self._line(f"? {step.question}")
             for number, option in enumerate(step.options, 1):

@@ -20,6 +20,7 @@ from deskloop.tools.contract import (
     text_block,
 )
 from deskloop.tools.dispatch import (
+    ApprovalAsked,
     Dispatcher,
     OutcomeStatus,
     ToolCall,
@@ -52,6 +53,7 @@ __all__ = [
     "NATIVE_FAMILIES",
     "RISK_CLASSES",
     "Answer",
+    "ApprovalAsked",
     "Asker",
     "BadToolArguments",
     "ContentBlock",

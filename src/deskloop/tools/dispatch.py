@@ -27,7 +27,7 @@ from deskloop.tools.contract import (
     result_blocks,
     text_block,
 )
-from deskloop.tools.policy import PermissionPolicy
+from deskloop.tools.policy import PermissionPolicy, PermissionRequest
 from deskloop.tools.registry import ToolRegistry
 
 OutcomeStatus = Literal["ok", "error", "bad_input", "unknown_tool", "denied", "timeout"]
@@ -83,11 +83,19 @@ class ToolStarted:
 
 
 @dataclass(frozen=True)
+class ApprovalAsked:
+    """The policy is about to ask the person about this call."""
+
+    call: ToolCall
+    request: PermissionRequest
+
+
+@dataclass(frozen=True)
 class ToolFinished:
     outcome: ToolOutcome
 
 
-ToolEvent = ToolStarted | ToolFinished
+ToolEvent = ToolStarted | ApprovalAsked | ToolFinished
 EventSink = Callable[[ToolEvent], None]
 
 
@@ -147,7 +155,12 @@ class Dispatcher:
         problems = self._input_problems(tool, call.input)
         if problems:
             return "bad_input", [text_block(f"invalid input for {tool.name}: {problems}")]
-        verdict = await self.policy.check(tool, call.input, self.context)
+        verdict = await self.policy.check(
+            tool,
+            call.input,
+            self.context,
+            on_ask=lambda request: self.on_event(ApprovalAsked(call, request)),
+        )
         if not verdict.allowed:
             return "denied", [text_block(f"permission denied: {verdict.reason}")]
         seconds = self.timeouts[tool.timeout_tier]

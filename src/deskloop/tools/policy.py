@@ -80,9 +80,17 @@ class PermissionPolicy:
         return self._decisions[risk]
 
     async def check(
-        self, tool: Tool, tool_input: Any, context: ToolContext | None = None
+        self,
+        tool: Tool,
+        tool_input: Any,
+        context: ToolContext | None = None,
+        *,
+        on_ask: Callable[[PermissionRequest], None] | None = None,
     ) -> PermissionVerdict:
-        """Whether this call may run; `context` brings an unattended run's approved list."""
+        """Whether this call may run; `context` brings an unattended run's approved list.
+
+        `on_ask` hears of a question just before the person is asked it.
+        """
         allowed = context.allowed_tools if context is not None else None
         if allowed is not None and tool.name not in allowed:
             return PermissionVerdict(
@@ -114,6 +122,8 @@ class PermissionPolicy:
         async with self._asking:
             if tool.name in self._allowed_for_session:
                 return PermissionVerdict(True)
+            if on_ask is not None:
+                on_ask(request)
             answer = await self._asker(request)
         if answer is Answer.ALLOW_FOR_SESSION:
             self._allowed_for_session.add(tool.name)
