@@ -132,12 +132,29 @@ class ToolsSettings:
 
 
 @dataclass
+class BrowserSettings:
+    """The browser tools: which browser to attach to, and whether deskloop may start its own."""
+
+    # The browser's user-data directory (where DevToolsActivePort appears), when not a
+    # standard one, e.g. ~/.config/google-chrome-custom; not a profile such as Default.
+    user_data_dir: str = ""
+    # Consent, given once: start a browser on <data dir>/browser-profile without asking
+    # when no running browser can be attached.
+    start_own: bool = False
+    # The browser that route starts (empty: the first of Chrome, Chromium, Brave found),
+    # and extra arguments for it (e.g. --headless=new on a machine without a display).
+    executable: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
 
-    SECTIONS = ("server", "agent", "tools")
+    SECTIONS = ("server", "agent", "tools", "browser")
 
 
 def _coerce(value: Any, current: Any, where: str) -> Any:

@@ -36,8 +36,9 @@ def observe_command(args: argparse.Namespace) -> int:
 
 def doctor_command(args: argparse.Namespace) -> int:
     """Check that deskloop can see and act on this desktop; exit 0 only if it can."""
-    from deskloop.screen.doctor import run_doctor
+    from deskloop.screen.doctor import add_extra_checks, run_doctor
 
     report = asyncio.run(run_doctor())
+    add_extra_checks(report)
     print(json.dumps(report.to_json(), indent=1) if args.json else report.render())
     return report.exit_code

@@ -1,7 +1,11 @@
-"""What changed between two snapshots of a window, as + added, - removed, ~ changed lines."""
+"""What changed between two snapshots of a window, as + added, - removed, ~ changed lines.
+
+`diff_fields` works on any keyed line fields, so the browser's page snapshots share it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from deskloop.screen.observation import DEFAULT_BUDGET, fit_lines, visible_fields
@@ -18,6 +22,8 @@ class SnapshotDiff:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed: tuple[str, ...]
+    # What the last line says to do when not every change fits the budget.
+    more_hint: str = "observe for the whole window"
 
     @property
     def is_empty(self) -> bool:
@@ -42,7 +48,7 @@ class SnapshotDiff:
         chosen, omitted = fit_lines(candidates, max(budget - count_tokens(head) - 12, 0))
         lines = [head, *(line for _, line in chosen)]
         if omitted:
-            lines.append(f"{omitted} more changes: observe for the whole window")
+            lines.append(f"{omitted} more changes: {self.more_hint}")
         return "\n".join(lines)
 
 
@@ -53,21 +59,32 @@ def _was(old: list[str], new: list[str]) -> str:
     return f" (was: {' '.join(notes)})" if notes else ""
 
 
+def id_first(key: str, fields: list[str]) -> str:
+    """A screen line: the element id, then its fields."""
+    return " ".join([key, *fields])
+
+
+def diff_fields(
+    before: int,
+    after: int,
+    old: Mapping[str, list[str]],
+    new: Mapping[str, list[str]],
+    line: Callable[[str, list[str]], str] = id_first,
+    more_hint: str = "observe for the whole window",
+) -> SnapshotDiff:
+    """Compare two snapshots' line fields by key; `line` writes one key's fields as a line."""
+    added = tuple(f"+ {line(key, new[key])}" for key in new if key not in old)
+    removed = tuple(f"- {line(key, old[key])}" for key in old if key not in new)
+    changed = tuple(
+        f"~ {line(key, fields)}{_was(old[key], fields)}"
+        for key, fields in new.items()
+        if key in old and old[key] != fields
+    )
+    return SnapshotDiff(before, after, added, removed, changed, more_hint)
+
+
 def diff_snapshots(before: Snapshot, after: Snapshot) -> SnapshotDiff:
     """Compare the visible elements of two snapshots of the same window, by element id."""
-    old = visible_fields(before)
-    new = visible_fields(after)
-    added = tuple(" ".join([i, *new[i]]) for i in new if i not in old)
-    removed = tuple(" ".join([i, *old[i]]) for i in old if i not in new)
-    changed = [
-        f"~ {i} {' '.join(fields)}{_was(old[i], fields)}"
-        for i, fields in new.items()
-        if i in old and old[i] != fields
-    ]
-    return SnapshotDiff(
-        before=before.number,
-        after=after.number,
-        added=tuple(f"+ {line}" for line in added),
-        removed=tuple(f"- {line}" for line in removed),
-        changed=tuple(changed),
+    return diff_fields(
+        before.number, after.number, visible_fields(before), visible_fields(after)
     )

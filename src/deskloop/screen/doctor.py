@@ -6,6 +6,7 @@ data, feeds the agent's `check_permission_status` tool.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -78,6 +79,18 @@ class DoctorReport:
         if self.verdict:
             lines.append(self.verdict)
         return "\n".join(lines)
+
+
+# Checks other parts add to `deskloop doctor`, by `module:function` (returning list[Check]),
+# so the screen package imports none of them.
+EXTRA_CHECKS = ("deskloop.tools.browser.doctor:browser_checks",)
+
+
+def add_extra_checks(report: DoctorReport) -> None:
+    for target in EXTRA_CHECKS:
+        module_name, _, function_name = target.partition(":")
+        checks = getattr(importlib.import_module(module_name), function_name)()
+        report.checks.extend(checks)
 
 
 async def run_doctor() -> DoctorReport:

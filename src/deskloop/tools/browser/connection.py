@@ -1,0 +1,220 @@
+"""One long-lived connection to one browser, shared by a session's browser tools.
+
+Chrome 144+ asks the user to allow each new debugging connection, so a session attaches
+once and keeps it. Playwright's `connect_over_cdp` takes the WebSocket URL straight (no
+`/json` routes). Disconnecting leaves the browser and its tabs as they were.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from dataclasses import dataclass, field
+
+from playwright.async_api import Browser, Locator, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from deskloop.screen.observation import DEFAULT_BUDGET
+from deskloop.screen.tokens import count_tokens
+from deskloop.settings import BrowserSettings, Paths
+from deskloop.tools.browser.attach import (
+    BrowserAttachError,
+    DevToolsEndpoint,
+    explain_no_browser,
+    find_port_files,
+    start_own_browser,
+    user_data_dirs,
+)
+from deskloop.tools.browser.snapshot import PageSnapshot, build_page_snapshot, diff_pages
+
+# Chrome shows its "allow remote debugging?" prompt while the connection waits.
+CONNECT_TIMEOUT_S = 60.0
+SNAPSHOT_TIMEOUT_MS = 10_000
+# After an action, read until two snapshots agree (a page settles in a few frames).
+SETTLE_INTERVAL_S = 0.1
+SETTLE_LIMIT_S = 2.0
+
+
+class BrowserGone(BrowserAttachError):
+    """The browser closed or the connection dropped; the next call attaches again."""
+
+
+class UnknownRef(BrowserAttachError):
+    """A ref that the latest snapshot does not name (stale or never given)."""
+
+
+@dataclass
+class _PageState:
+    latest: PageSnapshot | None = None
+    issued: set[str] = field(default_factory=set)
+
+
+class BrowserConnection:
+    """A browser attached over CDP: its tabs, the current one, and each tab's latest snapshot."""
+
+    def __init__(
+        self,
+        playwright: Playwright,
+        browser: Browser,
+        endpoint: DevToolsEndpoint,
+        *,
+        started: subprocess.Popen[bytes] | None = None,
+        budget: int = DEFAULT_BUDGET,
+    ) -> None:
+        self.playwright = playwright
+        self.browser = browser
+        self.endpoint = endpoint
+        # The browser process when route 2 started it (None when attached to the user's).
+        self.started = started
+        self.budget = budget
+        self._current: Page | None = None
+        self._pages: dict[Page, _PageState] = {}
+        self._numbers = 0
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoint: DevToolsEndpoint,
+        *,
+        started: subprocess.Popen[bytes] | None = None,
+        budget: int = DEFAULT_BUDGET,
+    ) -> BrowserConnection:
+        playwright = await async_playwright().start()
+        try:
+            browser = await playwright.chromium.connect_over_cdp(
+                endpoint.ws_url, timeout=CONNECT_TIMEOUT_S * 1000
+            )
+        except PlaywrightError as exc:
+            await playwright.stop()
+            raise BrowserAttachError(
+                f"could not connect to {endpoint.browser} at {endpoint.ws_url}: "
+                f"{first_line(exc)} (if Chrome asked to allow remote debugging, allow it "
+                "and try again)"
+            ) from exc
+        return cls(playwright, browser, endpoint, started=started, budget=budget)
+
+    @classmethod
+    async def attach(
+        cls, settings: BrowserSettings, paths: Paths, *, may_start: bool, budget: int
+    ) -> BrowserConnection:
+        """Route 1, else route 2 when `may_start` (the user consented), else advice."""
+        findings = find_port_files(user_data_dirs(settings, paths))
+        for finding in findings:
+            if finding.endpoint is not None:
+                return await cls.connect(finding.endpoint, budget=budget)
+        if not may_start:
+            raise BrowserAttachError(explain_no_browser(findings, settings))
+        endpoint, process = await start_own_browser(settings, paths)
+        return await cls.connect(endpoint, started=process, budget=budget)
+
+    @property
+    def connected(self) -> bool:
+        return self.browser.is_connected()
+
+    def describe(self) -> str:
+        how = "started by deskloop" if self.started else "the user's browser"
+        return f"{self.endpoint.browser} ({how}) at {self.endpoint.user_data_dir}"
+
+    async def close(self) -> None:
+        """Drop the connection; the browser keeps running with its tabs."""
+        await self.playwright.stop()
+
+    # Tabs
+
+    def tabs(self) -> list[Page]:
+        return [page for context in self.browser.contexts for page in context.pages]
+
+    async def current(self) -> Page:
+        """The tab the tools work on: the last one chosen, else the first open, else a new one."""
+        if not self.connected:
+            raise BrowserGone("the browser closed; the next browser call attaches again")
+        if self._current is not None and not self._current.is_closed():
+            return self._current
+        tabs = self.tabs()
+        self._current = tabs[0] if tabs else await self.new_tab()
+        return self._current
+
+    async def new_tab(self) -> Page:
+        context = self.browser.contexts[0] if self.browser.contexts else None
+        if context is None:
+            raise BrowserGone("the browser has no window to open a tab in")
+        self._current = await context.new_page()
+        return self._current
+
+    def switch_to(self, page: Page) -> None:
+        self._current = page
+
+    def forget(self, page: Page) -> None:
+        self._pages.pop(page, None)
+        if self._current is page:
+            self._current = None
+
+    # Snapshots and refs
+
+    def latest(self, page: Page) -> PageSnapshot | None:
+        state = self._pages.get(page)
+        return state.latest if state else None
+
+    def current_refs(self) -> tuple[str, ...]:
+        """The refs of the current tab's latest snapshot (empty before one)."""
+        page = self._current
+        snapshot = self.latest(page) if page is not None else None
+        return snapshot.refs if snapshot is not None else ()
+
+    async def snapshot(self, page: Page) -> PageSnapshot:
+        """Read the page's aria snapshot now; it becomes the tab's latest."""
+        aria = await page.aria_snapshot(mode="ai", timeout=SNAPSHOT_TIMEOUT_MS)
+        self._numbers += 1
+        snapshot = build_page_snapshot(self._numbers, await page.title(), page.url, aria)
+        state = self._pages.setdefault(page, _PageState())
+        state.latest = snapshot
+        state.issued.update(snapshot.known_refs)
+        return snapshot
+
+    async def settled_snapshot(self, page: Page) -> PageSnapshot:
+        """Snapshots until two in a row read the same (or the limit passes), the last one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_LIMIT_S
+        previous = await self.snapshot(page)
+        while loop.time() < deadline:
+            await asyncio.sleep(SETTLE_INTERVAL_S)
+            latest = await self.snapshot(page)
+            if latest.url == previous.url and latest.fields() == previous.fields():
+                return latest
+            previous = latest
+        return previous
+
+    def locate(self, page: Page, ref: str) -> Locator:
+        """The element `ref` names in the tab's latest snapshot, or a clear error."""
+        state = self._pages.get(page)
+        if state is None or state.latest is None:
+            raise UnknownRef("no snapshot of this tab yet: call browser_snapshot first")
+        ref = ref.strip()
+        if ref in state.latest.known_refs:
+            return page.get_by_ref(ref)
+        if ref in state.issued:
+            raise UnknownRef(
+                f"stale ref: {ref} is not on the page in snapshot {state.latest.number} (the "
+                "page changed): call browser_snapshot and use a current ref"
+            )
+        near = ", ".join(state.latest.refs[:12]) or "none"
+        raise UnknownRef(
+            f"no ref {ref!r} in snapshot {state.latest.number}; its refs include: {near}"
+        )
+
+    async def changes_after(self, page: Page, before: PageSnapshot | None) -> str:
+        """After an action: what changed on the page, or the whole page when it is a new one."""
+        after = await self.settled_snapshot(page)
+        if before is None or before.url != after.url:
+            return after.render(self.budget)
+        head = after.header()
+        diff = diff_pages(before, after).render(max(self.budget - count_tokens(head), 0))
+        return f"{head}\n{diff}"
+
+
+def first_line(exc: BaseException) -> str:
+    """A Playwright error's message without its call log."""
+    text = str(exc).strip()
+    for marker in ("\nCall log:", "\n=="):
+        text = text.split(marker)[0]
+    return text.splitlines()[0] if text else type(exc).__name__
