@@ -8,12 +8,14 @@ agree. Registering a family is one line in NATIVE_FAMILIES; its on/off setting i
 from __future__ import annotations
 
 from deskloop.settings import Settings
+from deskloop.tools.browser import BROWSER_FAMILY
 from deskloop.tools.contract import Tool, ToolContext, ToolFamily
 from deskloop.tools.followup import FOLLOWUP_FAMILY
 from deskloop.tools.screen import SCREEN_FAMILY
 
 NATIVE_FAMILIES: tuple[ToolFamily, ...] = (
     SCREEN_FAMILY,
+    BROWSER_FAMILY,
     FOLLOWUP_FAMILY,
 )
 

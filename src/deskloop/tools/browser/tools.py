@@ -284,9 +284,8 @@ async def _wait_for(connection: BrowserConnection, given: ToolInput) -> ToolOutp
     else:
         locator = page.get_by_text(str(text)).first
         what = f"text {quote(str(text), 60)}"
-    state = "hidden" if gone else "visible"
     try:
-        await locator.wait_for(state=state, timeout=timeout_s * 1000)
+        await locator.wait_for(state="hidden" if gone else "visible", timeout=timeout_s * 1000)
     except PlaywrightError as exc:
         verb = "still shows" if gone else "did not show"
         raise ToolFailed(
