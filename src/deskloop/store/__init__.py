@@ -1,12 +1,13 @@
-"""The conversation store: sessions, messages, tool calls and usage in one SQLite file."""
+"""The conversation store: sessions, messages, tool calls and usage in one SQLite file.
 
-from deskloop.store._database import (
-    INTERRUPTED_TOOL_MESSAGE,
-    Store,
-    StoreError,
-    UnknownSession,
-    searchable_text,
-)
+One module per domain (`_sessions`, `_messages`, `_tool_calls`, `_usage`), each an
+accessor class over the one connection in `_connection`; `Store` gathers them. New tables
+come as migrations appended to the one ordered list in `_migrations`.
+"""
+
+from deskloop.store._connection import StoreError, UnknownSession
+from deskloop.store._database import INTERRUPTED_TOOL_MESSAGE, Store
+from deskloop.store._messages import searchable_text
 from deskloop.store._migrations import MIGRATIONS, apply_migrations
 from deskloop.store._records import (
     ContentBlock,

@@ -1,0 +1,48 @@
+"""Sessions: one row per conversation, with its endpoint, model, and how it ended."""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+from deskloop.store._connection import Connected
+from deskloop.store._records import SessionRecord
+
+_COLUMNS = "id, title, endpoint, model, system_prompt, started_at, ended_at, end_reason"
+
+
+class SessionAccess(Connected):
+    def create_session(
+        self, *, title: str = "", endpoint: str = "", model: str = "", system_prompt: str = ""
+    ) -> SessionRecord:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO sessions (title, endpoint, model, system_prompt, started_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (title, endpoint, model, system_prompt, time.time()),
+            )
+            session_id = cast(int, cursor.lastrowid)
+        return self.session(session_id)
+
+    def session(self, session_id: int) -> SessionRecord:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            self._require_session(session_id)  # raises UnknownSession, with what to do
+        return SessionRecord(*row)
+
+    def sessions(self, limit: int = 50) -> list[SessionRecord]:
+        """The most recent sessions first."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM sessions ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [SessionRecord(*row) for row in rows]
+
+    def end_session(self, session_id: int, reason: str) -> None:
+        self._require_session(session_id)
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
+                (time.time(), reason, session_id),
+            )
