@@ -116,8 +116,12 @@ def test_ids_stay_with_their_element_and_old_ones_are_stale() -> None:
     assert first.elements["e5"].name == second.elements["e5"].name == "Enable sync"
     with pytest.raises(StaleElementError, match=r"stale id: e12 .*observe again"):
         resolve(second, "e12", ids)
-    with pytest.raises(ElementNotFoundError, match="use an id from the latest observation"):
+    with pytest.raises(ElementNotFoundError, match="use an id from the latest observation") as err:
         resolve(second, "e500", ids)
+    # The error names ids that do exist, the nearest in number to the one asked for.
+    assert "Ids on screen near it: e4 (label 'OK'), e5 (check 'Enable sync'), e6 (entry" in str(
+        err.value
+    )
 
 
 def test_json_snapshot_has_the_tree() -> None:
@@ -149,3 +153,57 @@ def test_degraded_window_is_reported_with_its_reason() -> None:
     assert text.splitlines()[1] == (
         "degraded: the app exposes no elements: QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1"
     )
+
+
+def demo_list(rows: int, selected: int = 5) -> WindowRead:
+    """A window with a long list of rows above a header bar's buttons (as gtk3-demo)."""
+    nodes = [
+        node("win", None, "window", "Demos", box=WINDOW),
+        node("bar", "win", "panel"),
+        node("list", "win", "tree", "Demos", box=Box(100, 100, 300, 540)),
+    ]
+    nodes += [
+        node(f"row{i}", "list", "cell", f"Demo number {i}", box=Box(100, 100 + 20 * i, 300, 20),
+             states=frozenset({"selected", "focused"} if i == selected else set()))
+        for i in range(rows)
+    ]
+    nodes += [
+        node("run", "bar", "button", "Run", box=Box(600, 60, 60, 30)),
+        node("about", "bar", "button", "About", box=Box(700, 60, 60, 30)),
+        node("ok", "bar", "button", "OK", box=Box(800, 60, 60, 30), states=frozenset({"default"})),
+        node("source", "win", "tab", "Source", box=Box(450, 100, 60, 30)),
+    ]
+    return WindowRead("gtk3-demo", 7, "GTK+ Code Demos", WINDOW, tuple(nodes))
+
+
+def test_a_long_list_folds_into_one_line_and_the_buttons_stay() -> None:
+    snapshot = build_snapshot(demo_list(26), IdAllocator())
+    observation = render_observation(snapshot, budget=150)
+    text = observation.text
+    fold = next(line for line in text.splitlines() if " rows: " in line)
+    assert fold.startswith('tree "Demos" 26 rows: e4 "Demo number 0", e5 "Demo number 1", ')
+    assert 'e9 "Demo number 5" selected focused' in fold  # the selected row, past the first few
+    assert fold.endswith("… use find_elements")
+    assert "Demo number 10" not in text
+    for name in ('"Run"', '"About"', '"OK" default', 'tab "Source"'):
+        assert name in text
+    assert observation.omitted == 0
+    assert {"e4", "e9", "e30", "e31"} <= set(observation.shown)
+
+
+def test_short_lists_stay_as_they_are_and_the_cli_words_the_fold_its_own_way() -> None:
+    from deskloop.screen.observation import FOR_CLI
+
+    short = render_observation(build_snapshot(demo_list(5, selected=1), IdAllocator())).text
+    assert " rows: " not in short and 'cell "Demo number 4"' in short
+    cli = render_observation(build_snapshot(demo_list(30), IdAllocator()), wording=FOR_CLI).text
+    assert "30 rows:" in cli and "find_elements" not in cli and "--json lists them" in cli
+
+
+def test_the_default_button_is_kept_before_anything_else() -> None:
+    snapshot = build_snapshot(demo_list(3), IdAllocator())
+    observation = render_observation(snapshot, budget=50)  # room for one line
+    assert observation.text.splitlines()[1:] == [
+        'e9 button "OK" default @730,25',
+        f"{observation.omitted} more elements: use find_elements",
+    ]

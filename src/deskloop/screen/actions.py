@@ -23,12 +23,15 @@ from deskloop.screen.errors import (
 )
 from deskloop.screen.observation import (
     DEFAULT_BUDGET,
+    FOR_MODEL,
+    Wording,
     render_observation,
     visible_elements,
     visible_fields,
 )
 from deskloop.screen.observation import find_elements as find_in_snapshot
 from deskloop.screen.screenshot import Screenshot, make_screenshot
+from deskloop.screen.targeting import named_window
 from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snapshot, resolve
 
 # Settle rule: read until two reads SETTLE_GAP_S apart agree. A state flip through an
@@ -73,12 +76,17 @@ def _structure_changed(before: Snapshot, after: Snapshot) -> bool:
 class ScreenSession:
     """One agent's view of the screen: the window it works on and its latest snapshot."""
 
-    def __init__(self, backend: ScreenBackend, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(
+        self, backend: ScreenBackend, budget: int = DEFAULT_BUDGET, wording: Wording = FOR_MODEL
+    ) -> None:
         self.backend = backend
         self.budget = budget
+        self.wording = wording
         self.ids = IdAllocator()
         self.target = Target()
         self.latest: Snapshot | None = None
+        # The user's task: the first observation looks at the window it names (targeting.py).
+        self.task = ""
 
     # Reading -------------------------------------------------------------------------
 
@@ -141,7 +149,7 @@ class ScreenSession:
     def _report(self, what: str, before: Snapshot, after: Snapshot) -> ActionResult:
         same_window = (before.pid, before.root) == (after.pid, after.root)
         if not same_window:
-            observation = render_observation(after, self.budget)
+            observation = render_observation(after, self.budget, self.wording)
             return ActionResult(f"{what}; the window changed:\n{observation.text}", after)
         diff = diff_snapshots(before, after)
         return ActionResult(f"{what}\n{diff.render(self.budget)}", after, diff)
@@ -161,15 +169,25 @@ class ScreenSession:
     ) -> ActionResult:
         """The compact observation of a window: by app name or pid, the focused one, or
         (with no arguments) the window this session works on."""
+        why = ""
         if app is not None or pid is not None:
             target = Target(app=app, pid=pid)
         elif focused or self.latest is None:
-            target = Target()
+            target, why = await self.starting_target()
         else:
-            target = self.target
+            target, why = self.target, "the window you work on"
         snapshot = await self.read(target)
-        observation = render_observation(snapshot, budget or self.budget)
+        observation = render_observation(snapshot, budget or self.budget, self.wording, why=why)
         return ActionResult(observation.text, snapshot)
+
+    async def starting_target(self) -> tuple[Target, str]:
+        """The window the task names (by app name or window title), else the focused one."""
+        if self.task:
+            named = named_window(self.task, await self.backend.list_apps())
+            if named is not None:
+                return Target(pid=named.app.pid), named.why
+            return Target(), "the focused window; the task names no running app"
+        return Target(), "the focused window"
 
     async def find_elements(self, query: str, limit: int = 20) -> ActionResult:
         """Elements of the latest snapshot whose role, name or text match every word of query."""
@@ -288,7 +306,7 @@ class ScreenSession:
                 if snapshot is not None and snapshot.degraded is None:
                     return ActionResult(
                         f"started {name} (pid {pid})\n"
-                        + render_observation(snapshot, self.budget).text,
+                        + render_observation(snapshot, self.budget, self.wording).text,
                         snapshot,
                     )
             await asyncio.sleep(POLL_INTERVAL_S)

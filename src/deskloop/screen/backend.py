@@ -18,6 +18,7 @@ class AppInfo:
 
     name: str
     pid: int
+    titles: tuple[str, ...] = ()  # its windows' titles, where the backend knows them
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ import json
 
 from deskloop.screen.actions import ScreenSession
 from deskloop.screen.backend import default_backend
-from deskloop.screen.observation import DEFAULT_BUDGET
+from deskloop.screen.observation import DEFAULT_BUDGET, FOR_CLI
 
 
 async def _observe(app: str | None, pid: int | None, budget: int, as_json: bool) -> str:
     backend = await default_backend()
     try:
-        session = ScreenSession(backend, budget)
+        session = ScreenSession(backend, budget, FOR_CLI)
         result = await session.observe(app=app, pid=pid)
         if as_json and result.snapshot is not None:
             return json.dumps(result.snapshot.to_json(), indent=1, ensure_ascii=False)

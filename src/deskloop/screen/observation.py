@@ -12,8 +12,10 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from deskloop.screen.folding import FoldedRows, fold_rows, row_label, row_states
 from deskloop.screen.roles import (
     HIDDEN_ROLES,
+    ROW_ROLES,
     SHOWN_STATES,
     TEXT_ROLES,
     UNNAMED_WORTH_SHOWING,
@@ -32,7 +34,22 @@ FORMAT_HELP = (
 )
 NAME_LIMIT = 60
 VALUE_LIMIT = 80
-FOCUSED_AREA, INTERACTIVE, REST = 0, 1, 2
+# Line priorities: what the budget keeps first. Push buttons (a window's actions: OK, Save,
+# Run) come first, then the other controls (entries, toggles, tabs), then rows, so a long
+# list never pushes a window's buttons out.
+FOCUSED_AREA, BUTTONS, CONTROLS, ROWS, REST = 0, 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How an observation points at what it left out: the model and the CLI differ."""
+
+    folded: str  # after a folded run's rows
+    omitted: str  # after "N more elements"
+
+
+FOR_MODEL = Wording(folded="use find_elements", omitted="use find_elements")
+FOR_CLI = Wording(folded="--json lists them", omitted="raise --budget N or use --json")
 
 
 def quote(text: str, limit: int) -> str:
@@ -134,11 +151,28 @@ def _focused_area(snapshot: Snapshot) -> set[str]:
 
 
 def priority(element: Element, focused_area: set[str]) -> int:
-    if element.id in focused_area:
+    if element.id in focused_area or "default" in element.states:
         return FOCUSED_AREA
-    if is_interactive(element.role) or element.value is not None:
-        return INTERACTIVE
+    if element.role == "button":
+        return BUTTONS
+    if element.role in ROW_ROLES:
+        return ROWS
+    if is_interactive(element.role) or (element.value is not None and element.role != "progress"):
+        return CONTROLS
     return REST
+
+
+def folded_line(fold: FoldedRows, snapshot: Snapshot, wording: Wording) -> str:
+    """`tree "Demos" 46 rows: e40 "Application Class" selected, e41 "Assistant", …`"""
+    head = fold.container.role
+    if fold.container.name:
+        head += " " + quote(fold.container.name, NAME_LIMIT)
+    rows = [
+        " ".join([row.id, quote(row_label(row, snapshot), NAME_LIMIT), *row_states(row, snapshot)])
+        for row in fold.shown
+    ]
+    more = f", … {wording.folded}" if fold.rows > len(fold.shown) else ""
+    return f"{head} {fold.rows} rows: {', '.join(rows)}{more}"
 
 
 @dataclass(frozen=True)
@@ -152,7 +186,7 @@ class Observation:
     snapshot: Snapshot
 
 
-def header(snapshot: Snapshot) -> str:
+def header(snapshot: Snapshot, why: str = "") -> str:
     window = snapshot.window
     app = f" app {quote(snapshot.app, NAME_LIMIT)}"
     if snapshot.app.lower() in snapshot.title.lower():
@@ -161,6 +195,8 @@ def header(snapshot: Snapshot) -> str:
         f"window {quote(snapshot.title, NAME_LIMIT)}{app} pid {snapshot.pid} "
         f"{window.width}x{window.height} snapshot {snapshot.number}"
     )
+    if why:
+        line += f" ({why})"
     if snapshot.degraded:
         line += f"\ndegraded: {snapshot.degraded}"
     return line
@@ -184,26 +220,54 @@ def fit_lines(
     return chosen, omitted
 
 
-def render_observation(snapshot: Snapshot, budget: int = DEFAULT_BUDGET) -> Observation:
-    """The observation of `snapshot` within `budget` tokens, highest priority lines first."""
-    head = header(snapshot)
+def render_observation(
+    snapshot: Snapshot,
+    budget: int = DEFAULT_BUDGET,
+    wording: Wording = FOR_MODEL,
+    *,
+    why: str = "",
+) -> Observation:
+    """The observation of `snapshot` within `budget` tokens, highest priority lines first.
+
+    Long runs of rows fold into one line each (folding.py). `why` says, in the header,
+    why this window was chosen.
+    """
+    head = header(snapshot, why)
     elements = visible_elements(snapshot)
     area = _focused_area(snapshot)
     fields = visible_fields(snapshot)
-    candidates = [
-        (priority(element, area), order, " ".join([element.id, *fields[element.id]]))
+    folds = fold_rows(snapshot)
+    folded: set[str] = set()
+    for fold in folds:
+        folded |= fold.hidden
+    # (priority, order, line, ids the line shows); a fold sits where its first row was.
+    entries: list[tuple[int, float, str, tuple[str, ...]]] = [
+        (
+            priority(element, area),
+            order,
+            " ".join([element.id, *fields[element.id]]),
+            (element.id,),
+        )
         for order, element in enumerate(elements)
+        if element.id not in folded
     ]
+    position = {element.id: order for order, element in enumerate(elements)}
+    for fold in folds:
+        first = min((position[i] for i in fold.hidden if i in position), default=len(elements))
+        shown_ids = tuple(row.id for row in fold.shown)
+        entries.append((ROWS, first - 0.5, folded_line(fold, snapshot, wording), shown_ids))
+    entries.sort(key=lambda entry: entry[1])
+    candidates = [(rank, order, line) for order, (rank, _, line, _) in enumerate(entries)]
     # Keep room for the header and the "N more elements" line.
     reserve = count_tokens(head) + 12
     chosen, omitted = fit_lines(candidates, max(budget - reserve, 0))
     lines = [head, *(line for _, line in chosen)]
     if omitted:
-        lines.append(f"{omitted} more elements: use find_elements")
+        lines.append(f"{omitted} more elements: {wording.omitted}")
     elif not elements and not snapshot.degraded:
         lines.append("no visible elements")
     text = "\n".join(lines)
-    shown = tuple(elements[order].id for order, _ in chosen)
+    shown = tuple(element_id for order, _ in chosen for element_id in entries[order][3])
     return Observation(text, count_tokens(text), shown, omitted, snapshot)
 
 

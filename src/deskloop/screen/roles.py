@@ -32,8 +32,17 @@ UNNAMED_WORTH_SHOWING = frozenset({"entry", "combo", "spin", "slider", "check", 
 
 TEXT_ROLES = frozenset({"label", "text", "heading", "paragraph", "image", "caption", "static"})
 
-# States shown on an observation line, in the order shown.
-SHOWN_STATES = ("checked", "mixed", "pressed", "selected", "expanded", "collapsed", "disabled")
+# Roles that come in long runs of similar rows; a long run folds into one observation line.
+ROW_ROLES = frozenset({"item", "cell", "menuitem", "row"})
+
+# Containers whose rows fold: a run of rows is grouped under the nearest of these.
+ROW_CONTAINER_ROLES = frozenset({"list", "table", "tree", "menu"})
+
+# States shown on an observation line, in the order shown. "default": the window's default
+# button (Enter presses it).
+SHOWN_STATES = (
+    "checked", "mixed", "pressed", "selected", "expanded", "collapsed", "disabled", "default",
+)
 
 
 def is_interactive(role: str) -> bool:

@@ -213,17 +213,40 @@ def build_snapshot(read: WindowRead, ids: IdAllocator) -> Snapshot:
     )
 
 
+def _number(element_id: str) -> int | None:
+    digits = element_id.strip()[1:]
+    return int(digits) if element_id.strip().startswith("e") and digits.isdigit() else None
+
+
+def ids_near(snapshot: Snapshot, element_id: str, count: int = 6) -> list[str]:
+    """The on-window ids of `snapshot` closest in number to `element_id` (for error messages)."""
+    wanted = _number(element_id)
+    on_window = [
+        element.id
+        for element in snapshot
+        if element.box is not None and not element.box.is_empty and element.id != snapshot.root
+    ]
+    if wanted is None:
+        return on_window[:count]
+    return sorted(on_window, key=lambda i: (abs((_number(i) or 0) - wanted), i))[:count]
+
+
 def resolve(snapshot: Snapshot, element_id: str, ids: IdAllocator) -> Element:
     """The element `element_id` names in the latest snapshot, or a clear error."""
     element = snapshot.elements.get(element_id.strip())
     if element is not None:
         return element
+    near = ", ".join(
+        f"{i} ({snapshot.elements[i].role} {snapshot.elements[i].name!r})"
+        for i in sorted(ids_near(snapshot, element_id), key=lambda i: _number(i) or 0)
+    )
+    near_text = f". Ids on screen near it: {near}" if near else ""
     if ids.known(element_id):
         raise StaleElementError(
             f"stale id: {element_id} is not in the current snapshot {snapshot.number} "
-            "(the window changed): observe again and use a current id"
+            f"(the window changed): observe again and use a current id{near_text}"
         )
     raise ElementNotFoundError(
-        f"no element {element_id!r}: use an id from the latest observation "
-        "(like e12) or find_elements to search for one"
+        f"no element {element_id!r} in snapshot {snapshot.number}: use an id from the latest "
+        f"observation, or find_elements to search for one{near_text}"
     )

@@ -57,7 +57,7 @@ class AtspiBackend:
 
     name = "atspi"
 
-    def __init__(self, session: MessageBus, a11y: MessageBus) -> None:
+    def __init__(self, session: MessageBus | None, a11y: MessageBus) -> None:
         self.session = session
         self.a11y = Caller(a11y, None)
         self.peers: dict[str, Caller] = {}
@@ -128,7 +128,17 @@ class AtspiBackend:
         return apps
 
     async def list_apps(self) -> list[AppInfo]:
-        return [AppInfo(app.name, app.pid) for app in await self.atspi_apps()]
+        titles: dict[int, list[str]] = {}
+        try:
+            for window in self.x11.windows():
+                if window.title:
+                    titles.setdefault(window.pid, []).append(window.title)
+        except Exception:  # no X display (Wayland): apps without titles
+            pass
+        return [
+            AppInfo(app.name, app.pid, tuple(titles.get(app.pid, ())))
+            for app in await self.atspi_apps()
+        ]
 
     async def _caller_for(self, app: AtspiApp) -> Caller:
         """The app's peer-to-peer connection when it offers one, else the bus."""

@@ -64,6 +64,7 @@ STATE_SHOWING = 25
 STATE_VISIBLE = 30
 STATE_MANAGES_DESCENDANTS = 31
 STATE_INDETERMINATE = 32
+STATE_IS_DEFAULT = 39
 STATE_READ_ONLY = 43
 
 # AT-SPI state bit -> neutral state name (what observations and diffs use).
@@ -75,6 +76,7 @@ STATE_NAMES: dict[int, str] = {
     STATE_FOCUSABLE: "focusable",
     STATE_FOCUSED: "focused",
     STATE_INDETERMINATE: "mixed",
+    STATE_IS_DEFAULT: "default",
     STATE_MULTI_LINE: "multiline",
     STATE_PRESSED: "pressed",
     STATE_SELECTED: "selected",
