@@ -41,7 +41,8 @@ def test_observe_without_a_bus_says_what_to_do() -> None:
     result = run(["observe"], bare_env())
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "DBUS_SESSION_BUS_ADDRESS is not set" in result.stderr
+    assert "neither DISPLAY nor DBUS_SESSION_BUS_ADDRESS is set" in result.stderr
+    assert '"env": {"DISPLAY": ":0"}' in result.stderr  # what an MCP host's config needs
 
 
 @pytest.mark.desktop

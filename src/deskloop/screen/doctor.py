@@ -146,10 +146,10 @@ async def linux_checks() -> DoctorReport:
     from deskloop.screen.backend import Target
     from deskloop.screen.backends.atspi.backend import AtspiBackend
     from deskloop.screen.backends.atspi.connection import (
-        accessibility_bus_address,
+        HOST_CONFIG_FIX,
         connect_session_bus,
+        root_window_bus_address,
     )
-    from deskloop.screen.backends.atspi.toolkits import accessibility_enabled
     from deskloop.screen.errors import ScreenError
 
     report = DoctorReport("linux")
@@ -157,33 +157,24 @@ async def linux_checks() -> DoctorReport:
     try:
         session = await connect_session_bus()
     except ScreenError as exc:
-        report.add(Check("session bus", "fail", str(exc),
-                         "run inside your desktop session, or `dbus-run-session -- deskloop doctor`",
-                         "both"))
-        return report
-    report.add(Check("session bus", "ok", "connected", needed_to="both"))
-    try:
-        address = await accessibility_bus_address(session)
-        report.add(Check("accessibility bus", "ok", address.split(",")[0], needed_to="both"))
-        if await accessibility_enabled(session):
-            report.add(Check("accessibility enabled", "ok", "org.a11y.Status.IsEnabled is true"))
-        else:
-            report.add(Check(
-                "accessibility enabled", "warn",
-                "org.a11y.Status.IsEnabled is false: GTK apps answer, but Qt apps and "
-                "Chromium/Electron apps stay off the accessibility tree until it is true. The "
-                "agent turns it on when it starts, as a screen reader does; Chromium and "
-                "Electron apps started before that need a restart (open_app adds their "
-                "--force-renderer-accessibility)",
-                "gsettings set org.gnome.desktop.interface toolkit-accessibility true "
-                "(or export QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1 before starting Qt apps)",
-            ))
-    except ScreenError as exc:
-        report.add(Check("accessibility bus", "fail", str(exc),
-                         "apt-get install at-spi2-core, then log in again", "both"))
-        session.disconnect()
-        return report
-    session.disconnect()
+        from_root = root_window_bus_address()
+        if from_root is None:
+            fix = f"{HOST_CONFIG_FIX}; or start a bus: `dbus-run-session -- deskloop doctor`"
+            report.add(Check("session bus", "fail", str(exc), fix, "both"))
+            return report
+        # libatspi's own second way: the bus launcher's address on the X root window.
+        report.add(Check(
+            "session bus", "warn",
+            f"{exc}; the accessibility bus was found on the X root window (AT_SPI_BUS) instead",
+            "Qt and Chromium apps need org.a11y.Status.IsEnabled, set over the session bus: "
+            "run inside the desktop session to have deskloop turn it on",
+        ))
+        report.add(Check("accessibility bus", "ok", from_root.split(",")[0], needed_to="both"))
+        session = None
+    if session is not None:
+        report.add(Check("session bus", "ok", "connected", needed_to="both"))
+        if not await _accessibility_bus_checks(report, session):
+            return report
     try:
         backend = await AtspiBackend.connect(enable=False)  # a probe looks, it changes nothing
     except ScreenError as exc:
@@ -204,6 +195,37 @@ async def linux_checks() -> DoctorReport:
     finally:
         await backend.close()
     return report
+
+
+async def _accessibility_bus_checks(report: DoctorReport, session: Any) -> bool:
+    """The accessibility bus from the session bus, and IsEnabled; False when it is missing."""
+    from deskloop.screen.backends.atspi.connection import accessibility_bus_address
+    from deskloop.screen.backends.atspi.toolkits import accessibility_enabled
+    from deskloop.screen.errors import ScreenError
+
+    try:
+        address = await accessibility_bus_address(session)
+        report.add(Check("accessibility bus", "ok", address.split(",")[0], needed_to="both"))
+        if await accessibility_enabled(session):
+            report.add(Check("accessibility enabled", "ok", "org.a11y.Status.IsEnabled is true"))
+        else:
+            report.add(Check(
+                "accessibility enabled", "warn",
+                "org.a11y.Status.IsEnabled is false: GTK apps answer, but Qt apps and "
+                "Chromium/Electron apps stay off the accessibility tree until it is true. The "
+                "agent turns it on when it starts, as a screen reader does; Chromium and "
+                "Electron apps started before that need a restart (open_app adds their "
+                "--force-renderer-accessibility)",
+                "gsettings set org.gnome.desktop.interface toolkit-accessibility true "
+                "(or export QT_LINUX_ACCESSIBILITY_ALWAYS_ON=1 before starting Qt apps)",
+            ))
+    except ScreenError as exc:
+        report.add(Check("accessibility bus", "fail", str(exc),
+                         "apt-get install at-spi2-core, then log in again", "both"))
+        return False
+    finally:
+        session.disconnect()
+    return True
 
 
 async def _focused_read_check(

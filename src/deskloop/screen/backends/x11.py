@@ -76,6 +76,18 @@ class X11Display:
     def close(self) -> None:
         self.display.close()
 
+    def root_property(self, name: str) -> str | None:
+        """A text property of the root window (at-spi-bus-launcher sets AT_SPI_BUS there)."""
+        atom = self.display.intern_atom(name, only_if_exists=True)
+        if not atom:
+            return None
+        value = self.root.get_full_property(atom, 0)  # 0: AnyPropertyType
+        if value is None or not value.value:
+            return None
+        raw = value.value
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        return text.strip("\0").strip() or None
+
     @property
     def screen_box(self) -> Box:
         screen = self.display.screen()

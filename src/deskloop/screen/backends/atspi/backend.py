@@ -15,9 +15,8 @@ from deskloop.screen.backends.atspi import constants as c
 from deskloop.screen.backends.atspi.connection import (
     Caller,
     DBusCallError,
-    connect_accessibility_bus,
+    connect_buses,
     connect_peer,
-    connect_session_bus,
 )
 from deskloop.screen.backends.atspi.reader import (
     RawNode,
@@ -72,9 +71,9 @@ class AtspiBackend:
     async def connect(cls, enable: bool = True) -> AtspiBackend:
         """Connect to the accessibility bus; `enable` turns on `org.a11y.Status.IsEnabled`
         when it is off, as a screen reader does, so Qt and Chromium apps show their trees."""
-        session = await connect_session_bus()
-        a11y = await connect_accessibility_bus(session)
-        if enable:
+        buses = await connect_buses()
+        session, a11y = buses.session, buses.a11y
+        if enable and session is not None:
             try:
                 if not await accessibility_enabled(session):
                     await enable_accessibility(session)
@@ -93,7 +92,8 @@ class AtspiBackend:
             peer.close()
         self.peers.clear()
         self.a11y.close()
-        self.session.disconnect()
+        if self.session is not None:
+            self.session.disconnect()
         if self._x11 is not None:
             self._x11.close()
 

@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dbus_fast import Message, MessageType
@@ -240,6 +241,76 @@ async def accessibility_bus_address(session: MessageBus) -> str:
             "(`apt-get install at-spi2-core`) and log in to a desktop session again"
         ) from exc
     return str(address)
+
+
+# MCP hosts start stdio servers with a scrubbed environment (the MCP SDKs keep HOME, PATH,
+# USER and a few more), so this is the fix to name when no bus can be found at all.
+HOST_CONFIG_FIX = (
+    "run deskloop inside your desktop session, or set DISPLAY (e.g. DISPLAY=:0). Started by "
+    'an MCP host, put "env": {"DISPLAY": ":0"} in deskloop\'s server entry of the host\'s '
+    "config (your display: `echo $DISPLAY` in a desktop terminal), or DBUS_SESSION_BUS_ADDRESS "
+    "with that terminal's value"
+)
+
+
+def root_window_bus_address() -> str | None:
+    """The `AT_SPI_BUS` property of the X root window, set by at-spi-bus-launcher (None: none)."""
+    if not os.environ.get("DISPLAY"):
+        return None
+    from deskloop.screen.backends.x11 import X11Display
+
+    try:
+        display = X11Display()
+    except ScreenUnavailableError:
+        return None
+    try:
+        return display.root_property("AT_SPI_BUS")
+    finally:
+        display.close()
+
+
+@dataclass
+class BusConnections:
+    """The accessibility bus, and the session bus when there is one (it holds a11y Status)."""
+
+    a11y: MessageBus
+    session: MessageBus | None
+    found_by: str  # which way the accessibility bus was found, for doctor
+
+
+async def connect_buses() -> BusConnections:
+    """Find the accessibility bus the way libatspi does: AT_SPI_BUS_ADDRESS, then the
+    AT_SPI_BUS property on the X root window, then org.a11y.Bus on the session bus."""
+    failure = "cannot connect to the accessibility bus at {address}: {error}"
+    session: MessageBus | None = None
+    if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        try:
+            session = await connect_session_bus()
+        except ScreenUnavailableError:
+            session = None
+    address = os.environ.get("AT_SPI_BUS_ADDRESS", "")
+    found_by = "AT_SPI_BUS_ADDRESS"
+    if not address:
+        from_root: str | None = await asyncio.to_thread(root_window_bus_address)
+        address, found_by = from_root or "", "AT_SPI_BUS"
+    if not address:
+        if session is None:
+            display = os.environ.get("DISPLAY")
+            where = (
+                f"DISPLAY is {display} but its root window has no AT_SPI_BUS property "
+                "(no at-spi bus launcher runs there)"
+                if display
+                else "neither DISPLAY nor DBUS_SESSION_BUS_ADDRESS is set"
+            )
+            raise ScreenUnavailableError(f"no desktop to reach: {where}. To fix it, {HOST_CONFIG_FIX}")
+        address, found_by = await accessibility_bus_address(session), "the session bus"
+    try:
+        a11y = await _connect_bus(address, failure)
+    except ScreenUnavailableError:
+        if session is not None:
+            session.disconnect()
+        raise
+    return BusConnections(a11y, session, found_by)
 
 
 async def connect_accessibility_bus(session: MessageBus) -> MessageBus:
