@@ -23,6 +23,7 @@ def fake_tool(
     tier: TimeoutTier = TimeoutTier.INTERNAL,
     schema: dict[str, Any] | None = None,
     source: str = "native",
+    untrusted: bool = False,
 ) -> Tool:
     async def echo(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
         return f"{name}: {tool_input.get('text', '')}"
@@ -35,6 +36,7 @@ def fake_tool(
         timeout_tier=tier,
         run=run if run is not None else echo,
         source=source,
+        untrusted=untrusted,
     )
 
 

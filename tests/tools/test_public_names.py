@@ -40,6 +40,7 @@ def test_the_public_names_are_the_intended_ones() -> None:
         "ToolRegistry",
         "ToolStarted",
         "ToolTimedOut",
+        "UntrustedSource",
         "enabled_families",
         "estimate_tokens",
         "left_out_of_mcp_serve",

@@ -34,6 +34,25 @@ async def read_line(prompt: str) -> str | None:
     return text.rstrip("\n") if text else None
 
 
+def permission_prompt(request: PermissionRequest) -> str:
+    """The question as the terminal asks it, quoting untrusted text the session read before."""
+    arguments = json.dumps(request.input, ensure_ascii=False)
+    if len(arguments) > 400:
+        arguments = arguments[:400] + "…"
+    lines = [f"\nThe agent wants to run {request.tool_name} ({request.risk}) with {arguments}"]
+    source = request.untrusted_source
+    if source is None:
+        lines.append("Allow? [y]es / [n]o / [a]lways this session: ")
+    else:
+        lines += [
+            f"Before this, it read text from {source.tool_name} ({source.origin}) that is not "
+            "from you and may have told it to:",
+            f"  {source.quote!r}",
+            "Allow? [y]es / [n]o: ",
+        ]
+    return "\n".join(lines)
+
+
 async def ask_in_terminal(request: PermissionRequest) -> Answer:
     """The terminal's `Asker`: ask on stdin; with no terminal to ask on, the answer is no."""
     if not sys.stdin.isatty():
@@ -43,15 +62,8 @@ async def ask_in_terminal(request: PermissionRequest) -> Answer:
             file=sys.stderr,
         )
         return Answer.DENY
-    arguments = json.dumps(request.input, ensure_ascii=False)
-    if len(arguments) > 400:
-        arguments = arguments[:400] + "…"
-    prompt = (
-        f"\nThe agent wants to run {request.tool_name} ({request.risk}) with {arguments}\n"
-        "Allow? [y]es / [n]o / [a]lways this session: "
-    )
-    reply = ((await read_line(prompt)) or "").strip().lower()
-    if reply in ("a", "always"):
+    reply = ((await read_line(permission_prompt(request))) or "").strip().lower()
+    if reply in ("a", "always") and request.untrusted_source is None:
         return Answer.ALLOW_FOR_SESSION
     if reply in ("y", "yes"):
         return Answer.ALLOW_ONCE

@@ -342,6 +342,7 @@ class AgentSession:
             return None
         if not isinstance(output, str):
             output = "\n".join(str(b.get("text", "")) for b in output if b.get("type") == "text")
+        self.dispatcher.policy.note_untrusted(tool, {}, output)  # the model reads it too
         self.emit(
             Notice("observe_first", f"the task starts with {len(output)} characters of screen")
         )

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from deskloop.store import TurnUsage
-from deskloop.tools import PermissionRequest, ToolCall, ToolOutcome
+from deskloop.tools import PermissionRequest, ToolCall, ToolOutcome, UntrustedSource
 
 EndReason = Literal[
     "end_turn",
@@ -116,6 +116,10 @@ Step = (
 StepConsumer = Callable[[Step], None]
 
 
+def _maybe_dict(source: UntrustedSource | None) -> dict[str, Any] | None:
+    return None if source is None else asdict(source)
+
+
 def _said(outcome: ToolOutcome) -> str:
     return " ".join(str(block.get("text", "")) for block in outcome.content)
 
@@ -145,6 +149,7 @@ def step_to_json(step: Step) -> dict[str, Any]:
                 "name": call.name,
                 "risk": request.risk,
                 "input": request.input,
+                "untrusted_source": _maybe_dict(request.untrusted_source),
             }
         case ToolCallFinished(outcome):
             record: dict[str, Any] = {

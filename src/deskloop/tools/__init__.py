@@ -44,6 +44,7 @@ from deskloop.tools.policy import (
     PermissionRequest,
     PermissionVerdict,
     PolicyError,
+    UntrustedSource,
 )
 from deskloop.tools.registry import ToolCost, ToolRegistrationError, ToolRegistry, estimate_tokens
 
@@ -83,6 +84,7 @@ __all__ = [
     "ToolRegistry",
     "ToolStarted",
     "ToolTimedOut",
+    "UntrustedSource",
     "enabled_families",
     "estimate_tokens",
     "left_out_of_mcp_serve",

@@ -142,6 +142,10 @@ class Dispatcher:
         self.on_event(ToolStarted(call, tool))
         status, content = await self._outcome(call, tool)
         outcome = ToolOutcome(call, status, content, time.perf_counter() - started)
+        # What the tool itself returned (not our own refusals) is what the model now reads.
+        if tool is not None and tool.untrusted and status in ("ok", "error"):
+            text = " ".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
+            self.policy.note_untrusted(tool, call.input, text)
         if outcome.is_error:
             self._count_failure(outcome)
         self.on_event(ToolFinished(outcome))
