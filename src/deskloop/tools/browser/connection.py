@@ -128,17 +128,21 @@ class BrowserConnection:
         """The tab the tools work on: the last one chosen, else the first open, else a new one."""
         if not self.connected:
             raise BrowserGone("the browser closed; the next browser call attaches again")
-        if self._current is not None and not self._current.is_closed():
-            return self._current
-        tabs = self.tabs()
-        self._current = tabs[0] if tabs else await self.new_tab()
-        return self._current
+        return self.current_tab or await self.new_tab()
 
     async def new_tab(self) -> Page:
         context = self.browser.contexts[0] if self.browser.contexts else None
         if context is None:
             raise BrowserGone("the browser has no window to open a tab in")
         self._current = await context.new_page()
+        return self._current
+
+    @property
+    def current_tab(self) -> Page | None:
+        """The tab the tools work on (the first open one until another is chosen), if any."""
+        if self._current is None or self._current.is_closed():
+            tabs = self.tabs()
+            self._current = tabs[0] if tabs else None
         return self._current
 
     def switch_to(self, page: Page) -> None:
@@ -207,9 +211,12 @@ class BrowserConnection:
         after = await self.settled_snapshot(page)
         if before is None or before.url != after.url:
             return after.render(self.budget)
+        diff = diff_pages(before, after)
+        changes = len(diff.added) + len(diff.removed) + len(diff.changed)
+        if changes > len(after.lines) // 2:
+            return after.render(self.budget)  # most of the page changed: show it whole
         head = after.header()
-        diff = diff_pages(before, after).render(max(self.budget - count_tokens(head), 0))
-        return f"{head}\n{diff}"
+        return f"{head}\n{diff.render(max(self.budget - count_tokens(head), 0))}"
 
 
 def first_line(exc: BaseException) -> str:

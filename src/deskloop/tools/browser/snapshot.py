@@ -465,5 +465,6 @@ def build_page_snapshot(number: int, title: str, url: str, aria: str) -> PageSna
 def diff_pages(before: PageSnapshot, after: PageSnapshot) -> SnapshotDiff:
     """What changed on the page between two snapshots, as the screen's diffs say it."""
     return diff_fields(
-        before.number, after.number, before.fields(), after.fields(), _ref_line, MORE_HINT
+        before.number, after.number, before.fields(), after.fields(), _ref_line,
+        "browser_snapshot shows the whole page",
     )

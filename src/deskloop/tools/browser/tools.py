@@ -343,7 +343,7 @@ def _tab(connection: BrowserConnection, index: Any) -> Page:
 async def _tabs(connection: BrowserConnection, given: ToolInput) -> ToolOutput:
     action = given.get("action", "list")
     if action == "list":
-        return await _tab_list(connection, await connection.current())
+        return await _tab_list(connection, connection.current_tab)
     if action == "open":
         page = await connection.new_tab()
         url = given.get("url")
@@ -359,7 +359,7 @@ async def _tabs(connection: BrowserConnection, given: ToolInput) -> ToolOutput:
         page = _tab(connection, given["index"]) if "index" in given else await connection.current()
         await page.close()
         connection.forget(page)
-        return await _tab_list(connection, await connection.current())
+        return await _tab_list(connection, connection.current_tab)
     raise BadToolArguments(f"action must be list, open, switch or close, not {action!r}")
 
 
