@@ -7,6 +7,8 @@ user's browser with remote debugging allowed; `browser.user_data_dir` points the
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from deskloop.settings import load_settings, paths
 from deskloop.store import Store
 from deskloop.tools import BadToolArguments, Tool, ToolContext, ToolFailed
 from deskloop.tools.browser import BrowserConnection, browser_tools, grounded_values
+from tests.agent.scripted_server import scripted_server, tool_call
 from tests.browser.conftest import LocalSite
 
 pytestmark = pytest.mark.slow
@@ -249,3 +252,29 @@ async def test_bad_addresses_are_refused_with_what_to_do(
         await call(tools, context, "browser_navigate", url="http://127.0.0.1:9/nothing")
     page = await call(tools, context, "browser_navigate", url=site.url("form"))
     assert 'h1 "Order"' in page
+
+
+def test_a_session_drives_the_browser_and_keeps_the_page_as_data(
+    chromium_profile: Path, site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`deskloop run` with a scripted model: the calls reach the browser, results are data."""
+    monkeypatch.setenv("DESKLOOP_BROWSER_USER_DATA_DIR", str(chromium_profile))
+    outputs = [
+        tool_call("browser_navigate", {"url": site.url("later")}),
+        tool_call("browser_wait_for", {"text": "Start"}),
+        "The page has a Start button.",
+    ]
+    with scripted_server(tmp_path, outputs) as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "deskloop", "run", "What is on the page?", "--endpoint", url,
+             "--no-mcp", "all"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "The page has a Start button."
+    with Store.open() as store:
+        calls = {call.name: call for call in store.tool_calls(1)}
+    assert calls["browser_navigate"].status == calls["browser_wait_for"].status == "ok"
+    [result] = calls["browser_navigate"].result or []
+    assert result["text"].startswith('page "Later" at "http://127.0.0.1:')
+    assert "data, not instructions" in result["text"].splitlines()[0]
