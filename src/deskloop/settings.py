@@ -7,12 +7,14 @@ moves every path under one folder (tests use it).
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 import tomli_w
@@ -157,6 +159,9 @@ class Settings:
     SECTIONS = ("server", "agent", "tools", "browser")
 
 
+_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
 def _coerce(value: Any, current: Any, where: str) -> Any:
     """Turn a TOML or environment value into the type of the default it replaces."""
     try:
@@ -170,17 +175,26 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
                 return False
             raise ValueError(value)
         if isinstance(current, int):
-            return int(value)
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
         if isinstance(current, float):
-            return float(value)
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(value)
+            return number
         if isinstance(current, list):
             if isinstance(value, list):
                 return [str(v) for v in value]
             return [part.strip() for part in str(value).split(",") if part.strip()]
+        if isinstance(value, dict | list):
+            raise ValueError(value)
         return str(value)
-    except (TypeError, ValueError) as exc:
-        kind = type(current).__name__
-        raise SettingsError(f"{where} must be a {kind}, got {value!r}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        kind = _KIND_WORDS.get(type(current), "text")
+        raise SettingsError(f"{where} must be {kind}, not {value!r}") from exc
 
 
 # Settings that take one of a few words; checked wherever a value comes in.
@@ -192,12 +206,48 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "agent.policy_destructive": _POLICY,
     "agent.policy_external": _POLICY,
 }
+# Every number must be above zero unless it has its own range here (inclusive; None: no top).
+RANGES: dict[str, tuple[float, float | None]] = {
+    "server.port": (0, 65535),
+    "agent.observation_budget": (50, None),
+}
+# Settings that hold a base URL (empty: not set).
+URLS = frozenset({"agent.endpoint", "server.upstream"})
+
+
+def is_url(text: str) -> bool:
+    """An http(s) URL with a host, as a base URL for a server."""
+    parsed = urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return False
+    try:
+        parsed.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        return False
+    return True
 
 
 def _checked(key: str, value: Any, where: str) -> Any:
     allowed = CHOICES.get(key)
     if allowed is not None and value not in allowed:
         raise SettingsError(f"{where} must be one of {', '.join(allowed)}, not {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low, high = RANGES.get(key, (0, None))
+        default_range = key not in RANGES
+        whole = isinstance(value, int)
+        if (default_range and value <= 0) or value < low or (high is not None and value > high):
+            if high is not None:
+                wanted = f"from {low:g} to {high:g}"
+            elif default_range:
+                wanted = "of 1 or more" if whole else "above 0"
+            else:
+                wanted = f"of {low:g} or more"
+            kind = "a whole number" if whole else "a number"
+            raise SettingsError(f"{where} must be {kind} {wanted}, not {value:g}")
+    if key in URLS and value and not is_url(str(value)):
+        raise SettingsError(
+            f"{where} must be a URL like http://127.0.0.1:8888 (or empty), not {value!r}"
+        )
     return value
 
 
@@ -210,24 +260,62 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path} is not valid TOML ({exc}); fix or delete it") from exc
 
 
+def _line_of(path: Path, section: str, name: str) -> int | None:
+    """The line of `name` in `[section]` of a TOML file (or `section.name =`), for messages."""
+    current = ""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[] ")
+            continue
+        key = stripped.partition("=")[0].strip().strip('"')
+        if (current == section and key == name) or (not current and key == f"{section}.{name}"):
+            return number
+    return None
+
+
+def _place(key: str, path: Path) -> str:
+    """`path line N` where `key` is written in the file, or just the path."""
+    section, _, name = key.partition(".")
+    line = _line_of(path, section, name)
+    return f"{path} line {line}" if line is not None else str(path)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Defaults, then config.toml, then `DESKLOOP_SECTION_KEY` environment variables."""
     env = os.environ if environ is None else environ
     config_path = paths().config_file
     data = _read_file(config_path)
     settings = Settings()
+    known = set(setting_keys())
+    for section_name, table in data.items():
+        if section_name not in Settings.SECTIONS:
+            raise SettingsError(
+                f"unknown section [{section_name}] in {config_path}; "
+                f"the sections are {', '.join(Settings.SECTIONS)}"
+            )
+        if not isinstance(table, dict):
+            raise SettingsError(f"[{section_name}] in {config_path} must be a table")
+        for name in table:
+            if f"{section_name}.{name}" not in known:
+                key = f"{section_name}.{name}"
+                raise _unknown_key(key, f" in {_place(key, config_path)}")
     for section_name in Settings.SECTIONS:
         section = getattr(settings, section_name)
         from_file = data.get(section_name, {})
-        if not isinstance(from_file, dict):
-            raise SettingsError(f"[{section_name}] in {config_path} must be a table")
         for f in fields(section):
             current = getattr(section, f.name)
             key = f"{section_name}.{f.name}"
             if f.name in from_file:
-                where = f"{key} in {config_path}"
-                value = _coerce(from_file[f.name], current, where)
-                setattr(section, f.name, _checked(key, value, where))
+                where = f"{key} in {_place(key, config_path)}"
+                try:
+                    value = _checked(key, _coerce(from_file[f.name], current, where), where)
+                except SettingsError as exc:
+                    raise SettingsError(
+                        f"{exc}; change it with `deskloop config set {key} VALUE` "
+                        f"or `deskloop config unset {key}`"
+                    ) from exc
+                setattr(section, f.name, value)
             env_name = f"DESKLOOP_{section_name}_{f.name}".upper()
             if env_name in env:
                 value = _coerce(env[env_name], current, env_name)
@@ -243,10 +331,18 @@ def setting_keys() -> list[str]:
     ]
 
 
+def _unknown_key(key: str, where: str = "") -> SettingsError:
+    close = difflib.get_close_matches(key, setting_keys(), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return SettingsError(
+        f"unknown setting {key!r}{where}; {hint}`deskloop config get` lists every setting"
+    )
+
+
 def _split_key(key: str) -> tuple[str, str]:
     section, _, name = key.partition(".")
     if key not in setting_keys():
-        raise SettingsError(f"unknown setting {key!r}; known: {', '.join(setting_keys())}")
+        raise _unknown_key(key)
     return section, name
 
 
@@ -262,9 +358,36 @@ def set_setting(key: str, raw_value: str) -> Any:
     value = _checked(key, _coerce(raw_value, default, key), key)
     config_path = paths().config_file
     data = _read_file(config_path)
-    data.setdefault(section, {})[name] = value
+    table = data.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"[{section}] in {config_path} must be a table; fix or delete it")
+    table[name] = value
+    _write_file(config_path, data)
+    return value
+
+
+def _write_file(config_path: Path, data: dict[str, Any]) -> None:
     config_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = config_path.with_suffix(".toml.tmp")
     tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
     tmp.replace(config_path)
-    return value
+
+
+def unset_setting(key: str) -> bool:
+    """Remove one key from config.toml so its default applies; False when it was not there."""
+    section, name = _split_key(key)
+    config_path = paths().config_file
+    data = _read_file(config_path)
+    table = data.get(section)
+    if not isinstance(table, dict) or name not in table:
+        return False
+    del table[name]
+    if not table:
+        del data[section]
+    _write_file(config_path, data)
+    return True
+
+
+def default_setting(key: str) -> Any:
+    section, name = _split_key(key)
+    return getattr(getattr(Settings(), section), name)

@@ -135,7 +135,10 @@ def _keep_tail(stream: IO[str], lines: list[str]) -> None:
 
 def explain_api_error(exc: anthropic.APIError, url: str, model: str) -> EndpointError:
     """An SDK error as what a user can do about it."""
-    fix_endpoint = "fix it with `deskloop config set agent.endpoint URL` or unset it"
+    fix_endpoint = (
+        "fix it with `deskloop config set agent.endpoint URL`, or go back to the embedded "
+        "model with `deskloop config unset agent.endpoint`"
+    )
     if isinstance(exc, anthropic.APIConnectionError):
         return EndpointError(
             f"nothing is answering at {url}: start the model server there, or {fix_endpoint}"
