@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from deskloop.command_line import positive_number, task_text
+
 Handler = Callable[[argparse.Namespace], int]
 Lazy = Callable[[str], Handler]
 
@@ -30,7 +32,7 @@ def add_agent_commands(
         description="Run one agent session for TASK. Exit 0 when the agent finished "
         "(end_turn), 1 when it stopped for another reason, 130 on Ctrl-C.",
     )
-    run.add_argument("task")
+    run.add_argument("task", metavar="TASK", type=task_text, help="what the agent should do")
     _session_flags(run)
     run.set_defaults(handler=lazy("deskloop.agent.commands:run_command"))
 
@@ -40,17 +42,25 @@ def add_agent_commands(
         description="A conversation with the agent. Ctrl-C ends the running turn; "
         "Ctrl-C at the prompt, or Ctrl-D, ends the session.",
     )
-    chat.add_argument("--resume", type=int, metavar="ID", help="continue a stored session")
+    chat.add_argument(
+        "--resume", type=positive_number, metavar="ID", help="continue a stored session"
+    )
     _session_flags(chat)
     chat.set_defaults(handler=lazy("deskloop.agent.commands:chat_command"))
 
     history = commands.add_parser("history", help="past sessions, a transcript, or a search")
-    history.add_argument("session", nargs="?", type=int, help="print this session's transcript")
-    history.add_argument("--search", metavar="TEXT", help="full-text search over messages")
-    history.add_argument("--limit", type=int, default=30)
+    history.add_argument(
+        "session", nargs="?", type=positive_number, metavar="ID", help="print this transcript"
+    )
+    history.add_argument(
+        "--search", metavar="TEXT", help="search messages; words match as prefixes (hel, hel*)"
+    )
+    history.add_argument("--limit", type=positive_number, default=30, help="at most this many")
     history.set_defaults(handler=lazy("deskloop.agent.history:history_command"))
 
     tools = commands.add_parser("tools", help="every tool with what its schema costs in tokens")
-    tools.add_argument("--json", action="store_true")
-    tools.add_argument("--no-mcp", action="append", metavar="SERVER")
+    tools.add_argument("--json", action="store_true", help="the list as JSON")
+    tools.add_argument(
+        "--no-mcp", action="append", metavar="SERVER", help="leave this MCP server out"
+    )
     tools.set_defaults(handler=lazy("deskloop.agent.commands:tools_command"))
