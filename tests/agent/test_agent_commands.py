@@ -146,10 +146,10 @@ def test_history_lists_searches_and_prints_a_transcript(tmp_path: Path) -> None:
     found = deskloop("history", "--search", "quarterly")
     transcript = deskloop("history", "1")
     assert "end_turn" in listed.stdout and "Rename the quarterly invoice" in listed.stdout
-    assert "[quarterly]" in found.stdout and found.stdout.split()[0] == "1"
-    assert transcript.stdout.splitlines()[1:] == [
-        "     user: Rename the quarterly invoice",
-        "assistant: Renamed the invoice.",
+    assert "[quarterly]" in found.stdout and found.stdout.splitlines()[1].split()[0] == "1"
+    assert transcript.stdout.splitlines()[2:] == [
+        "you> Rename the quarterly invoice",
+        "agent> Renamed the invoice.",
     ]
 
 
@@ -157,7 +157,8 @@ def test_tools_lists_every_tool_with_its_token_cost() -> None:
     configure_mcp(time=TIME_SERVER)
     done = deskloop("tools")
     assert done.returncode == 0, done.stderr
-    *rows, total, footnote = done.stdout.splitlines()
+    header, *rows, total, footnote = done.stdout.splitlines()
+    assert header.split() == ["TOKENS", "RISK", "SOURCE", "TOOL"]
     table = {row.split()[3]: (int(row.split()[0]), row.split()[1], row.split()[2]) for row in rows}
     # ask_followup needs a person, so another MCP host does not get it from `mcp serve`.
     assert [row.split()[3] for row in rows if row.endswith("*")] == ["ask_followup"]
@@ -169,7 +170,8 @@ def test_tools_lists_every_tool_with_its_token_cost() -> None:
     assert table["click"][1:] == ("act", "screen")
     assert table["mcp__time__convert_time"][0] > table["mcp__time__get_current_time"][0] > 20
     assert total.split()[0] == str(sum(tokens for tokens, _, _ in table.values()))
-    assert total.endswith(f"tokens in all ({len(table)} tools, cl100k_base (tiktoken))")
+    assert total.endswith(f"in all: {len(table)} tools, counted with cl100k_base (tiktoken)")
+    assert len({row.index(row.split()[3]) for row in [header, *rows]}) == 1  # one column
 
 
 def test_a_followup_question_is_answered_by_its_option_number(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,18 @@ from deskloop.mcp.config import (
     load_servers,
     servers_file,
 )
+
+
+@pytest.fixture(autouse=True)
+def server_commands_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in executables named like the servers these tests add (`mcp add` checks PATH)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name in ("uvx", "npx", "x", "other"):
+        script = folder / name
+        script.write_text("#!/bin/sh\nexit 0\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
 
 
 def run(*argv: str) -> int:
@@ -75,8 +89,9 @@ def test_list_shows_state_kind_and_command(capsys: pytest.CaptureFixture[str]) -
     capsys.readouterr()
     run("list")
     assert capsys.readouterr().out.splitlines() == [
-        "on   stdio  time  uvx mcp-server-time",
-        "off  http   web  http://h/mcp",
+        "STATE  KIND   NAME  COMMAND OR URL",
+        "on     stdio  time  uvx mcp-server-time",
+        "off    http   web   http://h/mcp",
     ]
 
 
@@ -92,6 +107,13 @@ def test_remove_takes_a_server_out() -> None:
         (("add", "bad name", "--", "x"), "letters, digits"),
         (("add", "--url", "http://h", "both", "--", "x"), "either --url"),
         (("add", "none"), "either --url"),
+        (("add", "a__b", "--", "x"), "must not contain '__'"),
+        (("add", "_a", "--", "x"), "must not contain '__' or start or end with '_'"),
+        (("add", "-", "--", "x"), "at least one letter or digit"),
+        (("add", "_-_", "--", "x"), "at least one letter or digit"),
+        (("add", "ghost", "--", "no-such-server-cmd"), "cannot start 'no-such-server-cmd'"),
+        (("add", "ghost", "--", "/nowhere/server"), "is not an executable file"),
+        (("add", "web", "--url", "notaurl"), "--url must be the server's http"),
         (("add", "--env", "NOEQUALS", "env", "--", "x"), "KEY=VALUE"),
         (("remove", "ghost"), "no MCP server 'ghost'"),
         (("enable", "ghost"), "known: none"),
@@ -123,3 +145,33 @@ def test_a_broken_servers_file_says_how_to_recover() -> None:
     servers_file().write_text(json.dumps({"mcpServers": {"x": {"args": []}}}))
     with pytest.raises(McpConfigError, match='needs a "command"'):
         load_servers()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("add", "z", "--env", "FOO=1", "--", "x"),
+        ("add", "z", "--env", "FOO=1", "--disabled", "--", "x", "--env", "mine"),
+        ("add", "--env", "FOO=1", "z", "--disabled", "--", "x", "--env", "mine"),
+        ("add", "--disabled", "--env=FOO=1", "z", "--", "x", "--env", "mine"),
+    ],
+)
+def test_options_may_follow_the_name_as_in_other_hosts(argv: tuple[str, ...]) -> None:
+    assert run(*argv) == 0
+    (server,) = load_servers()
+    assert server.name == "z"
+    assert server.env == {"FOO": "1"}  # type: ignore[union-attr]
+    assert server.command == "x"  # type: ignore[union-attr]
+    assert server.args[:2] in (["--env", "mine"], [])  # type: ignore[union-attr]
+    if "--disabled" in argv[: argv.index("--")]:
+        assert not server.enabled
+
+
+def test_add_through_the_deskloop_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from deskloop.cli import main
+
+    assert main(["mcp", "add", "w", "--disabled", "--", "x"]) == 0
+    assert main(["mcp", "add", "z", "--env", "FOO=1", "--", "x", "-v"]) == 0
+    capsys.readouterr()
+    assert main(["mcp", "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == ["off    stdio  w     x", "on     stdio  z     x -v"]

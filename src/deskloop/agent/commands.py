@@ -13,6 +13,7 @@ from deskloop.agent.console import ask_in_terminal, read_line
 from deskloop.agent.session import SessionOptions, open_session, stop_embedded_server
 from deskloop.agent.steps import FollowupAsked, RunEnded, Step
 from deskloop.agent.terminal import TerminalView
+from deskloop.command_line import print_table
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
 from deskloop.screen.tokens import count_tokens, tokenizer_name
@@ -191,15 +192,19 @@ async def _tools(args: argparse.Namespace) -> int:
         rows = [{**cost.__dict__, "in_mcp_serve": cost.name not in not_served} for cost in costs]
         print(json.dumps(rows, indent=2))
     else:
+        rows = [("TOKENS", "RISK", "SOURCE", "TOOL")]
         for cost in costs:
             tool = registry.get(cost.name)
             risk = tool.risk if tool is not None else ""
             mark = "  *" if cost.name in not_served else ""
-            print(f"{cost.tokens:>6}  {risk:<11}  {cost.source:<14}  {cost.name}{mark}")
+            rows.append((str(cost.tokens), risk, cost.source, cost.name + mark))
         total = sum(cost.tokens for cost in costs)
-        print(f"{total:>6}  tokens in all ({len(costs)} tools, {tokenizer_name()})")
+        rows.append(
+            (str(total), "", "", f"in all: {len(costs)} tools, counted with {tokenizer_name()}")
+        )
+        print_table(rows, numbers=(0,))
         if not_served:
-            print("     *  not offered by `deskloop mcp serve`: it needs a person to answer")
+            print("*  not offered by `deskloop mcp serve`: it needs a person to answer")
     for report in reports:
         print(f"deskloop: {report}", file=sys.stderr)
     return 0
