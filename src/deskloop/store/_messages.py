@@ -36,9 +36,9 @@ def searchable_text(blocks: Sequence[ContentBlock]) -> str:
 
 
 def _fts_query(text: str) -> str:
-    """Each word as a quoted FTS5 string, so punctuation in user text is never query syntax."""
-    words = text.split()
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+    """Each word as a quoted FTS5 prefix (`hel` and `hel*` find hello); never query syntax."""
+    words = [word.rstrip("*") for word in text.split()]
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in words if word)
 
 
 class MessageAccess(Connected):
@@ -74,7 +74,7 @@ class MessageAccess(Connected):
         ]
 
     def search(self, text: str, limit: int = 20) -> list[SearchHit]:
-        """Messages whose text holds every word of `text`, best match first."""
+        """Messages holding a word that starts with each word of `text`, best match first."""
         query = _fts_query(text)
         if not query:
             return []
