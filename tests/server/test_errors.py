@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -97,8 +98,11 @@ async def test_api_key_is_required_when_configured() -> None:
     assert right.status_code == 200
 
 
-async def test_unknown_model_and_route_are_404() -> None:
+async def test_unknown_model_and_route_are_404_and_a_wrong_method_405(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app, _ = scripted_app(["unused"], aliases=["my-local"])
+    caplog.set_level(logging.INFO, logger="deskloop.server")
     async with client_for(app) as client:
         model = await client.post("/v1/messages", json=request_body(model="gpt-4o"))
         route = await client.get("/v1/nothing-here")
@@ -106,8 +110,13 @@ async def test_unknown_model_and_route_are_404() -> None:
         alias_model = await client.get("/v1/models/my-local")
     assert "gpt-4o" in assert_envelope(model, 404, "not_found_error")
     assert_envelope(route, 404, "not_found_error")
-    assert_envelope(method, 404, "not_found_error")
+    said = assert_envelope(method, 405, "invalid_request_error")
+    assert said == "GET is not supported on /v1/messages; use POST"
+    assert method.headers["allow"] == "POST"
     assert alias_model.status_code == 200
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("GET /v1/nothing-here -> 404 req_") for line in logged)
+    assert any(line.startswith("GET /v1/messages -> 405 req_") for line in logged)
 
 
 async def test_body_over_the_limit_is_413() -> None:

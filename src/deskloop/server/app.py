@@ -26,6 +26,7 @@ from deskloop.server.errors import (
     AuthenticationFailed,
     InternalError,
     InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     RequestTooLarge,
     new_request_id,
@@ -298,15 +299,29 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Requests no route answers (unknown path, wrong method) get the envelope and a log line."""
     request_id = new_request_id()
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers: dict[str, str] = {}
     if status == 404:
         error: APIError = NotFound(f"no route for {request.method} {request.url.path}")
     elif status == 405:
-        error = NotFound(f"{request.method} is not supported on {request.url.path}")
+        allowed = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+        error = MethodNotAllowed(
+            f"{request.method} is not supported on {request.url.path}"
+            + (f"; use {allowed}" if allowed else "")
+        )
+        if allowed:
+            headers["allow"] = allowed
     else:
+        log.error("request %s failed", request_id, exc_info=exc)
         error = InternalError("internal server error")
-    return error_response(error, request_id)
+    response = error_response(error, request_id)
+    response.headers.update(headers)
+    log.info(
+        "%s %s -> %d %s", request.method, request.url.path, response.status_code, request_id
+    )
+    return response
 
 
 def create_app(service: ModelService, settings: ServerSettings, engine_name: str) -> Starlette:

@@ -48,6 +48,12 @@ class NotFound(APIError):
     error_type = "not_found_error"
 
 
+class MethodNotAllowed(APIError):
+    # The Messages API has no type of its own for 405; other client mistakes are this one.
+    status = 405
+    error_type = "invalid_request_error"
+
+
 class RequestTooLarge(APIError):
     status = 413
     error_type = "request_too_large"
