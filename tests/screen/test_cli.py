@@ -67,3 +67,15 @@ def test_observe_prints_text_and_json(desktop: VirtualDesktop) -> None:
     snapshot = json.loads(as_json.stdout)
     assert snapshot["app"] == "mousepad"
     assert any(e["role"] == "menu" and e["name"] == "File" for e in snapshot["elements"])
+
+
+@pytest.mark.desktop
+def test_observe_advice_names_the_commands_options(desktop: VirtualDesktop) -> None:
+    env = desktop_env(desktop)
+    missing = run(["observe", "--app", "no-such-app"], env)
+    assert missing.returncode == 1
+    assert "Start it first, or pick one of these" in missing.stderr
+    assert "open_app" not in missing.stderr and "Traceback" not in missing.stderr
+    small = run(["observe", "--app", "gtk3-widget-factory", "--budget", "60"], env)
+    assert small.returncode == 0, small.stderr
+    assert "find_elements" not in small.stdout

@@ -30,6 +30,7 @@ from deskloop.screen.observation import (
     visible_fields,
 )
 from deskloop.screen.observation import find_elements as find_in_snapshot
+from deskloop.screen.roles import takes_text
 from deskloop.screen.screenshot import Screenshot, make_screenshot
 from deskloop.screen.targeting import named_window
 from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snapshot, resolve
@@ -232,6 +233,12 @@ class ScreenSession:
                 f"typed {len(text)} characters into the focus", typing_grace(text), before
             )
         element = await self._checked_element(element_id)
+        if not takes_text(element.role, element.states):
+            raise ActionFailedError(
+                f"{element.id} is a {element.role} ({element.name!r}) and takes no text: "
+                "type into a text field instead (an entry, text or document element), "
+                "or click this one"
+            )
         if await self.backend.insert_text(before.pid, element.ref, text):
             return await self._act_and_report(
                 f"typed {len(text)} characters into {element.id}", 0.0, before

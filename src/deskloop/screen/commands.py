@@ -8,7 +8,16 @@ import json
 
 from deskloop.screen.actions import ScreenSession
 from deskloop.screen.backend import default_backend
+from deskloop.screen.errors import ScreenError
 from deskloop.screen.observation import DEFAULT_BUDGET, FOR_CLI
+
+# The screen's errors are written for the model, in its tools' names (observations have
+# their own `FOR_CLI` wording); a person at the command line gets the same advice in words.
+_FOR_PEOPLE = (
+    ("Use open_app to start it, or pick one of these", "Start it first, or pick one of these"),
+    ("Use open_app to start it", "Start it first"),
+    ("Observe again, or open_app to start it", "Run `deskloop observe` again, or start it"),
+)
 
 
 async def _observe(app: str | None, pid: int | None, budget: int, as_json: bool) -> str:
@@ -23,14 +32,23 @@ async def _observe(app: str | None, pid: int | None, budget: int, as_json: bool)
         await backend.close()
 
 
+def for_people(message: str) -> str:
+    """A screen error with the model's tool names replaced by what a person does."""
+    for said, meant in _FOR_PEOPLE:
+        message = message.replace(said, meant)
+    return message
+
+
 def observe_command(args: argparse.Namespace) -> int:
     """Print the observation of a window (`--app`, `--pid`, or the focused one)."""
     budget = args.budget if args.budget is not None else DEFAULT_BUDGET
     if budget < 50:
-        from deskloop.screen.errors import ScreenError
-
         raise ScreenError(f"--budget {budget} is too small to show anything: use 50 or more")
-    print(asyncio.run(_observe(args.app, args.pid, budget, args.json)))
+    try:
+        text = asyncio.run(_observe(args.app, args.pid, budget, args.json))
+    except ScreenError as exc:
+        raise ScreenError(for_people(str(exc))) from exc
+    print(text)
     return 0
 
 

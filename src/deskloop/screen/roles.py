@@ -32,6 +32,15 @@ UNNAMED_WORTH_SHOWING = frozenset({"entry", "combo", "spin", "slider", "check", 
 
 TEXT_ROLES = frozenset({"label", "text", "heading", "paragraph", "image", "caption", "static"})
 
+# Roles that hold no text of their own to type into (unless the element says "editable").
+TAKES_NO_TEXT = frozenset(
+    {
+        "button", "toggle", "check", "radio", "menuitem", "menu", "menubar", "tab", "tabs",
+        "link", "switch", "scrollbar", "slider", "image", "label", "heading", "separator",
+        "colorbutton", "toolbar", "statusbar", "caption", "static",
+    }
+)
+
 # Roles that come in long runs of similar rows; a long run folds into one observation line.
 ROW_ROLES = frozenset({"item", "cell", "menuitem", "row"})
 
@@ -51,3 +60,8 @@ def is_interactive(role: str) -> bool:
 
 def is_container(role: str) -> bool:
     return role in CONTAINER_ROLES
+
+
+def takes_text(role: str, states: frozenset[str]) -> bool:
+    """Whether typing into an element of this role can land in it."""
+    return "editable" in states or role not in TAKES_NO_TEXT
