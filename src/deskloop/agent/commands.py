@@ -192,17 +192,17 @@ async def _tools(args: argparse.Namespace) -> int:
         rows = [{**cost.__dict__, "in_mcp_serve": cost.name not in not_served} for cost in costs]
         print(json.dumps(rows, indent=2))
     else:
-        rows = [("TOKENS", "RISK", "SOURCE", "TOOL")]
+        table: list[tuple[str, ...]] = [("TOKENS", "RISK", "SOURCE", "TOOL")]
         for cost in costs:
             tool = registry.get(cost.name)
             risk = tool.risk if tool is not None else ""
             mark = "  *" if cost.name in not_served else ""
-            rows.append((str(cost.tokens), risk, cost.source, cost.name + mark))
+            table.append((str(cost.tokens), risk, cost.source, cost.name + mark))
         total = sum(cost.tokens for cost in costs)
-        rows.append(
+        table.append(
             (str(total), "", "", f"in all: {len(costs)} tools, counted with {tokenizer_name()}")
         )
-        print_table(rows, numbers=(0,))
+        print_table(table, numbers=(0,))
         if not_served:
             print("*  not offered by `deskloop mcp serve`: it needs a person to answer")
     for report in reports:
