@@ -16,10 +16,15 @@ async def wipe(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
     return "wiped"
 
 
+async def crash(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
+    raise RuntimeError(f"fake bug while handling {tool_input['text']!r}")
+
+
 TEXT = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
 FAKE_TOOLS = [
     Tool("fake_shout", "Upper-case the text.", TEXT, "read", TimeoutTier.INTERNAL, shout),
     Tool("fake_wipe", "Erase everything.", TEXT, "destructive", TimeoutTier.INTERNAL, wipe),
+    Tool("fake_crash", "A tool with a bug.", TEXT, "read", TimeoutTier.INTERNAL, crash),
 ]
 
 

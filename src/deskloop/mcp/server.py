@@ -4,13 +4,15 @@ It serves the native tool set a session has, less the families that need a perso
 (`ask_followup`) and the loop's own `finish`. Calls go through the same dispatch as in a
 session (schema check, timeouts, policy). The host asks its user before calls; deskloop
 cannot ask on a stdio pipe, so a risk class set to `ask` is refused with a message naming
-the setting that allows it.
+the setting that allows it. A tool that fails, even from a bug, answers with a result
+marked `isError` and its message, as MCP hosts expect, and no traceback is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -89,7 +91,14 @@ def build_tool_server(
         context: Any, params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
         call = ToolCall(f"mcp_{next(call_ids)}", params.name, params.arguments or {})
-        outcome = await dispatcher.run_one(call)
+        try:
+            outcome = await dispatcher.run_one(call)
+        except Exception as exc:  # a bug in a tool: still a tool result, never a traceback
+            said = f"{params.name} failed unexpectedly: {type(exc).__name__}: {exc}"
+            print(f"deskloop: {said}", file=sys.stderr, flush=True)
+            return mcp_types.CallToolResult(
+                content=[mcp_types.TextContent(type="text", text=said)], is_error=True
+            )
         return mcp_types.CallToolResult(
             content=[_mcp_content(block) for block in outcome.content],
             is_error=outcome.is_error,

@@ -59,8 +59,9 @@ def _screen_tool(
     tier: TimeoutTier = TimeoutTier.INTERNAL,
 ) -> Tool:
     async def run(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
-        session = await screen_session(context)
         try:
+            # No desktop to reach is a failure the model (and the person) can read, too.
+            session = await screen_session(context)
             return await action(session, tool_input)
         # A wrong or outdated id is the model's to fix; anything else the screen refused.
         except (StaleElementError, ElementNotFoundError, AppNotFoundError) as exc:
