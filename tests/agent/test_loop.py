@@ -1,5 +1,6 @@
 """The agent loop against a real `deskloop serve` (scripted engine) and real MCP servers."""
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -212,3 +213,42 @@ async def test_a_server_crash_mid_session_is_a_step_in_the_stream_and_the_log(
         "server": "fixture",
         "message": "MCP server 'fixture' crashed and was restarted",
     } in [{k: v for k, v in e.items() if k != "time"} for e in logged]
+
+
+async def test_an_answer_cut_off_mid_stream_ends_the_run_with_a_message(tmp_path: Path) -> None:
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "m",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 5, "output_tokens": 0},
+        },
+    }
+    event = f"event: message_start\ndata: {json.dumps(start)}\n\n".encode()
+
+    async def cut_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A model server (test fake) that starts an answer and drops the connection."""
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n" + f"{len(event):x}\r\n".encode() + event + b"\r\n"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut_off, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with server, open_session(SessionOptions(endpoint=url, mcp_off=["all"])) as session:
+        first = [step async for step in session.send("hello")]
+        second = [step async for step in session.send("hello again")]
+    for steps in (first, second):
+        last = steps[-1]
+        assert isinstance(last, RunEnded) and last.reason == "endpoint_error"
+        assert last.message.startswith(f"the model server at {url} broke off its answer")
+    with Store.open() as store:
+        assert [m.role for m in store.messages(session.session_id)] == ["user", "user"]

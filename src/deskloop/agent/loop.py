@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anthropic
+import httpx2
 
 from deskloop.agent.endpoint import explain_api_error
 from deskloop.agent.finish import FINISH_TOOL_NAME
@@ -209,6 +210,13 @@ class AgentSession:
             except anthropic.APIError as exc:
                 explained = explain_api_error(exc, self.endpoint_url, self.model)
                 yield RunEnded("endpoint_error", str(explained))
+                return
+            except httpx2.TransportError as exc:  # the SDK passes a stream cut mid-answer on
+                yield RunEnded(
+                    "endpoint_error",
+                    f"the model server at {self.endpoint_url} broke off its answer ({exc}); "
+                    "check that server's log, then try again",
+                )
                 return
             blocks, usage = final
             yield TurnEnded(usage)
