@@ -24,6 +24,7 @@ from deskloop.agent.steps import (
 )
 from deskloop.mcp.config import servers_file
 from deskloop.store import Store
+from deskloop.tools import Answer, Asker, PermissionRequest
 
 FIXTURE_SERVER = Path(__file__).parents[1] / "mcp" / "mcp_fixture_server.py"
 pytestmark = pytest.mark.slow
@@ -38,9 +39,15 @@ TIME_SERVER = {"command": sys.executable, "args": ["-m", "mcp_server_time"]}
 FIXTURE = {"command": sys.executable, "args": [str(FIXTURE_SERVER)]}
 
 
-async def run_task(url: str, task: str) -> tuple[int, list[Step]]:
+async def says_yes(request: PermissionRequest) -> Answer:
+    """A person (test fake) who allows every call they are asked about."""
+    return Answer.ALLOW_ONCE
+
+
+async def run_task(url: str, task: str, asker: Asker | None = None) -> tuple[int, list[Step]]:
     steps: list[Step] = []
-    async with open_session(SessionOptions(endpoint=url, title=task)) as session:
+    options = SessionOptions(endpoint=url, title=task, asker=asker)
+    async with open_session(options) as session:
         async for step in session.send(task):
             steps.append(step)
     return session.session_id, steps
@@ -198,7 +205,8 @@ async def test_a_server_crash_mid_session_is_a_step_in_the_stream_and_the_log(
         "The server came back.",
     ]
     with scripted_server(tmp_path, outputs) as url:
-        session_id, steps = await run_task(url, "Crash it, then echo")
+        # After the crash report the echo is asked about (an MCP result is untrusted text).
+        session_id, steps = await run_task(url, "Crash it, then echo", says_yes)
     reports = [s for s in steps if isinstance(s, Notice) and s.kind == "mcp_report"]
     assert reports == [
         Notice("mcp_report", "MCP server 'fixture' crashed and was restarted", "fixture")

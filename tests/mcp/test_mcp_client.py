@@ -16,8 +16,10 @@ from deskloop.mcp.config import HttpServerConfig, StdioServerConfig, load_server
 from deskloop.settings import load_settings, paths
 from deskloop.store import Store
 from deskloop.tools import (
+    Answer,
     Dispatcher,
     PermissionPolicy,
+    PermissionRequest,
     ToolCall,
     ToolContext,
     ToolRegistry,
@@ -57,13 +59,18 @@ def fixture_entry() -> dict[str, object]:
     return {"command": sys.executable, "args": [str(FIXTURE_SERVER)]}
 
 
+async def allow_every_call(request: PermissionRequest) -> Answer:
+    return Answer.ALLOW_ONCE
+
+
 async def start_session(collected: Collected) -> tuple[McpServers, Dispatcher]:
     servers = McpServers(
         load_servers(), on_stderr=collected.on_stderr, on_report=collected.on_report
     )
     tools = await servers.start()
     settings = load_settings()
-    policy = PermissionPolicy.from_settings(settings.agent)
+    # After one MCP result (untrusted text) every external call is asked: a person says yes.
+    policy = PermissionPolicy.from_settings(settings.agent, allow_every_call)
     context = ToolContext(settings=settings, paths=paths(), store=Store.open(Path(":memory:")))
     dispatcher = Dispatcher(
         ToolRegistry(tools), policy, timeouts_from_settings(settings.agent), context=context
