@@ -119,3 +119,12 @@ def test_a_diff_shows_what_an_action_changed() -> None:
         '~ checkbox "Gift wrap" [ref=e14] (was: checked)',
         '+ status "Saved"',
     ]
+
+
+def test_rows_never_push_the_controls_out_of_a_tight_budget() -> None:
+    many_lists = "".join(rows(40).replace('"Results"', f'"List {n}"') for n in range(6))
+    snapshot = build_page_snapshot(1, "Lists", "http://127.0.0.1:1/", many_lists)
+    text = snapshot.render(budget=150)
+    assert count_tokens(text) <= 150
+    assert text.count('button "Save" [ref=e5]') == 6
+    assert "more lines: call browser_snapshot with a query" in text

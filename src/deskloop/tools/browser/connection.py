@@ -8,8 +8,9 @@ once and keeps it. Playwright's `connect_over_cdp` takes the WebSocket URL strai
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from playwright.async_api import Browser, Locator, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -46,7 +47,6 @@ class UnknownRef(BrowserAttachError):
 @dataclass
 class _PageState:
     latest: PageSnapshot | None = None
-    issued: set[str] = field(default_factory=set)
 
 
 class BrowserConnection:
@@ -70,6 +70,11 @@ class BrowserConnection:
         self._current: Page | None = None
         self._pages: dict[Page, _PageState] = {}
         self._numbers = 0
+        # Short refs, unique in this connection: a ref from another tab or an earlier page
+        # is stale, never another element.
+        self._short_refs: dict[tuple[Page, str], str] = {}
+        self._issued: set[str] = set()
+        self._ref_numbers = itertools.count(1)
 
     @classmethod
     async def connect(
@@ -169,10 +174,17 @@ class BrowserConnection:
         """Read the page's aria snapshot now; it becomes the tab's latest."""
         aria = await page.aria_snapshot(mode="ai", timeout=SNAPSHOT_TIMEOUT_MS)
         self._numbers += 1
-        snapshot = build_page_snapshot(self._numbers, await page.title(), page.url, aria)
-        state = self._pages.setdefault(page, _PageState())
-        state.latest = snapshot
-        state.issued.update(snapshot.known_refs)
+
+        def short_ref(playwright_ref: str) -> str:
+            key = (page, playwright_ref)
+            if key not in self._short_refs:
+                self._short_refs[key] = f"e{next(self._ref_numbers)}"
+                self._issued.add(self._short_refs[key])
+            return self._short_refs[key]
+
+        title = await page.title()
+        snapshot = build_page_snapshot(self._numbers, title, page.url, aria, short_ref)
+        self._pages.setdefault(page, _PageState()).latest = snapshot
         return snapshot
 
     async def settled_snapshot(self, page: Page) -> PageSnapshot:
@@ -194,9 +206,10 @@ class BrowserConnection:
         if state is None or state.latest is None:
             raise UnknownRef("no snapshot of this tab yet: call browser_snapshot first")
         ref = ref.strip()
-        if ref in state.latest.known_refs:
-            return page.get_by_ref(ref)
-        if ref in state.issued:
+        target = state.latest.targets.get(ref)
+        if target is not None:
+            return page.get_by_ref(target)
+        if ref in self._issued:
             raise UnknownRef(
                 f"stale ref: {ref} is not on the page in snapshot {state.latest.number} (the "
                 "page changed): call browser_snapshot and use a current ref"

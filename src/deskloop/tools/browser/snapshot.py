@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from deskloop.screen.diff import SnapshotDiff, diff_fields
+from deskloop.screen.folding import FOLD_AT, FOLD_SHOWN
 from deskloop.screen.observation import DEFAULT_BUDGET, fit_lines, quote
 from deskloop.screen.tokens import count_tokens
 
@@ -26,9 +27,6 @@ NAME_LIMIT = 60
 TEXT_LIMIT = 100
 # A query shows more of each line: it is how the model reads a long paragraph.
 QUERY_TEXT_LIMIT = 400
-# A run of this many similar rows under one parent folds; the first FOLD_KEEP stay.
-FOLD_AT = 8
-FOLD_KEEP = 3
 MORE_HINT = "call browser_snapshot with a query (words) to see them"
 FORMAT_HELP = (
     'One element a line: role, "name", = "value", states, and [ref=eN] on what you can act '
@@ -70,11 +68,13 @@ SHOWN_STATES = ("checked", "mixed", "pressed", "selected", "expanded", "disabled
 # What a role is called on a line: shorter where the long name is common.
 SHORT_ROLES = {"listitem": "item", "paragraph": "", "text": "", "generic": ""}
 
-FOCUSED_AREA, INTERACTIVE, REST = 0, 1, 2
+# As in screen observations: controls come before rows, so rows never push them out.
+FOCUSED_AREA, CONTROLS, ROWS, REST = 0, 1, 2, 3
 
 _KEY = re.compile(
     r'^(?P<role>[^\s"\[]+)(?: (?P<name>"(?:[^"\\]|\\.)*"))?(?P<attrs>(?: \[[^\]]*\])*)$'
 )
+_NO_SPACE_BEFORE = re.compile(r" ([.,;:!?)])")
 _ATTR = re.compile(r"\[([^\]=]+)(?:=([^\]]*))?\]")
 
 
@@ -201,7 +201,8 @@ def _composed_text(node: PageNode, skip: PageNode | None = None) -> str:
             parts.append(_composed_text(child, skip))
     # A table row reads as its cells, kept apart.
     joiner = " | " if node.role == "row" else " "
-    return joiner.join(" ".join(part.split()) for part in parts if part.strip())
+    text = joiner.join(" ".join(part.split()) for part in parts if part.strip())
+    return _NO_SPACE_BEFORE.sub(r"\1", text)
 
 
 def _interactive_names(node: PageNode) -> str:
@@ -251,13 +252,23 @@ def _role_word(node: PageNode) -> str:
 class _Builder:
     lines: list[PageLine] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
-    known_refs: set[str] = field(default_factory=set)
-    focused_parent: str | None = None
+    # Playwright's refs carry a frame ordinal (f3e12) and restart with each document; the
+    # model reads short refs that the connection keeps unique for the session instead.
+    short_ref: Callable[[str], str] = str
+    targets: dict[str, str] = field(default_factory=dict)
     synthetic: dict[str, int] = field(default_factory=dict)
+    # Inside a run of rows long enough to fold (its rows rank below controls).
+    in_rows: int = 0
+
+    def ref(self, playwright_ref: str) -> str:
+        """The short ref the model reads for one of Playwright's, recorded for actions."""
+        short = self.short_ref(playwright_ref)
+        self.targets[short] = playwright_ref
+        return short
 
     def key_for(self, node: PageNode, parent_key: str, text: str) -> str:
         if node.ref:
-            return node.ref
+            return node.ref  # Playwright keeps an element's ref while its role and name hold
         # A node without a ref is keyed by where it sits and what it says, so a diff
         # shows text that appears or goes, not text that merely moved.
         base = f"{parent_key}>{node.role}:{text}"
@@ -277,7 +288,7 @@ class _Builder:
         if value is not None and value != name:
             fields.append("= " + quote(value, TEXT_LIMIT))
         fields.extend(_states(node))
-        shown_ref = node.ref if node.ref and node.clickable else None
+        shown_ref = self.ref(node.ref) if node.ref and node.clickable else None
         if shown_ref:
             fields.append(f"[ref={shown_ref}]")
             self.refs.append(shown_ref)
@@ -285,8 +296,10 @@ class _Builder:
             fields.append(quote(rest, TEXT_LIMIT))
         if "active" in node.attributes and node.clickable:
             priority = FOCUSED_AREA
+        elif self.in_rows:
+            priority = ROWS
         elif node.clickable or value is not None or node.role == "heading":
-            priority = INTERACTIVE
+            priority = CONTROLS
         else:
             priority = REST
         full = " ".join(
@@ -305,10 +318,8 @@ class _Builder:
         self.lines.append(PageLine(key, tuple(fields), priority, full, shown_ref, folded))
 
     def walk(self, node: PageNode, parent_key: str, *, folded: bool = False) -> None:
-        if node.ref:
-            self.known_refs.add(node.ref)
         if node.role == "text":
-            if node.text and node.text.strip():
+            if node.text and any(c.isalnum() for c in node.text):
                 self.add(node, parent_key, node.text, folded=folded)
             return
         name = node.name
@@ -317,7 +328,6 @@ class _Builder:
         if control is not None:
             # A list item or row around one link reads as that link's line, plus the
             # rest of its text: one line with the ref instead of two.
-            self.known_refs.update(d.ref for d in node.descendants() if d.ref)
             rest = _composed_text(node, skip=control)
             self.add(control, parent_key, control.name or control.text or "",
                      folded=folded, rest=rest)
@@ -351,10 +361,12 @@ class _Builder:
             if run is None:
                 self.walk(child, key, folded=folded)
                 continue
-            keep = index - run.start < FOLD_KEEP or _stands_out(child)
+            keep = index - run.start < FOLD_SHOWN or _stands_out(child)
+            self.in_rows += 1
             self.walk(child, key, folded=folded or not keep)
-            if index == run.start + FOLD_KEEP - 1:
-                rows = node.children[run.start + FOLD_KEEP : run.start + run.length]
+            self.in_rows -= 1
+            if index == run.start + FOLD_SHOWN - 1:
+                rows = node.children[run.start + FOLD_SHOWN : run.start + run.length]
                 hidden = sum(1 for row in rows if not _stands_out(row))
                 self.summary(node, child.role, hidden, f"{key}>fold:{run.start}", folded)
 
@@ -363,7 +375,7 @@ class _Builder:
         word = SHORT_ROLES.get(role) or role
         text = f"… {hidden} more {word} rows{where}: {MORE_HINT}"
         self.lines.append(
-            PageLine(key, (text,), INTERACTIVE, text, folded=folded, is_summary=True)
+            PageLine(key, (text,), ROWS, text, folded=folded, is_summary=True)
         )
 
 
@@ -408,8 +420,8 @@ class PageSnapshot:
     lines: tuple[PageLine, ...]
     # Refs shown on lines (folded ones too), in page order: what the model may act on.
     refs: tuple[str, ...]
-    # Every ref Playwright gave in this snapshot, shown or not.
-    known_refs: frozenset[str]
+    # The Playwright ref each of `refs` stands for.
+    targets: Mapping[str, str]
 
     def header(self) -> str:
         return (
@@ -452,13 +464,15 @@ class PageSnapshot:
         return {line.key: list(line.fields) for line in self.lines if not line.is_summary}
 
 
-def build_page_snapshot(number: int, title: str, url: str, aria: str) -> PageSnapshot:
-    """Parse Playwright's AI-mode aria snapshot of a page into lines."""
-    builder = _Builder()
+def build_page_snapshot(
+    number: int, title: str, url: str, aria: str, short_ref: Callable[[str], str] = str
+) -> PageSnapshot:
+    """Parse Playwright's AI-mode aria snapshot of a page into lines; `short_ref` names
+    each of Playwright's refs for the model (by default, as Playwright wrote it)."""
+    builder = _Builder(short_ref=short_ref)
     builder.walk(parse_aria_snapshot(aria), "page")
     return PageSnapshot(
-        number, title, url, tuple(builder.lines), tuple(builder.refs),
-        frozenset(builder.known_refs),
+        number, title, url, tuple(builder.lines), tuple(builder.refs), dict(builder.targets)
     )
 
 

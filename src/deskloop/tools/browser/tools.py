@@ -48,7 +48,7 @@ ROUTING = (
 )
 REF = {
     "type": "string",
-    "pattern": "^(f[0-9]+)?e[0-9]{1,6}$",
+    "pattern": "^e[0-9]{1,7}$",
     "description": "A ref from the latest browser_snapshot, as it shows [ref=...].",
 }
 NAVIGATE_TIMEOUT_MS = 30_000
