@@ -196,8 +196,14 @@ async def test_stale_and_unknown_refs_are_the_models_to_fix(
     with pytest.raises(BadToolArguments, match="no ref 'e9999'"):
         await call(tools, context, "browser_click", ref="e9999")
     # After both mistakes a current ref still works.
-    result = await call(tools, context, "browser_click", ref=ref_of(page, 'button "Save draft"'))
+    save = ref_of(page, 'button "Save draft"')
+    result = await call(tools, context, "browser_click", ref=save)
     assert '+ "Saved draft"' in result
+    # On another page the form's refs are stale, even where that page has elements too.
+    later = await call(tools, context, "browser_navigate", url=site.url("later"))
+    assert save not in later
+    with pytest.raises(BadToolArguments, match=f"stale ref: {save}"):
+        await call(tools, context, "browser_click", ref=save)
 
 
 async def test_a_page_that_gives_orders_is_carried_as_quoted_data(
