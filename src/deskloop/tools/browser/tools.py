@@ -174,10 +174,14 @@ async def _open(connection: BrowserConnection, page: Page, url: str) -> str:
             break
         except PlaywrightError as exc:
             await _quiet(page)
-            # A load still settling (an error page after a failed one) interrupts the next
-            # navigation once; the second try finds the tab quiet.
-            if attempt == 1 and "interrupted by another navigation" in str(exc):
-                continue
+            # A load still settling (an error page after a failed one) can interrupt the
+            # navigation; often the page then arrives anyway, else a second try finds the
+            # tab quiet.
+            if "interrupted by another navigation" in str(exc):
+                if page.url.rstrip("/") == url.rstrip("/"):
+                    break
+                if attempt == 1:
+                    continue
             raise ToolFailed(f"could not open {url}: {first_line(exc)}") from exc
     return await connection.changes_after(page, before)
 
