@@ -4,51 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import shutil
 from typing import Any
 
 from deskloop.command_line import print_table
 from deskloop.mcp.client import describe_config
 from deskloop.mcp.config import (
     McpConfigError,
-    is_enabled,
+    add_server,
+    check_server_name,
     parse_server,
     read_servers_file,
+    remove_server,
     servers_file,
-    write_servers_file,
+    set_server_enabled,
 )
 from deskloop.settings import is_url
-
-SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-
-
-def check_server_name(name: str) -> None:
-    """A name that can sit inside `mcp__NAME__tool` and still be read back from it."""
-    if not SERVER_NAME.match(name) or not re.search(r"[A-Za-z0-9]", name):
-        raise McpConfigError(
-            f"server name {name!r} must be 1-40 letters, digits, '_' or '-', with at least "
-            "one letter or digit (it becomes part of each tool's name)"
-        )
-    if "__" in name or name.startswith("_") or name.endswith("_"):
-        better = re.sub("_+", "_", name).strip("_") or "server"
-        raise McpConfigError(
-            f"server name {name!r} must not contain '__' or start or end with '_': tool names "
-            f"use '__' to separate the server from the tool (mcp__{name}__tool); "
-            f"try {better!r}"
-        )
-
-
-def check_command(command: str, env: dict[str, str]) -> None:
-    """The command must be one this machine can start (a path, or a name on PATH)."""
-    search_path = env.get("PATH", os.environ.get("PATH"))
-    if shutil.which(command, path=search_path) is None:
-        where = "is not an executable file" if os.sep in command else "is not on PATH"
-        raise McpConfigError(
-            f"cannot start {command!r}: it {where}. Install it, or give its full path "
-            "after `--`"
-        )
 
 
 def mcp_command(args: argparse.Namespace) -> int:
@@ -118,35 +88,18 @@ def _add(args: argparse.Namespace) -> int:
             )
         entry = {"url": args.url, "headers": _pairs(args.header, "--header")}
     else:
-        env = _pairs(args.env, "--env")
-        check_command(command[0], env)
-        entry = {"command": command[0], "args": command[1:], "env": env}
+        entry = {"command": command[0], "args": command[1:], "env": _pairs(args.env, "--env")}
     entry["enabled"] = not args.disabled
-    path = servers_file()
-    data = read_servers_file(path)
-    if name in data["mcpServers"] and not args.force:
-        raise McpConfigError(f"server {name!r} is already in {path}; add --force to replace it")
-    parse_server(name, entry, path)
-    data["mcpServers"][name] = entry
-    write_servers_file(data, path)
+    path = add_server(name, entry, replace=args.force)
     print(f"added {name} to {path}")
     return 0
 
 
 def _edit(name: str, *, remove: bool = False, enabled: bool | None = None) -> int:
-    path = servers_file()
-    data = read_servers_file(path)
-    servers = data["mcpServers"]
-    if name not in servers:
-        known = ", ".join(servers) or "none"
-        raise McpConfigError(f"no MCP server {name!r} in {path} (known: {known})")
     if remove:
-        del servers[name]
+        remove_server(name)
         print(f"removed {name}")
     else:
-        entry = servers[name]
-        entry["enabled"] = enabled
-        entry.pop("disabled", None)
-        print(f"{name} is {'enabled' if is_enabled(entry) else 'disabled'}")
-    write_servers_file(data, path)
+        set_server_enabled(name, bool(enabled))
+        print(f"{name} is {'enabled' if enabled else 'disabled'}")
     return 0

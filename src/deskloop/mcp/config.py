@@ -8,12 +8,17 @@ not know are kept when the file is edited.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deskloop.errors import DeskloopError
-from deskloop.settings import paths
+from deskloop.settings import is_url, paths
+
+SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
 class McpConfigError(DeskloopError):
@@ -111,3 +116,77 @@ def load_servers(path: Path | None = None) -> list[McpServerConfig]:
     target = path if path is not None else servers_file()
     data = read_servers_file(target)
     return [parse_server(name, entry, target) for name, entry in data["mcpServers"].items()]
+
+
+def check_server_name(name: str) -> None:
+    """A name that can sit inside `mcp__NAME__tool` and still be read back from it."""
+    if not SERVER_NAME.match(name) or not re.search(r"[A-Za-z0-9]", name):
+        raise McpConfigError(
+            f"server name {name!r} must be 1-40 letters, digits, '_' or '-', with at least "
+            "one letter or digit (it becomes part of each tool's name)"
+        )
+    if "__" in name or name.startswith("_") or name.endswith("_"):
+        better = re.sub("_+", "_", name).strip("_") or "server"
+        raise McpConfigError(
+            f"server name {name!r} must not contain '__' or start or end with '_': tool names "
+            f"use '__' to separate the server from the tool (mcp__{name}__tool); "
+            f"try {better!r}"
+        )
+
+
+def check_command(command: str, env: dict[str, str]) -> None:
+    """The command must be one this machine can start (a path, or a name on PATH)."""
+    search_path = env.get("PATH", os.environ.get("PATH"))
+    if shutil.which(command, path=search_path) is None:
+        where = "is not an executable file" if os.sep in command else "is not on PATH"
+        raise McpConfigError(
+            f"cannot start {command!r}: it {where}. Install it, or give its full path "
+            "after `--`"
+        )
+
+
+def add_server(name: str, entry: dict[str, Any], *, replace: bool = False) -> Path:
+    """Check one server entry and add it to the file; returns the file's path."""
+    check_server_name(name)
+    if "url" in entry and not is_url(str(entry["url"])):
+        raise McpConfigError(
+            f"the URL must be the server's http(s) address, like http://127.0.0.1:8000/mcp, "
+            f"not {entry['url']!r}"
+        )
+    if "command" in entry:
+        check_command(str(entry["command"]), dict(entry.get("env", {})))
+    path = servers_file()
+    data = read_servers_file(path)
+    if name in data["mcpServers"] and not replace:
+        raise McpConfigError(f"server {name!r} is already in {path}; add --force to replace it")
+    parse_server(name, entry, path)
+    data["mcpServers"][name] = entry
+    write_servers_file(data, path)
+    return path
+
+
+def _existing(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    servers: dict[str, Any] = data["mcpServers"]
+    if name not in servers:
+        known = ", ".join(servers) or "none"
+        raise McpConfigError(f"no MCP server {name!r} in {path} (known: {known})")
+    entry: dict[str, Any] = servers[name]
+    return entry
+
+
+def remove_server(name: str) -> None:
+    path = servers_file()
+    data = read_servers_file(path)
+    _existing(data, name, path)
+    del data["mcpServers"][name]
+    write_servers_file(data, path)
+
+
+def set_server_enabled(name: str, enabled: bool) -> None:
+    """Switch a server on or off, dropping another host's `disabled` key so one flag decides."""
+    path = servers_file()
+    data = read_servers_file(path)
+    entry = _existing(data, name, path)
+    entry["enabled"] = enabled
+    entry.pop("disabled", None)
+    write_servers_file(data, path)
