@@ -125,6 +125,20 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     demo.set_defaults(handler=_lazy("deskloop.demo:demo_command"))
 
 
+def _add_ui(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ui = commands.add_parser(
+        "ui",
+        help="open the web UI: chat, settings, routines, MCP servers, doctor, history",
+        description="Serve the local web UI (default http://127.0.0.1:8890) and open it in "
+        "your browser.",
+    )
+    ui.add_argument("--host", help="address to bind (default 127.0.0.1; others need --token)")
+    ui.add_argument("--port", type=int, help="port (default 8890; 0 picks a free one)")
+    ui.add_argument("--token", help="secret the browser must present; required off loopback")
+    ui.add_argument("--no-open", action="store_true", help="do not open a browser")
+    ui.set_defaults(handler=_lazy("deskloop.ui.command:ui_command"))
+
+
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench",
@@ -156,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_screen(commands)
     add_mcp_command(commands, _lazy)
     _add_config(commands)
+    _add_ui(commands)
     _add_bench(commands)
     return parser
 

@@ -1,0 +1,78 @@
+// Shared by every page: the navigation bar, JSON calls that carry the CSRF token, DOM helpers.
+"use strict";
+
+const deskloop = (() => {
+  const csrf = document.querySelector('meta[name="deskloop-csrf"]').content;
+  const pages = [
+    ["/chat", "Chat"],
+    ["/history", "History"],
+    ["/routines", "Routines"],
+    ["/settings", "Settings"],
+    ["/mcp", "MCP servers"],
+    ["/doctor", "Doctor"],
+  ];
+
+  // el("div", {class: "x", onclick: f}, "text", child) builds an element; text is never HTML.
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else if (name === "dataset") Object.assign(node.dataset, value);
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat(Infinity)) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  function renderNav() {
+    const header = document.getElementById("nav");
+    if (!header) return;
+    header.className = "nav";
+    header.append(el("span", {class: "brand"}, "deskloop"));
+    for (const [path, label] of pages) {
+      const current = location.pathname === path || location.pathname.startsWith(path + "/");
+      header.append(el("a", {href: path, class: current ? "current" : null}, label));
+    }
+  }
+
+  async function api(method, path, body) {
+    const options = {method, headers: {}};
+    if (method !== "GET") {
+      options.headers["X-Deskloop-CSRF"] = csrf;
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body || {});
+    }
+    const response = await fetch(path, options);
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = null; }
+    if (!response.ok) {
+      throw new Error(data && data.error ? data.error : `${response.status} ${response.statusText}`);
+    }
+    return data;
+  }
+
+  function banner(node, kind, text) {
+    node.className = `banner ${kind}`;
+    node.textContent = text;
+    node.classList.toggle("hidden", !text);
+  }
+
+  function when(seconds) {
+    if (!seconds) return "";
+    return new Date(seconds * 1000).toLocaleString(undefined, {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    });
+  }
+
+  function short(value, limit) {
+    const text = typeof value === "string" ? value : JSON.stringify(value);
+    return text.length > limit ? text.slice(0, limit - 1) + "…" : text;
+  }
+
+  document.addEventListener("DOMContentLoaded", renderNav);
+  return {api, el, banner, when, short};
+})();

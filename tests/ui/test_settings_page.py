@@ -1,0 +1,91 @@
+"""The Settings API: the three-way model choice and the plain fields, in the CLI's config.toml."""
+
+import tomllib
+
+import httpx
+import pytest
+
+from deskloop.settings import load_settings, paths, set_setting
+from deskloop.ui.settings_page import APPLIES, CLOUD_URL
+
+
+def saved() -> dict[str, object]:
+    return tomllib.loads(paths().config_file.read_text())
+
+
+async def test_the_page_shows_the_embedded_model_by_default(client: httpx.AsyncClient) -> None:
+    view = (await client.get("/api/settings")).json()
+    assert view["model_source"] == "embedded"
+    assert view["next_session"] == "the embedded model on this machine"
+    assert view["applies"] == APPLIES
+    fields = {f["key"]: f for group in view["groups"] for f in group["fields"]}
+    assert fields["agent.policy_destructive"]["value"] == "ask"
+    assert fields["agent.policy_destructive"]["choices"] == ["auto", "ask", "deny"]
+    assert fields["agent.timeout_mcp_s"]["kind"] == "number"
+    assert fields["agent.model"]["value"] == load_settings().agent.model
+
+
+async def test_a_custom_endpoint_is_saved_where_the_cli_reads_it(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.post(
+        "/api/settings",
+        json={"model_source": "custom", "custom_url": "http://gpu-box:8888/",
+              "values": {"agent.model": "qwen", "agent.timeout_other_s": "120"}},
+    )
+    assert answer.status_code == 200
+    view = answer.json()
+    assert view["model_source"] == "custom" and view["custom_url"] == "http://gpu-box:8888"
+    assert view["next_session"].startswith("http://gpu-box:8888")
+    assert saved()["agent"] == {
+        "endpoint": "http://gpu-box:8888", "model": "qwen", "timeout_other_s": 120.0,
+    }
+    agent = load_settings().agent
+    assert (agent.endpoint, agent.model, agent.timeout_other_s) == (
+        "http://gpu-box:8888", "qwen", 120.0,
+    )
+
+
+async def test_cloud_then_embedded(client: httpx.AsyncClient) -> None:
+    cloud = await client.post("/api/settings", json={"model_source": "cloud", "api_key": "sk-x"})
+    assert cloud.json()["model_source"] == "cloud" and cloud.json()["api_key_set"]
+    assert load_settings().agent.endpoint == CLOUD_URL
+    assert load_settings().agent.api_key == "sk-x"
+    # A blank key field keeps the saved key.
+    embedded = await client.post("/api/settings", json={"model_source": "embedded", "api_key": ""})
+    assert embedded.json()["model_source"] == "embedded"
+    assert load_settings().agent.endpoint == ""
+    assert load_settings().agent.api_key == "sk-x"
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"model_source": "custom", "custom_url": "gpu-box:8888"}, "http:// or https:// URL"),
+        ({"model_source": "custom", "custom_url": "http://h:1http://h:2"}, "http:// or https://"),
+        ({"model_source": "custom", "custom_url": ""}, "type the Custom API Endpoint"),
+        ({"model_source": "moon"}, "model_source must be one of"),
+        ({"values": {"agent.policy_act": "sometimes"}}, "must be one of auto, ask, deny"),
+        ({"values": {"agent.timeout_mcp_s": "soon"}}, "must be a number"),
+        ({"values": {"server.api_key": "x"}}, "not a setting this page changes"),
+    ],
+)
+async def test_bad_values_are_refused_and_nothing_is_written(
+    client: httpx.AsyncClient, body: dict[str, object], said: str
+) -> None:
+    set_setting("agent.model", "before")
+    before = paths().config_file.read_text()
+    body = {**body, "values": {"agent.model": "after", **body.get("values", {})}}  # type: ignore[dict-item]
+    refused = await client.post("/api/settings", json=body)
+    assert refused.status_code == 400
+    assert said in refused.json()["error"]
+    assert paths().config_file.read_text() == before
+
+
+async def test_an_environment_variable_that_wins_is_said(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_ENDPOINT", "http://from-env:1")
+    view = (await client.get("/api/settings")).json()
+    assert any("DESKLOOP_AGENT_ENDPOINT" in note for note in view["notes"])
+    assert view["next_session"].startswith("http://from-env:1")
