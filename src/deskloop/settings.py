@@ -150,13 +150,25 @@ class BrowserSettings:
 
 
 @dataclass
+class SchedulerSettings:
+    """`deskloop scheduler`: routines' defaults, how often it looks, and the observer."""
+
+    # The longest wait before a change to the routines (a new one, a run now) is seen.
+    poll_s: float = 2.0
+    routine_timeout_s: float = 900.0
+    # The observer reads a conversation every this many user/assistant turn pairs; 0: never.
+    observer_every: int = 10
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
     browser: BrowserSettings = field(default_factory=BrowserSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
 
-    SECTIONS = ("server", "agent", "tools", "browser")
+    SECTIONS = ("server", "agent", "tools", "browser", "scheduler")
 
 
 _KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number"}

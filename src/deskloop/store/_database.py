@@ -14,6 +14,7 @@ from deskloop.store._connection import StoreError
 from deskloop.store._messages import MessageAccess
 from deskloop.store._migrations import apply_migrations
 from deskloop.store._records import ResumedConversation
+from deskloop.store._routines import RoutineAccess
 from deskloop.store._sessions import SessionAccess
 from deskloop.store._tool_calls import ToolCallAccess
 from deskloop.store._usage import UsageAccess
@@ -24,8 +25,8 @@ INTERRUPTED_TOOL_MESSAGE = (
 )
 
 
-class Store(SessionAccess, MessageAccess, ToolCallAccess, UsageAccess):
-    """Typed access to sessions, messages, tool calls and usage in one SQLite database."""
+class Store(SessionAccess, MessageAccess, ToolCallAccess, UsageAccess, RoutineAccess):
+    """Typed access to sessions, messages, tool calls, usage, routines and runs in one SQLite database."""
 
     @classmethod
     def open(cls, path: Path | None = None) -> Store:

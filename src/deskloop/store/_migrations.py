@@ -104,6 +104,66 @@ def m002_message_search(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_routines_and_runs(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE routines (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            prompt TEXT NOT NULL,
+            schedule TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            endpoint TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            session_mode TEXT NOT NULL DEFAULT 'new' CHECK (session_mode IN ('new', 'resume')),
+            timeout_s REAL NOT NULL,
+            tools_json TEXT,
+            next_fire_at REAL,
+            run_requested_at REAL,
+            last_session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE routine_runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('routine', 'observer')),
+            routine_id INTEGER REFERENCES routines(id) ON DELETE CASCADE,
+            status TEXT NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'ok', 'error', 'timeout', 'empty')),
+            slot REAL,
+            catch_up INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            output TEXT NOT NULL DEFAULT '',
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+            refused_tools_json TEXT NOT NULL DEFAULT '[]',
+            owner_pid INTEGER,
+            watched_session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            watched_upto INTEGER,
+            CONSTRAINT one_run_per_slot UNIQUE (routine_id, slot)
+        )
+        """
+    )
+    # The promises "never two runs of one routine at once" and "one observer at a time".
+    db.execute(
+        "CREATE UNIQUE INDEX routine_runs_one_live ON routine_runs(routine_id)"
+        " WHERE status = 'running' AND kind = 'routine'"
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX observer_runs_one_live ON routine_runs(kind)"
+        " WHERE status = 'running' AND kind = 'observer'"
+    )
+    db.execute("CREATE INDEX routine_runs_by_routine ON routine_runs(routine_id, id)")
+
+
 def apply_migrations(db: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction; returns their names."""
     db.execute(
