@@ -22,6 +22,7 @@ from deskloop.agent.arguments import add_agent_commands
 from deskloop.command_line import CommandParser, port_number, positive_number, task_text
 from deskloop.errors import DeskloopError
 from deskloop.mcp.arguments import add_mcp_command
+from deskloop.scheduler.arguments import add_scheduler_commands
 
 Handler = Callable[[argparse.Namespace], int]
 # What a shell reports for a process ended by SIGPIPE (128 + 13).
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_screen(commands)
     add_mcp_command(commands, _lazy)
+    add_scheduler_commands(commands, _lazy)
     _add_config(commands)
     _add_ui(commands)
     _add_bench(commands)

@@ -17,10 +17,18 @@ def tool_call(name: str, arguments: dict[str, Any], text: str = "") -> str:
 
 @contextmanager
 def scripted_server(
-    folder: Path, outputs: list[str], *, repeat_last: bool = False, api_key: str = ""
+    folder: Path,
+    outputs: list[str],
+    *,
+    repeat_last: bool = False,
+    api_key: str = "",
+    **script_options: Any,
 ) -> Iterator[str]:
+    """`script_options` go into the script: token_delay_s, prefill_delay_s (see engines/scripted)."""
     script = folder / "script.json"
-    script.write_text(json.dumps({"outputs": outputs, "repeat_last": repeat_last}))
+    script.write_text(
+        json.dumps({"outputs": outputs, "repeat_last": repeat_last, **script_options})
+    )
     command = [sys.executable, "-m", "deskloop", "serve", "--engine", "scripted"]
     if api_key:
         command += ["--api-key", api_key]
