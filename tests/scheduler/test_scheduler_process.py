@@ -95,21 +95,29 @@ def add(name: str, endpoint: str, **fields: Any) -> None:
         create_routine(store, name, endpoint=endpoint, **fields)
 
 
-def session_children(run_id: int) -> list[int]:
-    """Pids of live session processes for `run_id` (Linux /proc)."""
+def session_children(scheduler_pid: int) -> list[int]:
+    """Pids of the live session processes the scheduler started (Linux /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             words = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().split()[2]
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        ours = b"deskloop.scheduler.session_child" in words and str(run_id).encode() in words
+        state, parent = stat[0], int(stat[1])
+        ours = b"deskloop.scheduler.session_child" in words and parent == scheduler_pid
         if ours and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_every_routine_fires_twice_and_runs_never_overlap(
@@ -148,9 +156,12 @@ def test_sigkill_mid_run_then_restart_marks_it_error_and_never_repeats_a_slot(
             lambda: [r for r in runs_of("slow") if r.status == "running" and r.session_id],
             "a run with its session",
         )[0]
-        assert session_children(running.id)
+        assert scheduler.process is not None
+        pid = scheduler.process.pid
+        children = session_children(pid)  # the run's session, and the standby for the next fire
+        assert children
         scheduler.signal(signal.SIGKILL)
-        wait_for(lambda: not session_children(running.id), "the session to die with it", 10)
+        wait_for(lambda: not any(alive(c) for c in children), "its sessions to die with it", 10)
         with Store.open() as store:
             assert store.run(running.id).status == "running"  # nobody has looked yet
     with scripted_server(tmp_path, ["finished quickly"], repeat_last=True) as url:

@@ -40,6 +40,8 @@ def permission_prompt(request: PermissionRequest) -> str:
     if len(arguments) > 400:
         arguments = arguments[:400] + "…"
     lines = [f"\nThe agent wants to run {request.tool_name} ({request.risk}) with {arguments}"]
+    if request.summary:
+        lines.append(f"  {request.summary}")
     source = request.untrusted_source
     if source is None:
         lines.append("Allow? [y]es / [n]o / [a]lways this session: ")

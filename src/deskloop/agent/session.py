@@ -45,6 +45,14 @@ class SessionOptions:
     extra_tools: Sequence[Tool] = ()
     # How a person is asked before a call the policy asks about; None refuses those calls.
     asker: Asker | None = None
+    # Routines and the observer: nobody is there to ask, and only `allowed_tools` run
+    # (None: the read-class tools).
+    unattended: bool = False
+    allowed_tools: frozenset[str] | None = None
+    # False: no screen tools and no first observation (the observer never acts on it).
+    screen: bool = True
+    # `endpoint` serves the embedded model (a scheduler's resident server): treat it so.
+    embedded_endpoint: bool = False
 
 
 _embedded: EmbeddedServer | None = None
@@ -77,14 +85,24 @@ def stop_embedded_server() -> None:
         _embedded = None
 
 
+def approved_tools(registry: ToolRegistry, listed: frozenset[str] | None) -> frozenset[str]:
+    """What an unattended session may run: its list, else the read-class tools; and `finish`."""
+    if listed is None:
+        listed = frozenset(tool.name for tool in registry if tool.risk == "read")
+    return listed | {FINISH.name}
+
+
 @asynccontextmanager
 async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
     """A ready session; MCP servers and the store are closed when the block ends."""
     settings = load_settings()
     agent = settings.agent
+    if not options.screen:
+        settings.tools.screen = False
+        agent.observe_first = False
     model = options.model or agent.model
     url, api_key, embedded = await _endpoint_url(options)
-    required = calls_required(agent.tool_calls, embedded)
+    required = calls_required(agent.tool_calls, embedded or options.embedded_endpoint)
     async with AsyncExitStack() as stack:
         store = stack.enter_context(Store.open())
         if options.resume is not None:
@@ -112,12 +130,22 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             switched_off=[*options.mcp_off, *switched_off],
         )
         await stack.enter_async_context(servers)
-        context = ToolContext(settings=settings, paths=paths(), store=store, session_id=record.id)
+        context = ToolContext(
+            settings=settings,
+            paths=paths(),
+            store=store,
+            session_id=record.id,
+            unattended=options.unattended,
+        )
         stack.push_async_callback(context.aclose)
         own = [FINISH] if required else []
-        registry = ToolRegistry([*native_tool_set(context), *options.extra_tools, *own])
+        # Unattended, the families that need a person (ask_followup) are left out, as over MCP.
+        native = native_tool_set(context, for_mcp_serve=options.unattended)
+        registry = ToolRegistry([*native, *options.extra_tools, *own])
         for refused in registry.add_each(await servers.start()):
             channel.emit(Notice("mcp_report", f"MCP tool left out: {refused}"))
+        if options.unattended:
+            context.allowed_tools = approved_tools(registry, options.allowed_tools)
         policy = PermissionPolicy.from_settings(agent, options.asker)
         dispatcher = Dispatcher(registry, policy, timeouts_from_settings(agent), context=context)
         client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)

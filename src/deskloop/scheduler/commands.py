@@ -31,7 +31,7 @@ from deskloop.scheduler.routines import (
 )
 from deskloop.scheduler.runner import ModelServers, Scheduler
 from deskloop.settings import AgentSettings, SchedulerSettings, load_settings, paths
-from deskloop.store import RoutineRecord, RunRecord, Store
+from deskloop.store import RoutineRecord, RunRecord, SessionMode, Store
 
 
 def _tools(text: str | None) -> tuple[str, ...] | None:
@@ -80,7 +80,7 @@ def _changes(args: argparse.Namespace) -> RoutineChanges:
     if args.resume and args.new_session:
         raise RoutineError("give --resume or --new-session, not both")
     enabled = True if args.enabled else (False if args.disabled else None)
-    mode = "resume" if args.resume else ("new" if args.new_session else None)
+    mode: SessionMode | None = "resume" if args.resume else ("new" if args.new_session else None)
     return RoutineChanges(
         prompt=args.prompt,
         schedule=args.schedule,
@@ -211,6 +211,7 @@ async def _serve(store: Store, agent: AgentSettings, options: SchedulerSettings)
         servers,
         poll_s=options.poll_s,
         observer_every=options.observer_every,
+        standby=options.standby_child,
         on_event=say,
     )
     count = len(list_routines(store))

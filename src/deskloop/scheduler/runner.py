@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from deskloop.agent.endpoint import EmbeddedServer, EndpointError, resolve_endpoint
 from deskloop.scheduler.observer import due_position
@@ -94,20 +96,21 @@ class ModelServers:
         self._embedded: EmbeddedServer | None = None
         self._starting = asyncio.Lock()
 
-    async def url_for(self, endpoint: str = "") -> str:
-        """`endpoint` when given, else the agent's, else the embedded server's."""
+    async def url_for(self, endpoint: str = "") -> tuple[str, bool]:
+        """`endpoint` when given, else the agent's, else the embedded server's; and whether
+        it is the embedded one."""
         if endpoint:
-            return endpoint
-        endpoint = resolve_endpoint(self.agent, None)
-        if endpoint.url is not None:
-            return endpoint.url
+            return endpoint, False
+        configured = resolve_endpoint(self.agent, None)
+        if configured.url is not None:
+            return configured.url, False
         async with self._starting:
             if self._embedded is None:
                 server = EmbeddedServer(self.embedded_args)
                 server.spawn()  # on the loop's thread: PR_SET_PDEATHSIG follows that thread
                 await asyncio.to_thread(server.wait_until_ready)
                 self._embedded = server
-            return self._embedded.url
+            return self._embedded.url, True
 
     @property
     def embedded_url(self) -> str | None:
@@ -134,6 +137,7 @@ class Scheduler:
         *,
         poll_s: float = 2.0,
         observer_every: int = 0,
+        standby: bool = False,
         clock: Callable[[], float] = time.time,
         on_event: Callable[[str], None] = lambda line: None,
     ) -> None:
@@ -141,6 +145,9 @@ class Scheduler:
         self.servers = servers
         self.poll_s = poll_s
         self.observer_every = observer_every
+        # Keep one child started and imported, waiting for the next fire (see session_child).
+        self.standby = standby
+        self._standby: asyncio.subprocess.Process | None = None
         self._observer: asyncio.Task[None] | None = None
         self._seen_message_id = 0
         self._unobserved: set[int] = set()
@@ -155,6 +162,7 @@ class Scheduler:
         for run in recover_stale_runs(self.store):
             self.say(f"run {run.id} was left running by a stopped scheduler: marked error")
         try:
+            await self.start_standby()
             while not stop.is_set():
                 self.fire_due()
                 self.observe_due()
@@ -222,7 +230,7 @@ class Scheduler:
             self.say(f"routine {routine.name!r}: run {run.id} started")
             task = asyncio.create_task(self._execute(routine, run, fire))
             self._tasks[routine.id] = task
-            task.add_done_callback(lambda _t, rid=routine.id: self._run_ended(rid))
+            task.add_done_callback(partial(self._run_ended, routine.id))
             started.append(run)
         return started
 
@@ -260,17 +268,17 @@ class Scheduler:
 
     async def _execute_observer(self, run: RunRecord) -> None:
         try:
-            url = await self.servers.url_for()
+            url, embedded = await self.servers.url_for()
         except (EndpointError, OSError) as exc:
             self.store.finish_run(run.id, RunResult("error", f"no model server: {exc}"))
             return
-        end = await self._run_child(run, OBSERVER_TIMEOUT_S, url)
+        end = await self._run_child(run, OBSERVER_TIMEOUT_S, url, embedded)
         finished = self.store.finish_run(
             run.id, judge_run(self.store, self.store.run(run.id), end, 0)
         )
         self.say(f"observer: run {run.id} {finished.status}")
 
-    def _run_ended(self, routine_id: int) -> None:
+    def _run_ended(self, routine_id: int, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(routine_id, None)
         self._wake.set()
 
@@ -281,11 +289,11 @@ class Scheduler:
                 (u.turn for u in self.store.usage(routine.last_session_id)), default=0
             )
         try:
-            url = await self.servers.url_for(routine.endpoint)
+            url, embedded = await self.servers.url_for(routine.endpoint)
         except (EndpointError, OSError) as exc:
             self._finish(routine, run, RunResult("error", f"no model server: {exc}"))
             return
-        end = await self._run_child(run, routine.timeout_s, url)
+        end = await self._run_child(run, routine.timeout_s, url, embedded)
         result = judge_run(self.store, self.store.run(run.id), end, baseline_turn)
         if fire.catch_up:
             said = f"{fire.missed} missed fires" if fire.missed > 1 else "a missed fire"
@@ -318,19 +326,11 @@ class Scheduler:
         if current.updated_at <= run.started_at:
             self.store.set_next_fire(current.id, next_after_run(current, self.clock()))
 
-    async def _run_child(self, run: RunRecord, timeout_s: float, url: str) -> SessionEnd:
-        command = [
-            sys.executable, "-m", "deskloop.scheduler.session_child", str(run.id),
-            "--endpoint", url,
-        ]  # fmt: skip
-        child = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own group: a timeout ends its MCP servers too
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+    async def _run_child(
+        self, run: RunRecord, timeout_s: float, url: str, embedded: bool
+    ) -> SessionEnd:
+        words = [str(run.id), "--endpoint", url, *(["--embedded"] if embedded else [])]
+        child = await self._child_for(words)
         self._children[run.id] = child
         try:
             async with asyncio.timeout(timeout_s):
@@ -347,8 +347,33 @@ class Scheduler:
             self._children.pop(run.id, None)
         return SessionEnd.from_child(child.returncode, stdout, stderr, STDERR_TAIL_LINES)
 
+    async def _child_for(self, words: list[str]) -> asyncio.subprocess.Process:
+        """The standby child, handed `words`, or a fresh child when there is none."""
+        child, self._standby = self._standby, None
+        if child is not None and child.returncode is None and child.stdin is not None:
+            try:
+                child.stdin.write(json.dumps(words).encode() + b"\n")
+                await child.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                child = None
+        else:
+            child = None
+        if child is None:
+            child = await _spawn_child(words)
+        if self.standby:
+            self._standby = await _spawn_child(["--standby"])  # ready for the next fire
+        return child
+
+    async def start_standby(self) -> None:
+        """Start the child that waits, imports done, for the next fire."""
+        if self.standby and self._standby is None:
+            self._standby = await _spawn_child(["--standby"])
+
     async def _stop_runs(self) -> None:
         """On shutdown: end every child's group and mark its run as stopped with the scheduler."""
+        if self._standby is not None:
+            await _end_group(self._standby)
+            self._standby = None
         for child in list(self._children.values()):
             await _end_group(child)
         tasks = [*self._tasks.values(), *([self._observer] if self._observer else [])]
@@ -360,6 +385,17 @@ class Scheduler:
                 self.store.finish_run(run.id, RunResult("error", SCHEDULER_STOPPED))
                 if run.session_id is not None:
                     self.store.end_session(run.session_id, "scheduler_stopped")
+
+
+async def _spawn_child(words: list[str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deskloop.scheduler.session_child", *words,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own group: a timeout ends its MCP servers too
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )  # fmt: skip
 
 
 async def _end_group(child: asyncio.subprocess.Process) -> None:

@@ -1,9 +1,11 @@
 """One unattended agent session for one run row: what the scheduler starts per fire.
 
-`python -m deskloop.scheduler.session_child RUN_ID --endpoint URL`. It records its session
-id on the run row as soon as the session exists, never waits for a person, and prints
-one JSON line at the end: the loop's end reason and message. It exits when its stdin
-closes, which happens when the scheduler that started it dies.
+`python -m deskloop.scheduler.session_child RUN_ID --endpoint URL`, or `--standby`: start,
+import everything (about 2 s of CPU: the SDKs), then wait for those arguments as a JSON
+line on stdin, so a fire does not wait for imports. It records its session id on the run
+row as soon as the session exists, never waits for a person, and prints one JSON line at
+the end: the loop's end reason and message. It exits when its stdin closes, which
+happens when the scheduler that started it dies.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def _exit_when_parent_goes() -> None:
     os._exit(1)
 
 
-def _options(store: Store, run: RunRecord, endpoint: str) -> tuple[SessionOptions, str]:
+def _options(
+    store: Store, run: RunRecord, endpoint: str, embedded: bool
+) -> tuple[SessionOptions, str]:
     """The session's options and its first message, for a routine run or an observer run."""
     if run.kind == "observer":
         assert run.watched_session_id is not None and run.watched_upto is not None
@@ -44,6 +48,7 @@ def _options(store: Store, run: RunRecord, endpoint: str) -> tuple[SessionOption
             unattended=True,
             allowed_tools=OBSERVER_TOOLS,
             screen=False,
+            embedded_endpoint=embedded,
         )
         return options, observer_prompt(store, run.watched_session_id, run.watched_upto)
     assert run.routine_id is not None
@@ -58,14 +63,15 @@ def _options(store: Store, run: RunRecord, endpoint: str) -> tuple[SessionOption
         title=f"routine {routine.name}",
         unattended=True,
         allowed_tools=None if routine.tools is None else frozenset(routine.tools),
+        embedded_endpoint=embedded,
     )
     return options, routine.prompt
 
 
-async def run_session(run_id: int, endpoint: str) -> RunEnded:
+async def run_session(run_id: int, endpoint: str, embedded: bool) -> RunEnded:
     with Store.open() as store:
         run = store.run(run_id)
-        options, prompt = _options(store, run, endpoint)
+        options, prompt = _options(store, run, endpoint, embedded)
     ended = RunEnded("end_turn", "")
     async with open_session(options) as session:
         session.store.set_run_session(run_id, session.session_id)
@@ -77,13 +83,23 @@ async def run_session(run_id: int, endpoint: str) -> RunEnded:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words == ["--standby"]:
+        # Imports are done; wait for the scheduler's fire: one JSON list of the arguments.
+        line = sys.stdin.buffer.readline()
+        if not line.strip():
+            return 0  # the scheduler stopped before it needed this one
+        words = [str(word) for word in json.loads(line)]
     parser = argparse.ArgumentParser(prog="deskloop.scheduler.session_child")
     parser.add_argument("run_id", type=int)
     parser.add_argument("--endpoint", required=True)
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--embedded", action="store_true", help="the endpoint is the embedded model"
+    )
+    args = parser.parse_args(words)
     threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
     try:
-        ended = asyncio.run(run_session(args.run_id, args.endpoint))
+        ended = asyncio.run(run_session(args.run_id, args.endpoint, args.embedded))
     except DeskloopError as exc:
         print(json.dumps({"reason": "error", "message": str(exc)}), flush=True)
         return 1

@@ -92,6 +92,8 @@ class Tool:
     untrusted: bool = False
     # For a tool whose risk depends on its input (a SELECT reads, an UPDATE destroys).
     classify: RiskClassifier | None = None
+    # What a person approves, in words, shown when the policy asks (a routine's tool list).
+    explain: Callable[[ToolInput], str] | None = None
 
     def risk_for(self, tool_input: ToolInput) -> RiskClass:
         """The risk class of this call: `classify(input)` when given, else `risk`."""

@@ -11,12 +11,14 @@ from deskloop.settings import Settings
 from deskloop.tools.browser import BROWSER_FAMILY
 from deskloop.tools.contract import Tool, ToolContext, ToolFamily
 from deskloop.tools.followup import FOLLOWUP_FAMILY
+from deskloop.tools.routines import ROUTINES_FAMILY
 from deskloop.tools.screen import SCREEN_FAMILY
 
 NATIVE_FAMILIES: tuple[ToolFamily, ...] = (
     SCREEN_FAMILY,
     BROWSER_FAMILY,
     FOLLOWUP_FAMILY,
+    ROUTINES_FAMILY,
 )
 
 

@@ -61,6 +61,8 @@ class PermissionRequest:
     description: str
     # Set when the question is asked because the session read untrusted text before.
     untrusted_source: UntrustedSource | None = None
+    # The tool's own account of this call (`Tool.explain`), when it gives one.
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,10 @@ class PermissionPolicy:
                 "nobody is here to ask; do the task another way (the user can allow it with "
                 f"`deskloop config set agent.policy_{risk} auto`)",
             )
-        request = PermissionRequest(tool.name, risk, tool_input, tool.description, source)
+        summary = tool.explain(tool_input) if tool.explain and isinstance(tool_input, dict) else ""
+        request = PermissionRequest(
+            tool.name, risk, tool_input, tool.description, source, summary=summary
+        )
         async with self._asking:
             if source is None and tool.name in self._allowed_for_session:
                 return PermissionVerdict(True)

@@ -9,16 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deskloop.tools.contract import (
-    BadToolArguments,
-    TimeoutTier,
-    Tool,
-    ToolContext,
-    ToolInput,
-    ToolOutput,
-)
-from deskloop.tools.families import ToolFamily
-
 from deskloop.scheduler.routines import (
     RoutineChanges,
     RoutineError,
@@ -30,6 +20,15 @@ from deskloop.scheduler.routines import (
     run_to_json,
     tools_words,
     update_routine,
+)
+from deskloop.tools.contract import (
+    BadToolArguments,
+    TimeoutTier,
+    Tool,
+    ToolContext,
+    ToolFamily,
+    ToolInput,
+    ToolOutput,
 )
 
 _NAME = {"type": "string", "description": "The routine's name: letters, digits, . _ -"}
