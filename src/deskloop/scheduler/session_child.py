@@ -16,10 +16,11 @@ import json
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
-from deskloop.agent.loop import RunEnded
 from deskloop.agent.session import SessionOptions, open_session
+from deskloop.agent.steps import RunEnded, TextDelta, ToolCallStarted
 from deskloop.errors import DeskloopError
 from deskloop.scheduler.observer import OBSERVER_TOOLS, observer_prompt
 from deskloop.store import RunRecord, Store
@@ -75,7 +76,12 @@ async def run_session(run_id: int, endpoint: str, embedded: bool) -> RunEnded:
     ended = RunEnded("end_turn", "")
     async with open_session(options) as session:
         session.store.set_run_session(run_id, session.session_id)
+        first_output = True
         async for step in session.send(prompt):
+            if first_output and isinstance(step, TextDelta | ToolCallStarted):
+                # The fire-to-first-output latency the scheduler reports (bench routines).
+                print(json.dumps({"first_output_at": time.time()}), flush=True)
+                first_output = False
             if isinstance(step, RunEnded):
                 ended = step
         session.store.end_session(session.session_id, ended.reason)
