@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from deskloop.errors import DeskloopError
 from deskloop.screen.diff import SnapshotDiff, diff_fields
 from deskloop.screen.folding import FOLD_AT, FOLD_SHOWN
 from deskloop.screen.observation import DEFAULT_BUDGET, fit_lines, quote
@@ -78,7 +79,7 @@ _NO_SPACE_BEFORE = re.compile(r" ([.,;:!?)])")
 _ATTR = re.compile(r"\[([^\]=]+)(?:=([^\]]*))?\]")
 
 
-class PageSnapshotError(ValueError):
+class PageSnapshotError(DeskloopError):
     """Playwright's aria snapshot was not in the shape this parser knows."""
 
 

@@ -28,7 +28,7 @@ from deskloop.tools.browser.connection import (
     UnknownRef,
     first_line,
 )
-from deskloop.tools.browser.snapshot import FORMAT_HELP
+from deskloop.tools.browser.snapshot import FORMAT_HELP, PageSnapshotError
 from deskloop.tools.contract import (
     BadToolArguments,
     ContentBlock,
@@ -123,7 +123,7 @@ def _browser_tool(
         except BrowserGone as exc:
             context.browser = None
             raise ToolFailed(str(exc)) from exc
-        except BrowserAttachError as exc:
+        except (BrowserAttachError, PageSnapshotError) as exc:
             raise ToolFailed(str(exc)) from exc
         except PlaywrightError as exc:
             raise ToolFailed(f"{name} failed: {first_line(exc)}") from exc
