@@ -225,6 +225,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 RANGES: dict[str, tuple[float, float | None]] = {
     "server.port": (0, 65535),
     "agent.observation_budget": (50, None),
+    "scheduler.observer_every": (0, None),  # 0 switches the observer off
 }
 # Settings that hold a base URL (empty: not set).
 URLS = frozenset({"agent.endpoint", "server.upstream"})
