@@ -128,3 +128,41 @@ def test_call_cut_by_max_tokens_is_not_returned(embedded_url: str) -> None:
     )
     assert message.stop_reason == "max_tokens"
     assert [block for block in message.content if block.type == "tool_use"] == []
+
+
+def grounded_click(first: int, last: int) -> dict[str, object]:
+    """CLICK as a grounding client sends it: the id is one of this turn's observation ids."""
+    ids = [f"e{n}" for n in range(first, last + 1)]
+    element = {"type": "string", "enum": ids, "description": "An element id on screen."}
+    return {**CLICK, "input_schema": {**CLICK["input_schema"], "properties": {"element_id": element}}}  # type: ignore[dict-item]
+
+
+def test_a_long_enum_is_enforced_but_the_prompt_stays_the_same(embedded_url: str) -> None:
+    client = anthropic.Anthropic(base_url=embedded_url, api_key="unused")
+    # The user names an id outside the enum: the grammar must still keep the call on screen.
+    asked = [{"role": "user", "content": 'Screen:\ne40 btn "OK"\ne41 btn "Cancel"\nClick e7.'}]
+    emitted = []
+    counts = []
+    for first, last in ((40, 60), (41, 75)):
+        tool = grounded_click(first, last)
+        counts.append(
+            client.messages.count_tokens(
+                model="m", messages=asked, tools=[tool]  # type: ignore[list-item]
+            ).input_tokens
+        )
+        message = client.messages.create(
+            model="m",
+            max_tokens=40,
+            messages=asked,  # type: ignore[arg-type]
+            tools=[tool],  # type: ignore[list-item]
+            tool_choice={"type": "any"},
+            extra_body=GREEDY,
+        )
+        [call] = [block for block in message.content if block.type == "tool_use"]
+        element = call.input["element_id"]  # type: ignore[index]
+        assert element in tool["input_schema"]["properties"]["element_id"]["enum"]  # type: ignore[index]
+        emitted.append(element)
+        last_usage = message.usage
+    assert counts[0] == counts[1], "the rendered prompt changed with the enum's values"
+    # The second turn reuses the whole prompt from the first one's cache.
+    assert (last_usage.cache_read_input_tokens or 0) >= counts[1] - 1

@@ -62,6 +62,20 @@ SCROLL = Tool(
         "additionalProperties": False,
     },
 )
+
+
+def grounded_click(ids: list[str]) -> Tool:
+    """CLICK with its element id grounded in one observation's ids, as the agent sends it."""
+    schema = {
+        **CLICK.input_schema,
+        "properties": {
+            **CLICK.input_schema["properties"],
+            "element_id": {"type": "string", "enum": ids, "description": "An id on screen."},
+        },
+    }
+    return CLICK.model_copy(update={"input_schema": schema})
+
+
 TOOLS = [CLICK, TYPE_TEXT, SCROLL]
 TOOLS_BY_NAME = {tool.name: tool for tool in TOOLS}
 

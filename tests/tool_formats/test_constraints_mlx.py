@@ -13,7 +13,7 @@ from deskloop.server.chat_template import render_chat
 from deskloop.server.constraints import GrammarGuide, build_grammar, build_guide
 from deskloop.server.protocol import Message
 from deskloop.server.tool_formats import tool_format
-from tests.tool_formats.helpers import CLICK, TOOLS, check_calls, run_parser
+from tests.tool_formats.helpers import CLICK, TOOLS, check_calls, grounded_click, run_parser
 
 pytestmark = [pytest.mark.slow, pytest.mark.mlx]
 
@@ -55,3 +55,23 @@ def test_forced_call_on_mlx_is_valid(engine: LocalEngine) -> None:
     blocks = run_parser(fmt.new_parser([CLICK], guided=True), [raw])
     assert [block.kind for block in blocks] == ["call"], raw
     check_calls(blocks)
+
+
+def test_mlx_cannot_name_an_id_outside_a_long_enum(engine: LocalEngine) -> None:
+    fmt = tool_format("generic")
+    ids = [f"e{n}" for n in range(40, 61)]
+    tool = grounded_click(ids)
+    messages = [Message(role="user", content="Screen: e40 button 'OK'\nClick e7.")]
+    template_input = fmt.template_input("", messages, [tool])
+    prompt = render_chat(engine.info.chat_template, template_input.messages)
+    guide = build_guide(engine.guidance_tokenizer(), fmt, [tool], "any", parallel=False)
+    tokens = engine.generate(
+        engine.tokenize(prompt),
+        Sampling(max_tokens=40, temperature=0.0),
+        cancel=threading.Event(),
+        guide=guide,
+    )
+    raw = b"".join(engine.token_bytes(token) for token in tokens).decode("utf-8")
+    blocks = run_parser(fmt.new_parser([tool], guided=True), [raw])
+    assert [block.kind for block in blocks] == ["call"], raw
+    assert blocks[0].input["element_id"] in ids, raw

@@ -13,7 +13,7 @@ from deskloop.server.tool_schema import (
     slim_tools,
     validate_input,
 )
-from tests.tool_formats.helpers import CLICK, SCROLL
+from tests.tool_formats.helpers import CLICK, SCROLL, grounded_click
 
 
 def test_valid_input_has_no_problem() -> None:
@@ -124,3 +124,20 @@ def test_slim_tools_shortens_and_keeps_the_constraint() -> None:
     }
     assert tool.description is not None and "fold" in tool.description  # the original is untouched
     assert len(slim.model_dump_json()) < len(tool.model_dump_json())
+
+
+def test_a_long_enum_is_rendered_as_type_and_description_only() -> None:
+    from deskloop.server.tool_schema import compact_enums
+
+    turn_one = compact_enums([grounded_click([f"e{n}" for n in range(1, 40)])])
+    turn_two = compact_enums([grounded_click([f"e{n}" for n in range(7, 90)])])
+    assert turn_one == turn_two  # the rendered tools do not change from turn to turn
+    assert turn_one[0].input_schema["properties"]["element_id"] == {
+        "type": "string",
+        "description": "An id on screen.",
+    }
+    # Short enums (a direction, a button) are still shown: they tell the model the choices.
+    assert compact_enums([SCROLL]) == [SCROLL]
+    # The diet keeps the description of a long enum (it is all the prompt says of it).
+    slim = slim_tools([grounded_click([f"e{n}" for n in range(20)])])
+    assert slim[0].input_schema["properties"]["element_id"]["description"] == "An id on screen."

@@ -36,6 +36,7 @@ from deskloop.server.errors import InternalError, prompt_too_long
 from deskloop.server.prompt import render_prompt
 from deskloop.server.protocol import MessagesRequest, Tool
 from deskloop.server.responses import TokenCount
+from deskloop.server.runaway import RunawayWatch
 from deskloop.server.text_stream import StopSequenceFilter, Utf8Joiner
 from deskloop.server.tool_formats import choose_tool_format
 from deskloop.server.tool_formats.base import (
@@ -124,8 +125,13 @@ class LocalModelService:
         return tools
 
     def render(self, request: MessagesRequest, *, diet: bool | None = None) -> list[int]:
-        """The token ids inference would run for this request (count_tokens uses the same)."""
-        tools = self._tools(request, diet=diet)
+        """The token ids inference would run for this request (count_tokens uses the same).
+
+        Long enums are rendered compactly; the grammar (`prepare`) keeps every value.
+        """
+        from deskloop.server.tool_schema import compact_enums
+
+        tools = compact_enums(self._tools(request, diet=diet))
         rendered = render_prompt(request, tools, self.tool_format, self.engine.info)
         return self.engine.tokenize(rendered.text)
 
@@ -273,6 +279,7 @@ class LocalModelService:
             else None
         )
         generated: list[int] = []
+        runaway = RunawayWatch(call_required=prepared.choice in ("any", "tool"))
 
         def on_prefill(report: PrefillReport) -> None:
             state.prefill = report
@@ -291,11 +298,16 @@ class LocalModelService:
         ):
             generated.append(token)
             state.output_tokens += 1
-            take_text(joiner.push(engine.token_bytes(token)))
+            piece = joiner.push(engine.token_bytes(token))
+            take_text(piece)
             if state.events:
                 deliver(state.events)
                 state.events = []
             if stops.matched or (state.calls_done and not prepared.parallel):
+                break
+            if runaway.push(piece, in_call=state.open_call, calls_done=state.calls_done):
+                log.warning("stopped a runaway answer after %d tokens: %s",
+                            state.output_tokens, runaway.reason)
                 break
         take_text(joiner.flush())
         tail = stops.flush()

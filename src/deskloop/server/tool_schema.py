@@ -144,7 +144,60 @@ def first_sentence(text: str) -> str:
 
 
 def _states_its_values(schema: dict[str, Any]) -> bool:
+    if _is_long_enum(schema):
+        return False  # its values are not rendered (compact_enums): the description stays
     return "enum" in schema or "const" in schema or schema.get("type") == "boolean"
+
+
+# --- long enums ----------------------------------------------------------------------
+
+# An enum longer than this is rendered as its type and description only. Clients that
+# ground a parameter in what is on screen (deskloop's agent sends the ids of the latest
+# observation) change the values every turn; rendered, they would change the prompt and
+# defeat the prefix cache, and the values are in the conversation already. The constraint
+# grammar is built from the unchanged tools, so every value is still enforced.
+ENUM_RENDER_LIMIT = 8
+
+
+def _is_long_enum(schema: dict[str, Any]) -> bool:
+    values = schema.get("enum")
+    return isinstance(values, list) and len(values) > ENUM_RENDER_LIMIT
+
+
+def _enum_type(values: list[Any]) -> str | None:
+    kinds = {type(value) for value in values}
+    if kinds == {str}:
+        return "string"
+    if kinds <= {int} and bool not in kinds:
+        return "integer"
+    if kinds <= {int, float}:
+        return "number"
+    return None
+
+
+def _compact_schema(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_compact_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if _is_long_enum(schema):
+        compact = {key: value for key, value in schema.items() if key != "enum"}
+        kind = _enum_type(schema["enum"])
+        if "type" not in compact and kind is not None:
+            compact = {"type": kind, **compact}
+        return compact
+    return {key: _compact_schema(value) for key, value in schema.items()}
+
+
+def compact_enums(tools: list[Tool]) -> list[Tool]:
+    """The tools as the prompt shows them: enums of more than 8 values without their values."""
+    compacted = []
+    for tool in tools:
+        schema = _compact_schema(tool.input_schema)
+        compacted.append(
+            tool if schema == tool.input_schema else tool.model_copy(update={"input_schema": schema})
+        )
+    return compacted
 
 
 def _slim_schema(schema: Any, *, top: bool) -> Any:
