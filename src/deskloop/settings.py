@@ -111,8 +111,14 @@ class AgentSettings:
     # "auto": every turn must be a tool call (ending with `finish`) when the agent uses
     # the embedded model, which is too small to choose well; "required" or "free" force it.
     tool_calls: str = "auto"
-    # Start each session with one observation of the focused window in the first message.
+    # Start each session with one observation (of the window the task names, or the
+    # focused one) in the first message.
     observe_first: bool = True
+    # Send the screen tools' id and app parameters as enums of what is on screen and
+    # running (only to a deskloop server with a local model: see agent/grounding.py).
+    grounded_calls: bool = True
+    # The first observation looks at the window the task names, not the focused one.
+    target_named_window: bool = True
 
 
 @dataclass
@@ -265,6 +271,14 @@ def _checked(key: str, value: Any, where: str) -> Any:
             f"{where} must be a URL like http://127.0.0.1:8888 (or empty), not {value!r}"
         )
     return value
+
+
+def checked_value(key: str, value: Any, where: str) -> Any:
+    """`value` for setting `key` (section.name) as the settings take it, or a SettingsError
+    naming `where` it came from (a command-line flag that overrides the setting, say)."""
+    section_name, _, name = key.partition(".")
+    section = getattr(Settings(), section_name)
+    return _checked(key, _coerce(value, getattr(section, name), where), where)
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ def test_public_names() -> None:
         "DegradedTreeError", "Element", "ElementNotFoundError", "Observation", "ScreenBackend",
         "ScreenError", "ScreenSession", "ScreenUnavailableError", "Screenshot", "Snapshot",
         "SnapshotDiff", "StaleElementError", "Target", "default_backend", "diff_snapshots",
-        "find_elements", "render_observation",
+        "find_elements", "no_desktop_reason", "render_observation",
     }
     assert all(hasattr(screen, name) for name in screen.__all__)
 

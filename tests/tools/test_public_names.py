@@ -48,5 +48,6 @@ def test_the_public_names_are_the_intended_ones() -> None:
         "result_blocks",
         "text_block",
         "timeouts_from_settings",
+        "without_desktop",
     ]
     assert all(hasattr(deskloop.tools, name) for name in deskloop.tools.__all__)

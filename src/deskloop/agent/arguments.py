@@ -34,6 +34,14 @@ def add_agent_commands(
     )
     run.add_argument("task", metavar="TASK", type=task_text, help="what the agent should do")
     _session_flags(run)
+    run.add_argument(
+        "--max-turns", metavar="N", help="stop after N model turns (overrides agent.max_turns)"
+    )
+    run.add_argument(
+        "--max-seconds",
+        metavar="S",
+        help="stop after S seconds (overrides agent.max_session_seconds)",
+    )
     run.set_defaults(handler=lazy("deskloop.agent.commands:run_command"))
 
     chat = commands.add_parser(

@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 from deskloop.agent.console import ask_in_terminal, read_line
 from deskloop.agent.session import SessionOptions, open_session, stop_embedded_server
@@ -16,8 +17,9 @@ from deskloop.agent.terminal import TerminalView
 from deskloop.command_line import print_table
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
+from deskloop.screen import no_desktop_reason
 from deskloop.screen.tokens import count_tokens, tokenizer_name
-from deskloop.settings import load_settings, paths
+from deskloop.settings import checked_value, load_settings, paths
 from deskloop.store import Store
 from deskloop.tools import (
     ToolContext,
@@ -71,6 +73,12 @@ class TurnRunner:
             self.current = None
 
 
+def _limit(args: argparse.Namespace, name: str, setting: str, flag: str) -> Any:
+    """A command-line limit, checked as the setting it overrides is (None: not given)."""
+    given = getattr(args, name, None)
+    return None if given is None else checked_value(setting, given, flag)
+
+
 def _options(args: argparse.Namespace, title: str = "") -> SessionOptions:
     return SessionOptions(
         endpoint=getattr(args, "endpoint", None),
@@ -79,6 +87,8 @@ def _options(args: argparse.Namespace, title: str = "") -> SessionOptions:
         title=title,
         mcp_off=getattr(args, "no_mcp", None) or (),
         asker=ask_in_terminal,
+        max_turns=_limit(args, "max_turns", "agent.max_turns", "--max-turns"),
+        max_seconds=_limit(args, "max_seconds", "agent.max_session_seconds", "--max-seconds"),
     )
 
 
@@ -187,16 +197,26 @@ async def _tools(args: argparse.Namespace) -> int:
     not_served = {
         tool.name for family in left_out_of_mcp_serve(settings) for tool in family.build(context)
     }
+    # Without a desktop (over SSH, on a server) sessions leave the screen tools out.
+    no_desktop = no_desktop_reason()
+    left_out = {t.name for t in registry if t.source == "screen"} if no_desktop else set()
     costs = registry.schema_costs(count_tokens)
     if args.json:
-        rows = [{**cost.__dict__, "in_mcp_serve": cost.name not in not_served} for cost in costs]
+        rows = [
+            {
+                **cost.__dict__,
+                "in_mcp_serve": cost.name not in not_served,
+                "in_sessions_here": cost.name not in left_out,
+            }
+            for cost in costs
+        ]
         print(json.dumps(rows, indent=2))
     else:
         table: list[tuple[str, ...]] = [("TOKENS", "RISK", "SOURCE", "TOOL")]
         for cost in costs:
             tool = registry.get(cost.name)
             risk = tool.risk if tool is not None else ""
-            mark = "  *" if cost.name in not_served else ""
+            mark = "  *" if cost.name in not_served else "  -" if cost.name in left_out else ""
             table.append((str(cost.tokens), risk, cost.source, cost.name + mark))
         total = sum(cost.tokens for cost in costs)
         table.append(
@@ -205,6 +225,8 @@ async def _tools(args: argparse.Namespace) -> int:
         print_table(table, numbers=(0,))
         if not_served:
             print("*  not offered by `deskloop mcp serve`: it needs a person to answer")
+        if left_out:
+            print(f"-  left out of sessions here: no desktop ({no_desktop})")
     for report in reports:
         print(f"deskloop: {report}", file=sys.stderr)
     return 0

@@ -18,6 +18,7 @@ import httpx2
 
 from deskloop.agent.endpoint import explain_api_error
 from deskloop.agent.finish import FINISH_TOOL_NAME
+from deskloop.agent.grounding import ground_definitions, screen_grounds
 from deskloop.agent.steps import (
     ApprovalNeeded,
     EndReason,
@@ -34,6 +35,7 @@ from deskloop.agent.steps import (
     UserMessage,
 )
 from deskloop.errors import DeskloopError
+from deskloop.screen.desktop_entries import installed_apps
 from deskloop.settings import AgentSettings
 from deskloop.store import Store, TurnUsage
 from deskloop.tools import (
@@ -115,6 +117,7 @@ class AgentSession:
         turns_before: int = 0,
         calls_required: bool = False,
         observe_first: bool = False,
+        grounded: bool = False,
     ) -> None:
         self.client = client
         self.model = model
@@ -132,6 +135,9 @@ class AgentSession:
         self.turns_before = turns_before
         self.calls_required = calls_required
         self.observe_first = observe_first
+        # Screen tools' ids and apps sent as enums of what exists (agent/grounding.py).
+        self.grounded = grounded
+        self._installed_apps: tuple[str, ...] | None = None
         self.tokens_used = 0
         self._last_outcomes: list[ToolOutcome] = []
         self.started = time.monotonic()
@@ -179,6 +185,7 @@ class AgentSession:
 
     async def _send(self, text: str) -> AsyncIterator[Step]:
         blocks = [text_block(text)]
+        self.dispatcher.context.task = text
         if self.observe_first and not any(m["role"] == "assistant" for m in self.messages):
             screen = await self._starting_screen()
             if screen is not None:
@@ -248,7 +255,7 @@ class AgentSession:
             max_tokens=self.limits.max_tokens_per_turn,
             system=self.system_prompt,
             messages=self.messages,  # type: ignore[arg-type]
-            tools=self.dispatcher.registry.definitions(),  # type: ignore[arg-type]
+            tools=await self._tool_definitions(),  # type: ignore[arg-type]
             tool_choice={"type": "any"} if self.calls_required else {"type": "auto"},
         ) as stream:
             async for event in stream:
@@ -332,6 +339,17 @@ class AgentSession:
             blocks.append(outcome.result_block())
         self._append("user", blocks)
         self.emit(Notice("interrupted", "interrupted while tools ran"))
+
+    async def _tool_definitions(self) -> list[dict[str, Any]]:
+        """The tools as this turn sends them: grounded in what exists, where that is on."""
+        definitions = self.dispatcher.registry.definitions()
+        if not self.grounded:
+            return definitions
+        if self._installed_apps is None:
+            self._installed_apps = tuple(app.name for app in installed_apps())
+        grounds = await screen_grounds(self.dispatcher.context.screen, self._installed_apps)
+        screen_tools = frozenset(t.name for t in self.dispatcher.registry if t.source == "screen")
+        return ground_definitions(definitions, grounds, screen_tools)
 
     async def _starting_screen(self) -> str | None:
         """What `observe` shows as the task starts, marked as screen data; None without a screen.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -12,11 +13,13 @@ import anthropic
 from deskloop.agent.endpoint import EmbeddedServer, resolve_endpoint
 from deskloop.agent.events import SessionLog
 from deskloop.agent.finish import FINISH
+from deskloop.agent.grounding import server_grounds_enums
 from deskloop.agent.loop import AgentSession, SessionLimits
 from deskloop.agent.prompt import build_system_prompt
 from deskloop.agent.steps import Notice, SessionStarted, StepChannel
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
+from deskloop.screen import no_desktop_reason
 from deskloop.settings import load_settings, paths
 from deskloop.store import Store
 from deskloop.tools import (
@@ -29,6 +32,7 @@ from deskloop.tools import (
     enabled_families,
     native_tool_set,
     timeouts_from_settings,
+    without_desktop,
 )
 
 
@@ -53,6 +57,10 @@ class SessionOptions:
     screen: bool = True
     # `endpoint` serves the embedded model (a scheduler's resident server): treat it so.
     embedded_endpoint: bool = False
+    # `deskloop run --max-turns/--max-seconds`: agent.max_turns and
+    # agent.max_session_seconds for this session only (already checked).
+    max_turns: int | None = None
+    max_seconds: float | None = None
 
 
 _embedded: EmbeddedServer | None = None
@@ -139,8 +147,15 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         )
         stack.push_async_callback(context.aclose)
         own = [FINISH] if required else []
+        families = enabled_families(settings)
         # Unattended, the families that need a person (ask_followup) are left out, as over MCP.
         native = native_tool_set(context, for_mcp_serve=options.unattended)
+        no_desktop = no_desktop_reason() if any(f.name == "screen" for f in families) else None
+        if no_desktop is not None:
+            # Over SSH or on a server: tasks that need no screen still run to the end.
+            native = [tool for tool in native if tool.source != "screen"]
+            families = [without_desktop(no_desktop) if f.name == "screen" else f for f in families]
+            channel.emit(Notice("no_desktop", f"no desktop here ({no_desktop}): no screen tools"))
         registry = ToolRegistry([*native, *options.extra_tools, *own])
         for refused in registry.add_each(await servers.start()):
             channel.emit(Notice("mcp_report", f"MCP tool left out: {refused}"))
@@ -151,8 +166,14 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)
         stack.push_async_callback(client.close)
         system_prompt = record.system_prompt or build_system_prompt(
-            agent, registry, families=enabled_families(settings), calls_required=required
+            agent, registry, families=families, calls_required=required
         )
+        limits = SessionLimits.from_settings(agent)
+        if options.max_turns is not None:
+            limits = dataclasses.replace(limits, max_turns=options.max_turns)
+        if options.max_seconds is not None:
+            limits = dataclasses.replace(limits, max_session_seconds=options.max_seconds)
+        grounded = agent.grounded_calls and await server_grounds_enums(url)
         yield AgentSession(
             client=client,
             model=model,
@@ -162,9 +183,10 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             store=store,
             session_id=record.id,
             channel=channel,
-            limits=SessionLimits.from_settings(agent),
+            limits=limits,
             history=history,
             turns_before=turns_before,
             calls_required=required,
             observe_first=agent.observe_first,
+            grounded=grounded,
         )

@@ -28,7 +28,12 @@ EndReason = Literal[
 ]
 # What a notice is about: an MCP server's report or stderr line, the starting screen, a stop.
 NoticeKind = Literal[
-    "mcp_report", "mcp_stderr", "observe_first", "observe_first_skipped", "interrupted"
+    "mcp_report",
+    "mcp_stderr",
+    "observe_first",
+    "observe_first_skipped",
+    "interrupted",
+    "no_desktop",
 ]
 
 

@@ -5,7 +5,13 @@ The agent's screen tools wrap `ScreenSession` (actions.py); backends live under
 """
 
 from deskloop.screen.actions import ActionResult, ScreenSession
-from deskloop.screen.backend import AppInfo, ScreenBackend, Target, default_backend
+from deskloop.screen.backend import (
+    AppInfo,
+    ScreenBackend,
+    Target,
+    default_backend,
+    no_desktop_reason,
+)
 from deskloop.screen.diff import SnapshotDiff, diff_snapshots
 from deskloop.screen.errors import (
     ActionFailedError,
@@ -48,5 +54,6 @@ __all__ = [
     "default_backend",
     "diff_snapshots",
     "find_elements",
+    "no_desktop_reason",
     "render_observation",
 ]

@@ -131,6 +131,18 @@ class ScreenSession:
                 return current
         return current
 
+    def on_screen_ids(self) -> tuple[str, ...]:
+        """Ids of the latest snapshot's elements inside its window: what a call may name
+        (the observation shows some, find_elements finds the rest)."""
+        if self.latest is None:
+            return ()
+        snapshot = self.latest
+        return tuple(
+            element.id
+            for element in snapshot
+            if element.box is not None and not element.box.is_empty and element.id != snapshot.root
+        )
+
     def _require_snapshot(self) -> Snapshot:
         if self.latest is None:
             raise StaleElementError("no observation yet: call observe first, then use its ids")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import Protocol
@@ -108,3 +109,20 @@ async def default_backend() -> ScreenBackend:
         f"no screen backend for {platform} yet: deskloop reads the screen on Linux (AT-SPI) "
         "and macOS (AX); Windows UI Automation is planned"
     )
+
+
+def no_desktop_reason() -> str | None:
+    """Why no desktop can be reached from this process (None: one may be), without
+    connecting: a session over SSH or on a server leaves the screen tools out."""
+    if sys.platform == "darwin":
+        return None
+    if os.environ.get("AT_SPI_BUS_ADDRESS") or os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return None
+    display = os.environ.get("DISPLAY")
+    if display:
+        from deskloop.screen.backends.atspi.connection import root_window_bus_address
+
+        if root_window_bus_address() is not None:
+            return None
+        return f"DISPLAY is {display}, but no accessibility bus runs there"
+    return "neither DISPLAY nor DBUS_SESSION_BUS_ADDRESS is set"

@@ -47,6 +47,7 @@ from deskloop.tools.policy import (
     UntrustedSource,
 )
 from deskloop.tools.registry import ToolCost, ToolRegistrationError, ToolRegistry, estimate_tokens
+from deskloop.tools.screen import without_desktop
 
 __all__ = [
     "ASK_FOLLOWUP",
@@ -92,4 +93,5 @@ __all__ = [
     "result_blocks",
     "text_block",
     "timeouts_from_settings",
+    "without_desktop",
 ]

@@ -62,6 +62,8 @@ class ToolContext:
     allowed_tools: frozenset[str] | None = None
     # Called when the session ends, for what tools opened (a screen connection, say).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The user's task as given; the screen's first observation looks at the window it names.
+    task: str = ""
     # Per-session connections, each created on first use by its family.
     screen: ScreenSession | None = None
     browser: object | None = None

@@ -8,6 +8,7 @@ tool's result carries what the screen shows, so each is marked untrusted.
 from __future__ import annotations
 
 import base64
+import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from deskloop.screen import (
     StaleElementError,
     default_backend,
 )
+from deskloop.screen.desktop_entries import find_installed, installed_apps
 from deskloop.tools.contract import (
     BadToolArguments,
     ContentBlock,
@@ -31,8 +33,15 @@ from deskloop.tools.contract import (
     ToolOutput,
 )
 
-ELEMENT_ID = {"type": "string", "pattern": "^e[0-9]{1,6}$", "description": "Element id, like e12."}
+# No example id in what the model reads: a small model copies it (it clicked "e12", the
+# example this description used to give).
+ELEMENT_ID = {
+    "type": "string",
+    "pattern": "^e[0-9]{1,6}$",
+    "description": "Element id from the latest observation.",
+}
 APP = {"type": "string", "description": "Application name as the observation shows it."}
+INSTALLED_APP = {"type": "string", "description": "Installed application, by its name."}
 PID = {"type": "integer", "description": "Process id of the application."}
 
 ScreenAction = Callable[[ScreenSession, dict[str, Any]], Awaitable[ToolOutput]]
@@ -40,11 +49,12 @@ ScreenAction = Callable[[ScreenSession, dict[str, Any]], Awaitable[ToolOutput]]
 
 async def screen_session(context: ToolContext) -> ScreenSession:
     """This agent session's screen session, connected on first use and closed with it."""
-    if context.screen is not None:
-        return context.screen
-    backend = await default_backend()
-    context.screen = ScreenSession(backend, context.settings.agent.observation_budget)
-    context.closers.append(backend.close)
+    if context.screen is None:
+        backend = await default_backend()
+        context.screen = ScreenSession(backend, context.settings.agent.observation_budget)
+        context.closers.append(backend.close)
+    if context.settings.agent.target_named_window:
+        context.screen.task = context.task
     return context.screen
 
 
@@ -117,7 +127,19 @@ async def _focus(session: ScreenSession, given: dict[str, Any]) -> ToolOutput:
 
 
 async def _open(session: ScreenSession, given: dict[str, Any]) -> ToolOutput:
-    return (await session.open_app(given["command"], given.get("timeout_s", 20.0))).text
+    command = given.get("command")
+    if given.get("app"):
+        apps = installed_apps()
+        entry = find_installed(given["app"], apps)
+        if entry is None:
+            names = ", ".join(app.name for app in apps[:30]) or "none found"
+            raise BadToolArguments(
+                f"no installed application named {given['app']!r}; installed: {names}"
+            )
+        command = shlex.join(entry.command)
+    if not command:
+        raise BadToolArguments("open_app needs app (an installed application) or command")
+    return (await session.open_app(command, given.get("timeout_s", 20.0))).text
 
 
 async def _wait(session: ScreenSession, given: dict[str, Any]) -> ToolOutput:
@@ -211,10 +233,13 @@ def screen_tools(context: ToolContext | None = None) -> list[Tool]:
         ),
         _screen_tool(
             "open_app",
-            "Start an application by its command and observe its window.",
-            {"command": {"type": "string"}, "timeout_s": {"type": "number", "maximum": 120}},
+            "Start an application, by its installed name or by command, and observe its window.",
+            {
+                "app": INSTALLED_APP,
+                "command": {"type": "string"},
+                "timeout_s": {"type": "number", "maximum": 120},
+            },
             _open,
-            required=("command",),
             # It runs any command line it is given, so it is asked about like a deletion.
             risk="destructive",
             tier=TimeoutTier.OTHER,
@@ -252,3 +277,15 @@ SCREEN_FAMILY = ToolFamily(
     ),
     build=screen_tools,
 )
+
+
+def without_desktop(reason: str) -> ToolFamily:
+    """The screen family of a session that has no desktop: no tools, and a line that says so."""
+    return ToolFamily(
+        name=SCREEN_FAMILY.name,
+        routing=(
+            f"There is no desktop here ({reason}), so there are no screen tools: do what "
+            "needs no screen, and say so when a task needs one."
+        ),
+        build=lambda context: [],
+    )

@@ -1,0 +1,99 @@
+"""Grounded calls: each turn, the screen tools' id and app parameters list what exists.
+
+With a constrained engine a small model then cannot name an element that is not on the
+screen, or an app that is not running: the id parameters become an `enum` of the latest
+snapshot's on-window ids (find_elements searches the same snapshot), `observe` and
+`focus_window` take the running apps, `open_app` the installed ones. A deskloop server
+renders enums of more than 8 values as type and description only, so the prompt and its
+prefix cache stay the same from turn to turn; other servers would render every value, so
+the enums go only to a deskloop server with an in-process engine.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from deskloop.screen import ScreenError, ScreenSession
+
+# /health's `engine` for servers that render the prompt themselves (server/local_service.py).
+LOCAL_ENGINES = frozenset({"llamacpp", "mlx", "scripted"})
+HEALTH_TIMEOUT_S = 3.0
+
+ELEMENT_PARAMETER = "id"
+APP_PARAMETER = "app"
+RUNNING_APP_TOOLS = frozenset({"observe", "focus_window"})
+INSTALLED_APP_TOOLS = frozenset({"open_app"})
+
+
+@dataclass(frozen=True)
+class Grounds:
+    """What exists this turn: element ids on screen, running apps, installed apps."""
+
+    element_ids: tuple[str, ...] = ()
+    running_apps: tuple[str, ...] = ()
+    installed_apps: tuple[str, ...] = ()
+
+
+def _enum(schema: dict[str, Any], values: Sequence[str]) -> dict[str, Any]:
+    grounded: dict[str, Any] = {"type": "string", "enum": list(values)}
+    if "description" in schema:
+        grounded["description"] = schema["description"]
+    return grounded
+
+
+def ground_definitions(
+    definitions: list[dict[str, Any]], grounds: Grounds, screen_tools: frozenset[str]
+) -> list[dict[str, Any]]:
+    """Tool definitions with the screen tools' id and app parameters as enums of `grounds`.
+
+    A parameter with nothing to list (no observation yet) keeps its plain schema: an empty
+    enum would forbid every call.
+    """
+    grounded = []
+    for definition in definitions:
+        name = definition.get("name", "")
+        properties = definition.get("input_schema", {}).get("properties", {})
+        choices: dict[str, Sequence[str]] = {}
+        if name in screen_tools and ELEMENT_PARAMETER in properties and grounds.element_ids:
+            choices[ELEMENT_PARAMETER] = grounds.element_ids
+        if APP_PARAMETER in properties:
+            if name in RUNNING_APP_TOOLS and grounds.running_apps:
+                choices[APP_PARAMETER] = grounds.running_apps
+            elif name in INSTALLED_APP_TOOLS and grounds.installed_apps:
+                choices[APP_PARAMETER] = grounds.installed_apps
+        if not choices:
+            grounded.append(definition)
+            continue
+        changed = copy.deepcopy(definition)
+        for parameter, values in choices.items():
+            schema = changed["input_schema"]["properties"][parameter]
+            changed["input_schema"]["properties"][parameter] = _enum(schema, values)
+        grounded.append(changed)
+    return grounded
+
+
+async def server_grounds_enums(base_url: str) -> bool:
+    """Whether the endpoint is a deskloop server that renders the prompt itself (its /health)."""
+    try:
+        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as client:
+            response = await client.get(base_url.rstrip("/") + "/health")
+        health = response.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(health, dict) and health.get("engine") in LOCAL_ENGINES
+
+
+async def screen_grounds(screen: ScreenSession | None, installed: Sequence[str]) -> Grounds:
+    """What exists now: the latest snapshot's ids, the running apps, the installed ones."""
+    if screen is None:
+        return Grounds(installed_apps=tuple(installed))
+    try:
+        running = tuple(sorted({app.name for app in await screen.backend.list_apps()}))
+    except ScreenError:
+        running = ()
+    return Grounds(screen.on_screen_ids(), running, tuple(installed))
