@@ -98,11 +98,11 @@ def test_max_turns_from_the_command_line_is_checked_and_stops_the_run(tmp_path: 
         capture_output=True, text=True, timeout=60,
     )
     assert bad.returncode == 1
-    assert "deskloop: --max-turns must be a int, got 'zero'" in bad.stderr
+    assert "deskloop: --max-turns must be a whole number, not 'zero'" in bad.stderr
     negative = subprocess.run(
         [*DESKLOOP, "run", "Do it", "--max-seconds", "-5"], capture_output=True, text=True, timeout=60
     )
-    assert negative.returncode == 1 and "--max-seconds must be more than 0" in negative.stderr
+    assert negative.returncode == 1 and "--max-seconds must be a number above 0, not -5" in negative.stderr
     looping = [tool_call("browser_snapshot", {})]
     with scripted_server(tmp_path, looping, repeat_last=True) as url:
         result = subprocess.run(
