@@ -33,7 +33,9 @@ def scripted_server(
     if api_key:
         command += ["--api-key", api_key]
     server = subprocess.Popen(
-        [*command, "--script", str(script), "--port", "0", "--tool-format", "generic"],
+        # A token per byte: a session's tools and first screen alone pass 8192 of them.
+        [*command, "--script", str(script), "--port", "0", "--tool-format", "generic",
+         "--context-window", "32768"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
