@@ -107,6 +107,10 @@ class AgentSettings:
     policy_destructive: str = "ask"
     policy_external: str = "ask"
     user_name: str = ""
+    # The language the agent answers in (a name or code, e.g. "German" or "de"); empty: the user's.
+    language: str = ""
+    # Set by `complete_onboarding` once the first-run questions are answered.
+    onboarded: bool = False
     observation_budget: int = 400
     # "auto": every turn must be a tool call (ending with `finish`) when the agent uses
     # the embedded model, which is too small to choose well; "required" or "free" force it.
@@ -170,14 +174,39 @@ class SchedulerSettings:
 
 
 @dataclass
+class VoiceSettings:
+    """Spoken answers (`speak_response`): off unless the user turns them on."""
+
+    enabled: bool = False
+    rate: int = 175  # words per minute, for espeak-ng `-s` and macOS `say -r` alike
+
+
+@dataclass
+class FilesSettings:
+    """The folders `scan_files` indexes; empty: Downloads, Documents, Desktop and project folders."""
+
+    roots: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SqlSettings:
+    """`execute_sql`: read-only unless writes to the user's own tables are allowed here."""
+
+    allow_writes: bool = False
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     tools: ToolsSettings = field(default_factory=ToolsSettings)
     browser: BrowserSettings = field(default_factory=BrowserSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    files: FilesSettings = field(default_factory=FilesSettings)
+    sql: SqlSettings = field(default_factory=SqlSettings)
 
-    SECTIONS = ("server", "agent", "tools", "browser", "scheduler")
+    SECTIONS = ("server", "agent", "tools", "browser", "scheduler", "voice", "files", "sql")
 
 
 _KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number"}
@@ -232,6 +261,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "server.port": (0, 65535),
     "agent.observation_budget": (50, None),
     "scheduler.observer_every": (0, None),  # 0 switches the observer off
+    "voice.rate": (80, 450),  # espeak-ng accepts 80-450 words per minute (espeak-ng --help)
 }
 # Settings that hold a base URL (empty: not set).
 URLS = frozenset({"agent.endpoint", "server.upstream"})
@@ -381,12 +411,12 @@ def get_setting(key: str) -> Any:
     return getattr(getattr(load_settings(), section), name)
 
 
-def set_setting(key: str, raw_value: str) -> Any:
+def set_setting(key: str, raw_value: Any, *, folders: Paths | None = None) -> Any:
     """Write one key to config.toml, keeping every other line's value; returns the new value."""
     section, name = _split_key(key)
     default = getattr(getattr(Settings(), section), name)
     value = _checked(key, _coerce(raw_value, default, key), key)
-    config_path = paths().config_file
+    config_path = (folders or paths()).config_file
     data = _read_file(config_path)
     table = data.setdefault(section, {})
     if not isinstance(table, dict):
