@@ -5,10 +5,47 @@ accessor class over the one connection in `_connection`; `Store` gathers them. N
 come as migrations appended to the one ordered list in `_migrations`.
 """
 
+from deskloop.store._browser_profile import (
+    BROWSER_ITEM_KINDS,
+    BrowserItem,
+    BrowserItemKind,
+    ExtractedItem,
+    edit_item,
+    query_items,
+    save_extracted,
+)
 from deskloop.store._connection import StoreError, UnknownSession
 from deskloop.store._database import INTERRUPTED_TOOL_MESSAGE, Store
+from deskloop.store._files import (
+    FileSearch,
+    IndexedFile,
+    forget_files,
+    indexed_mtimes,
+    search_files,
+    upsert_files,
+)
+from deskloop.store._graph import (
+    EdgeInput,
+    GraphEdge,
+    GraphNode,
+    GraphSaveReport,
+    NodeInput,
+    query_graph,
+    save_graph,
+)
 from deskloop.store._messages import searchable_text
 from deskloop.store._migrations import MIGRATIONS, apply_migrations
+from deskloop.store._observer import (
+    CARD_KINDS,
+    CARD_STATUSES,
+    CardKind,
+    CardStatus,
+    ObserverCard,
+    add_card,
+    card_by_id,
+    cards,
+    set_card_status,
+)
 from deskloop.store._records import (
     ContentBlock,
     MessageRecord,
@@ -33,11 +70,27 @@ from deskloop.store._routines import (
 )
 
 __all__ = [
+    "BROWSER_ITEM_KINDS",
+    "CARD_KINDS",
+    "CARD_STATUSES",
     "INTERRUPTED_TOOL_MESSAGE",
     "MIGRATIONS",
     "RUN_STATUSES",
+    "BrowserItem",
+    "BrowserItemKind",
+    "CardKind",
+    "CardStatus",
     "ContentBlock",
+    "EdgeInput",
+    "ExtractedItem",
+    "FileSearch",
+    "GraphEdge",
+    "GraphNode",
+    "GraphSaveReport",
+    "IndexedFile",
     "MessageRecord",
+    "NodeInput",
+    "ObserverCard",
     "ResumedConversation",
     "Role",
     "RoutineBusy",
@@ -56,6 +109,19 @@ __all__ = [
     "ToolCallRecord",
     "TurnUsage",
     "UnknownSession",
+    "add_card",
     "apply_migrations",
+    "card_by_id",
+    "cards",
+    "edit_item",
+    "forget_files",
+    "indexed_mtimes",
+    "query_graph",
+    "query_items",
+    "save_extracted",
+    "save_graph",
+    "search_files",
     "searchable_text",
+    "set_card_status",
+    "upsert_files",
 ]

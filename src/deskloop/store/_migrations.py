@@ -164,6 +164,109 @@ def m003_routines_and_runs(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX routine_runs_by_routine ON routine_runs(routine_id, id)")
 
 
+
+@migration
+def m004_knowledge_graph(db: sqlite3.Connection) -> None:
+    # A node is found by its lowercase label or any lowercase alias (`kg_names`).
+    db.execute(
+        """
+        CREATE TABLE kg_nodes (
+            id INTEGER PRIMARY KEY,
+            label TEXT NOT NULL,
+            type TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE kg_names (
+            name_key TEXT PRIMARY KEY,
+            node_id INTEGER NOT NULL REFERENCES kg_nodes(id) ON DELETE CASCADE,
+            name TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE kg_edges (
+            id INTEGER PRIMARY KEY,
+            source_id INTEGER NOT NULL REFERENCES kg_nodes(id) ON DELETE CASCADE,
+            target_id INTEGER NOT NULL REFERENCES kg_nodes(id) ON DELETE CASCADE,
+            relation TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (source_id, target_id, relation),
+            CHECK (source_id != target_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX kg_names_by_node ON kg_names(node_id)")
+
+
+@migration
+def m005_observer_cards(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE observer_cards (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('insight', 'pattern', 'skill_created', 'kg_update')),
+            title TEXT NOT NULL,
+            body TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'shown', 'acted', 'dismissed')),
+            session_id INTEGER,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX observer_cards_by_status ON observer_cards(status)")
+
+
+@migration
+def m006_indexed_files(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE indexed_files (
+            path TEXT PRIMARY KEY,
+            root TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            modified_at REAL NOT NULL,
+            indexed_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX indexed_files_by_name ON indexed_files(name COLLATE NOCASE)")
+    db.execute("CREATE INDEX indexed_files_by_modified ON indexed_files(modified_at)")
+
+
+@migration
+def m007_browser_profile(db: sqlite3.Connection) -> None:
+    # deskloop's own copy of what the user's browsers know; `edited` rows survive re-extraction.
+    db.execute(
+        """
+        CREATE TABLE browser_items (
+            id INTEGER PRIMARY KEY,
+            browser TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('bookmark', 'top_site', 'address', 'form_entry')),
+            title TEXT NOT NULL DEFAULT '',
+            value TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '',
+            edited INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            UNIQUE (browser, profile, kind, value)
+        )
+        """
+    )
+
+
 def apply_migrations(db: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction; returns their names."""
     db.execute(
