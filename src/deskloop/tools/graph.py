@@ -1,0 +1,121 @@
+"""`save_knowledge_graph` and `query_knowledge_graph`: what the agent learns about people,
+places and things, kept as nodes with aliases and labelled edges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deskloop.store import EdgeInput, NodeInput, query_graph, save_graph
+from deskloop.tools import (
+    TimeoutTier,
+    Tool,
+    ToolContext,
+    ToolFamily,
+    ToolInput,
+    ToolOutput,
+)
+
+ROUTING = "Facts about the user's people, places and things: save and query the knowledge graph."
+
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+SAVE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "label": _NAME,
+                    "type": {"type": "string", "description": "person, place, project..."},
+                    "aliases": {"type": "array", "items": _NAME},
+                },
+                "required": ["label"],
+                "additionalProperties": False,
+            },
+        },
+        "edges": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"from": _NAME, "relation": _NAME, "to": _NAME},
+                "required": ["from", "relation", "to"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "additionalProperties": False,
+}
+QUERY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string", "description": "Part of a label or alias; empty: all."},
+        "type": {"type": "string"},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+    "additionalProperties": False,
+}
+
+
+async def save_knowledge_graph(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
+    nodes = [
+        NodeInput(str(node["label"]), str(node.get("type", "")), tuple(node.get("aliases", ())))
+        for node in tool_input.get("nodes", [])
+    ]
+    edges = [
+        EdgeInput(str(edge["from"]), str(edge["relation"]), str(edge["to"]))
+        for edge in tool_input.get("edges", [])
+    ]
+    with context.store.transaction() as db:
+        report = save_graph(db, nodes, edges)
+    said = [
+        f"nodes: {len(report.added)} added, {len(report.merged)} merged with known ones",
+        f"edges: {report.edges_added} added, {report.edges_known} already known",
+    ]
+    if report.dropped:
+        said.append("dropped: " + "; ".join(report.dropped))
+    return "\n".join(said)
+
+
+async def query_knowledge_graph(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
+    with context.store.transaction() as db:
+        nodes, edges = query_graph(
+            db,
+            str(tool_input.get("text", "")),
+            str(tool_input.get("type", "")),
+            int(tool_input.get("limit", 20)),
+        )
+    if not nodes:
+        return "no matching nodes"
+    lines = []
+    for node in nodes:
+        kind = f" ({node.type})" if node.type else ""
+        aliases = f" aka {', '.join(node.aliases)}" if node.aliases else ""
+        lines.append(f"{node.label}{kind}{aliases}")
+    lines.extend(f"{edge.source} -{edge.relation}-> {edge.target}" for edge in edges)
+    return "\n".join(lines)
+
+
+def build_graph_tools(context: ToolContext) -> list[Tool]:
+    return [
+        Tool(
+            "save_knowledge_graph",
+            "Save facts as nodes (label, type, aliases) and edges (from, relation, to). "
+            "Merges by label/alias.",
+            SAVE_SCHEMA,
+            "act",
+            TimeoutTier.INTERNAL,
+            save_knowledge_graph,
+        ),
+        Tool(
+            "query_knowledge_graph",
+            "Find nodes by label/alias text or type, with their edges.",
+            QUERY_SCHEMA,
+            "read",
+            TimeoutTier.INTERNAL,
+            query_knowledge_graph,
+        ),
+    ]
+
+
+GRAPH_FAMILY = ToolFamily("graph", ROUTING, build_graph_tools)
