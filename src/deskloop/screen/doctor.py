@@ -137,8 +137,22 @@ def _display_check(report: DoctorReport) -> bool:
     else:
         report.add(Check("synthetic input", "fail", "the X server has no XTest extension",
                          "enable XTEST in the X server configuration", "act"))
+    _screenshot_check(report, x11, box)
     x11.close()
     return True
+
+
+def _screenshot_check(report: DoctorReport, x11: Any, box: Any) -> None:
+    """A real capture of a corner of the screen: what `capture_screenshot` will need."""
+    from deskloop.screen.tree import Box
+
+    try:
+        x11.capture(Box(box.x, box.y, min(box.width, 8), min(box.height, 8)))
+    except Exception as exc:  # any X error: the check reports it, the doctor goes on
+        report.add(Check("screenshot", "warn", f"the X server refused a capture: {exc}",
+                         "run deskloop in the desktop session that owns the display"))
+        return
+    report.add(Check("screenshot", "ok", "the X server returns pixels"))
 
 
 async def linux_checks() -> DoctorReport:
