@@ -11,17 +11,27 @@ as tool_use by the server), and the decode-time cost of masking: measured direct
 as a ratio on identical text with and without a guide. Targets (issue 3): 100%
 schema-valid guided; masking adds <= 10% to decode time. Asserts nothing.
 
+First, a row per native tool family (no model needed): the tokens its schemas add to
+every request (cl100k, full and `--tool-diet`), and the median overhead of a call through
+dispatch (schema check, policy, timeout) against calling the tool directly, both on the
+same real store. Target (issue 9): all native schemas together <= 2,000 tokens, diet.
+
     python benchmarks/bench_tools.py --limit 20
+    python benchmarks/bench_tools.py --families-only
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import codecs
+import json
+import os
 import random
 import re
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +42,7 @@ import numpy as np
 
 from deskloop.engines import create_engine
 from deskloop.engines.base import LocalEngine, PrefillReport, Sampling
+from deskloop.screen.tokens import count_tokens, tokenizer_name
 from deskloop.server.chat_template import render_chat
 from deskloop.server.constraints import GrammarGuide, build_guide
 from deskloop.server.protocol import Message, Tool
@@ -44,6 +55,18 @@ from deskloop.server.tool_formats.base import (
     ToolFormat,
 )
 from deskloop.server.tool_schema import slim_tools, validate_input
+from deskloop.settings import load_settings, paths
+from deskloop.store import Store
+from deskloop.tools import (
+    NATIVE_FAMILIES,
+    Dispatcher,
+    PermissionPolicy,
+    ToolCall,
+    ToolContext,
+    ToolRegistry,
+    timeouts_from_settings,
+)
+from deskloop.tools import Tool as NativeTool
 
 ELEMENT_ID = {
     "type": "string",
@@ -447,6 +470,78 @@ def _rate(outcomes: list[Outcome], field: str) -> str:
     return f"{hits / len(outcomes):6.1%} ({hits}/{len(outcomes)})"
 
 
+# One cheap call per family for the dispatch overhead; families without one (they need a
+# screen, a browser or a person) get a token row only.
+SAMPLE_CALLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "sql": ("execute_sql", {"query": "SELECT count(*) FROM kg_nodes"}),
+    "graph": ("query_knowledge_graph", {"text": "lyon"}),
+    "observer": ("save_observer_card", {"kind": "insight", "title": "benchmark"}),
+    "files": ("search_files", {"name": "report"}),
+    "preferences": ("set_user_preferences", {"name": "Ada"}),
+    "browser_profile": ("query_browser_profile", {"text": "news"}),
+}
+
+
+def schema_tokens(tools: list[NativeTool], diet: bool) -> int:
+    """Tokens of the tools' definitions as a request's `tools` list carries them."""
+    listed = [Tool(name=t.name, description=t.description, input_schema=t.input_schema) for t in tools]
+    if diet:
+        listed = slim_tools(listed)
+    return count_tokens(json.dumps([t.model_dump(exclude_none=True) for t in listed]))
+
+
+async def _median_seconds(call: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        await call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def family_rows(repeats: int) -> None:
+    """Schema tokens and dispatch overhead per native family, in a throwaway deskloop home."""
+    with tempfile.TemporaryDirectory(prefix="deskloop-bench-") as home:
+        os.environ["DESKLOOP_HOME"] = home
+        os.environ["HOME"] = home  # nothing here reads the real user's files
+        settings = load_settings()
+        with Store.open() as store:
+            context = ToolContext(settings=settings, paths=paths(), store=store)
+            print(f"native tool families ({tokenizer_name()}, {repeats} calls each):")
+            print(f"{'family':16}{'tools':>6}{'tokens':>8}{'diet':>6}{'direct us':>11}{'dispatch us':>13}{'overhead us':>13}")
+            totals = [0, 0, 0]
+            for family in NATIVE_FAMILIES:
+                tools = family.build(context)
+                full, diet = schema_tokens(tools, False), schema_tokens(tools, True)
+                totals = [totals[0] + len(tools), totals[1] + full, totals[2] + diet]
+                timing = ""
+                sample = SAMPLE_CALLS.get(family.name)
+                if sample is not None:
+                    name, arguments = sample
+                    tool = next(t for t in tools if t.name == name)
+                    dispatcher = Dispatcher(
+                        ToolRegistry(tools),
+                        PermissionPolicy.from_settings(settings.agent),
+                        timeouts_from_settings(settings.agent),
+                        context=context,
+                    )
+                    call = ToolCall("bench", name, arguments)
+                    await tool.run(arguments, context)  # warm-up
+                    direct = await _median_seconds(
+                        lambda t=tool, a=arguments: t.run(a, context), repeats
+                    )
+                    routed = await _median_seconds(
+                        lambda d=dispatcher, c=call: d.run_one(c), repeats
+                    )
+                    timing = f"{direct * 1e6:11.0f}{routed * 1e6:13.0f}{(routed - direct) * 1e6:13.0f}"
+                print(f"{family.name:16}{len(tools):6}{full:8}{diet:6}{timing}")
+            print(f"{'all':16}{totals[0]:6}{totals[1]:8}{totals[2]:6}")
+            print(
+                f"native schemas together: {totals[2]} tokens with --tool-diet, {totals[1]} without "
+                f"(target <= 2000 diet; diet/full = {totals[2] / max(totals[1], 1):.2f})\n"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="deskloop bench tools", description=__doc__.split("\n")[0]
@@ -461,7 +556,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool-diet", action="store_true", help="slim the tools first")
     parser.add_argument("--show", action="store_true", help="print every case's outputs")
     parser.add_argument("--timing-pairs", type=int, default=5, help="same-text timing runs")
+    parser.add_argument("--families-only", action="store_true", help="only the per-family rows")
+    parser.add_argument("--calls", type=int, default=200, help="calls per family for overhead")
     args = parser.parse_args(argv)
+
+    asyncio.run(family_rows(args.calls))
+    if args.families_only:
+        return 0
 
     engine = create_engine("llamacpp", args.model, threads=args.threads)
     assert isinstance(engine, LocalEngine)
