@@ -45,6 +45,7 @@ ROUTING = (
     "(extract_browser_profile first if empty)."
 )
 TOP_SITES = 100
+QUERY_LIMIT = 30
 PLURALS = {
     "bookmark": "bookmarks",
     "top_site": "top sites",
@@ -372,7 +373,6 @@ QUERY_SCHEMA: dict[str, Any] = {
         "text": {"type": "string"},
         "kind": {"enum": list(BROWSER_ITEM_KINDS)},
         "tag": {"type": "string"},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 200},
     },
     "additionalProperties": False,
 }
@@ -381,7 +381,7 @@ EDIT_SCHEMA: dict[str, Any] = {
     "properties": {
         "id": {"type": "integer"},
         "title": {"type": "string"},
-        "tags": {"type": "string", "description": "Comma-separated; replaces the tags."},
+        "tags": {"type": "string", "description": "comma-separated"},
         "remove": {"type": "boolean"},
     },
     "required": ["id"],
@@ -402,7 +402,7 @@ async def query_browser_profile(tool_input: ToolInput, context: ToolContext) -> 
             str(tool_input.get("text", "")),
             str(tool_input.get("kind", "")),
             str(tool_input.get("tag", "")),
-            int(tool_input.get("limit", 30)),
+            QUERY_LIMIT,
         )
         if not items:
             (count,) = db.execute("SELECT count(*) FROM browser_items").fetchone()
@@ -442,8 +442,7 @@ def build_browser_profile_tools(context: ToolContext) -> list[Tool]:
     return [
         Tool(
             "extract_browser_profile",
-            "Copy bookmarks, top sites, addresses and form entries from local browsers "
-            "(never passwords, cookies or cards).",
+            "Copy bookmarks, top sites, addresses, form entries from local browsers.",
             EXTRACT_SCHEMA,
             "read",
             TimeoutTier.OTHER,
@@ -452,7 +451,7 @@ def build_browser_profile_tools(context: ToolContext) -> list[Tool]:
         ),
         Tool(
             "query_browser_profile",
-            "Search the copied browser profile by text, kind or tag.",
+            "Search the copied browser profile.",
             QUERY_SCHEMA,
             "read",
             TimeoutTier.INTERNAL,
@@ -461,7 +460,7 @@ def build_browser_profile_tools(context: ToolContext) -> list[Tool]:
         ),
         Tool(
             "edit_browser_profile",
-            "Retitle, retag or remove an item of deskloop's copy (the browser is untouched).",
+            "Retitle, retag or remove an item of the copy.",
             EDIT_SCHEMA,
             "act",
             TimeoutTier.INTERNAL,

@@ -43,6 +43,7 @@ DEFAULT_ROOTS = ("Downloads", "Documents", "Desktop", "Projects", "projects", "s
 # Folders of tools and caches, not of the user's work.
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__", "venv", "site-packages", "target"})
 MAX_FILES_PER_SCAN = 200_000
+SEARCH_LIMIT = 50
 BATCH = 2000
 
 KINDS: dict[str, tuple[str, ...]] = {
@@ -250,7 +251,7 @@ def _render(files: list[IndexedFile], limit: int) -> str:
 
 SCAN_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"path": {"type": "string", "description": "A folder inside the roots."}},
+    "properties": {"path": {"type": "string"}},
     "additionalProperties": False,
 }
 SEARCH_SCHEMA: dict[str, Any] = {
@@ -259,9 +260,8 @@ SEARCH_SCHEMA: dict[str, Any] = {
         "name": {"type": "string"},
         "path": {"type": "string"},
         "kind": {"enum": [*KINDS, "other"]},
-        "modified_after": {"type": "string", "description": "Date, e.g. 2026-11-01."},
+        "modified_after": {"type": "string", "description": "YYYY-MM-DD"},
         "modified_before": {"type": "string"},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 200},
     },
     "additionalProperties": False,
 }
@@ -285,7 +285,7 @@ def build_file_tools(context: ToolContext) -> list[Tool]:
             kind=str(tool_input.get("kind", "")),
             modified_after=_date(tool_input.get("modified_after"), "modified_after"),
             modified_before=_date(tool_input.get("modified_before"), "modified_before"),
-            limit=int(tool_input.get("limit", 50)),
+            limit=SEARCH_LIMIT,
         )
         with context.store.transaction() as db:
             found = search_files(db, search)
@@ -298,7 +298,7 @@ def build_file_tools(context: ToolContext) -> list[Tool]:
     return [
         Tool(
             "scan_files",
-            "Index the user's folders (or one folder inside them) for search_files.",
+            "Index the user's folders, or one folder inside them.",
             SCAN_SCHEMA,
             "read",
             TimeoutTier.OTHER,
@@ -307,7 +307,7 @@ def build_file_tools(context: ToolContext) -> list[Tool]:
         ),
         Tool(
             "search_files",
-            "Find indexed files by name, path, kind or modified date.",
+            "Find indexed files by name, path, kind or date.",
             SEARCH_SCHEMA,
             "read",
             TimeoutTier.INTERNAL,

@@ -17,7 +17,7 @@ from deskloop.tools import (
 
 ROUTING = "Facts about the user's people, places and things: save and query the knowledge graph."
 
-_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+_TEXT = {"type": "string"}
 SAVE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -26,9 +26,9 @@ SAVE_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "label": _NAME,
-                    "type": {"type": "string", "description": "person, place, project..."},
-                    "aliases": {"type": "array", "items": _NAME},
+                    "label": _TEXT,
+                    "type": _TEXT,
+                    "aliases": {"type": "array", "items": _TEXT},
                 },
                 "required": ["label"],
                 "additionalProperties": False,
@@ -36,23 +36,15 @@ SAVE_SCHEMA: dict[str, Any] = {
         },
         "edges": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"from": _NAME, "relation": _NAME, "to": _NAME},
-                "required": ["from", "relation", "to"],
-                "additionalProperties": False,
-            },
+            "items": {"type": "array", "items": _TEXT, "minItems": 3, "maxItems": 3},
+            "description": "[from, relation, to]",
         },
     },
     "additionalProperties": False,
 }
 QUERY_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "text": {"type": "string", "description": "Part of a label or alias; empty: all."},
-        "type": {"type": "string"},
-        "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-    },
+    "properties": {"text": _TEXT, "type": _TEXT},
     "additionalProperties": False,
 }
 
@@ -62,10 +54,7 @@ async def save_knowledge_graph(tool_input: ToolInput, context: ToolContext) -> T
         NodeInput(str(node["label"]), str(node.get("type", "")), tuple(node.get("aliases", ())))
         for node in tool_input.get("nodes", [])
     ]
-    edges = [
-        EdgeInput(str(edge["from"]), str(edge["relation"]), str(edge["to"]))
-        for edge in tool_input.get("edges", [])
-    ]
+    edges = [EdgeInput(*map(str, edge)) for edge in tool_input.get("edges", [])]
     with context.store.transaction() as db:
         report = save_graph(db, nodes, edges)
     said = [
@@ -83,7 +72,6 @@ async def query_knowledge_graph(tool_input: ToolInput, context: ToolContext) -> 
             db,
             str(tool_input.get("text", "")),
             str(tool_input.get("type", "")),
-            int(tool_input.get("limit", 20)),
         )
     if not nodes:
         return "no matching nodes"
@@ -100,8 +88,7 @@ def build_graph_tools(context: ToolContext) -> list[Tool]:
     return [
         Tool(
             "save_knowledge_graph",
-            "Save facts as nodes (label, type, aliases) and edges (from, relation, to). "
-            "Merges by label/alias.",
+            "Save facts: nodes (merged by label/alias) and edges.",
             SAVE_SCHEMA,
             "act",
             TimeoutTier.INTERNAL,
@@ -109,7 +96,7 @@ def build_graph_tools(context: ToolContext) -> list[Tool]:
         ),
         Tool(
             "query_knowledge_graph",
-            "Find nodes by label/alias text or type, with their edges.",
+            "Find nodes by text or type, with their edges.",
             QUERY_SCHEMA,
             "read",
             TimeoutTier.INTERNAL,

@@ -93,11 +93,11 @@ async def request_permission(tool_input: ToolInput, context: ToolContext) -> Too
 
 
 def build_permission_tools(context: ToolContext) -> list[Tool]:
-    empty = {"type": "object", "properties": {}, "additionalProperties": False}
+    empty = {"type": "object", "properties": {}}
     return [
         Tool(
             "check_permission_status",
-            "Check the screen access: accessibility, display, input, screenshots; with fixes.",
+            "Check screen access permissions, with fixes.",
             empty,
             "read",
             TimeoutTier.INTERNAL,
@@ -105,7 +105,7 @@ def build_permission_tools(context: ToolContext) -> list[Tool]:
         ),
         Tool(
             "request_permission",
-            "Ask the OS for screen access (opens the settings pane or applies the fix), then recheck.",
+            "Ask the OS for screen access, then recheck.",
             REQUEST_SCHEMA,
             "act",
             TimeoutTier.OTHER,

@@ -32,15 +32,10 @@ PREFERENCES = {
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "name": {"type": "string", "maxLength": 100},
-        "language": {"type": "string", "maxLength": 40},
-        "voice": {"type": "boolean", "description": "Speak answers aloud."},
-        "voice_rate": {
-            "type": "integer",
-            "minimum": 80,
-            "maximum": 450,
-            "description": "Words/min.",
-        },
+        "name": {"type": "string"},
+        "language": {"type": "string"},
+        "voice": {"type": "boolean"},
+        "voice_rate": {"type": "integer", "description": "words/min"},
     },
     "additionalProperties": False,
 }
@@ -81,7 +76,7 @@ def build_preference_tools(context: ToolContext) -> list[Tool]:
     return [
         Tool(
             "set_user_preferences",
-            "Save the user's name, language, voice on/off and voice speed.",
+            "Save the user's name, language, voice on/off and speed.",
             SCHEMA,
             "act",
             TimeoutTier.INTERNAL,
@@ -89,8 +84,8 @@ def build_preference_tools(context: ToolContext) -> list[Tool]:
         ),
         Tool(
             "complete_onboarding",
-            "Mark first-run setup done, after asking the user's preferences.",
-            {"type": "object", "properties": {}, "additionalProperties": False},
+            "Mark first-run setup done.",
+            {"type": "object", "properties": {}},
             "act",
             TimeoutTier.INTERNAL,
             complete_onboarding,

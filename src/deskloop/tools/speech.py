@@ -99,10 +99,10 @@ def build_speech_tools(context: ToolContext) -> list[Tool]:
     return [
         Tool(
             "speak_response",
-            "Read a short answer aloud (only when the user turned voice on).",
+            "Say a short answer aloud (when voice is on).",
             {
                 "type": "object",
-                "properties": {"text": {"type": "string", "minLength": 1}},
+                "properties": {"text": {"type": "string"}},
                 "required": ["text"],
                 "additionalProperties": False,
             },

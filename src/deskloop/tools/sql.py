@@ -330,8 +330,7 @@ def build_sql_tools(context: ToolContext) -> list[Tool]:
     return [
         Tool(
             "execute_sql",
-            "Run one SQLite statement on deskloop's database (tables in the system prompt). "
-            f"SELECT gets LIMIT {ROW_LIMIT}; writes only if the user allows.",
+            "Run one SQLite statement on deskloop's database (tables: see system prompt).",
             {
                 "type": "object",
                 "properties": {"query": {"type": "string"}},
