@@ -508,7 +508,10 @@ async def family_rows(repeats: int) -> None:
         with Store.open() as store:
             context = ToolContext(settings=settings, paths=paths(), store=store)
             print(f"native tool families ({tokenizer_name()}, {repeats} calls each):")
-            print(f"{'family':16}{'tools':>6}{'tokens':>8}{'diet':>6}{'direct us':>11}{'dispatch us':>13}{'overhead us':>13}")
+            print(
+                f"{'family':16}{'tools':>6}{'tokens':>8}{'diet':>6}{'direct us':>11}"
+                f"{'dispatch us':>13}{'overhead us':>13}{'ratio':>7}"
+            )
             totals = [0, 0, 0]
             for family in NATIVE_FAMILIES:
                 tools = family.build(context)
@@ -533,7 +536,10 @@ async def family_rows(repeats: int) -> None:
                     routed = await _median_seconds(
                         lambda d=dispatcher, c=call: d.run_one(c), repeats
                     )
-                    timing = f"{direct * 1e6:11.0f}{routed * 1e6:13.0f}{(routed - direct) * 1e6:13.0f}"
+                    timing = (
+                        f"{direct * 1e6:11.0f}{routed * 1e6:13.0f}"
+                        f"{(routed - direct) * 1e6:13.0f}{routed / direct:7.2f}"
+                    )
                 print(f"{family.name:16}{len(tools):6}{full:8}{diet:6}{timing}")
             print(f"{'all':16}{totals[0]:6}{totals[1]:8}{totals[2]:6}")
             print(

@@ -39,7 +39,8 @@ def test_a_family_switched_off_by_environment_is_left_out(
     monkeypatch.setenv("DESKLOOP_TOOLS_SCREEN", "false")
     context = replace(tool_context, settings=load_settings())
     names = [tool.name for tool in native_tool_set(context)]
-    assert FOLLOWUP_TOOL_NAME in names and not {"observe", "click"} & set(names)
+    assert FOLLOWUP_TOOL_NAME in names and "execute_sql" in names
+    assert not {"observe", "click", "capture_screenshot"} & set(names)
     assert "screen" not in [f.name for f in enabled_families(context.settings)]
     assert {"screen", "followup"} <= {f.name for f in enabled_families(Settings())}
 

@@ -60,5 +60,7 @@ def build_system_prompt(
     ]
     if agent.user_name:
         facts.append(f"The user's name is {agent.user_name}.")
+    if agent.language:
+        facts.append(f"Answer in {agent.language}.")
     parts.append(" ".join(facts))
     return "\n\n".join(parts)

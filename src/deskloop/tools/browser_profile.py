@@ -30,7 +30,7 @@ from deskloop.store import (
     query_items,
     save_extracted,
 )
-from deskloop.tools import (
+from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
     Tool,

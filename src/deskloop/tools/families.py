@@ -9,16 +9,32 @@ from __future__ import annotations
 
 from deskloop.settings import Settings
 from deskloop.tools.browser import BROWSER_FAMILY
+from deskloop.tools.browser_profile import BROWSER_PROFILE_FAMILY
 from deskloop.tools.contract import Tool, ToolContext, ToolFamily
+from deskloop.tools.files import FILES_FAMILY
 from deskloop.tools.followup import FOLLOWUP_FAMILY
+from deskloop.tools.graph import GRAPH_FAMILY
+from deskloop.tools.observer import OBSERVER_FAMILY
+from deskloop.tools.permissions import PERMISSIONS_FAMILY
+from deskloop.tools.preferences import PREFERENCES_FAMILY
 from deskloop.tools.routines import ROUTINES_FAMILY
 from deskloop.tools.screen import SCREEN_FAMILY
+from deskloop.tools.speech import SPEECH_FAMILY
+from deskloop.tools.sql import SQL_FAMILY
 
 NATIVE_FAMILIES: tuple[ToolFamily, ...] = (
     SCREEN_FAMILY,
     BROWSER_FAMILY,
     FOLLOWUP_FAMILY,
     ROUTINES_FAMILY,
+    SQL_FAMILY,
+    FILES_FAMILY,
+    GRAPH_FAMILY,
+    OBSERVER_FAMILY,
+    PREFERENCES_FAMILY,
+    SPEECH_FAMILY,
+    BROWSER_PROFILE_FAMILY,
+    PERMISSIONS_FAMILY,
 )
 
 

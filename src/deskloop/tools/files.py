@@ -26,7 +26,7 @@ from deskloop.store import (
     search_files,
     upsert_files,
 )
-from deskloop.tools import (
+from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
     Tool,

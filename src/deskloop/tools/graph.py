@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from deskloop.store import EdgeInput, NodeInput, query_graph, save_graph
-from deskloop.tools import (
+from deskloop.tools.contract import (
     TimeoutTier,
     Tool,
     ToolContext,

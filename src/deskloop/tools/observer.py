@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from deskloop.store import CARD_KINDS, add_card
-from deskloop.tools import (
+from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
     Tool,

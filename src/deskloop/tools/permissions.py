@@ -12,7 +12,14 @@ from typing import Any
 
 from deskloop.screen.doctor import DoctorReport, run_doctor
 from deskloop.screen.errors import ScreenError
-from deskloop.tools import TimeoutTier, Tool, ToolContext, ToolFamily, ToolInput, ToolOutput
+from deskloop.tools.contract import (
+    TimeoutTier,
+    Tool,
+    ToolContext,
+    ToolFamily,
+    ToolInput,
+    ToolOutput,
+)
 
 ROUTING = (
     "A screen tool fails for lack of access: check_permission_status, then request_permission."

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from deskloop.settings import SettingsError, set_setting
-from deskloop.tools import (
+from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
     Tool,

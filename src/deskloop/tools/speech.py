@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from deskloop.tools import (
+from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
     Tool,

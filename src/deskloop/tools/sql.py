@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from deskloop.tools import (
+from deskloop.tools.contract import (
     BadToolArguments,
     RiskClass,
     TimeoutTier,
