@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deskloop.store import Store, cards, set_card_status
+from deskloop.store import Store
 from deskloop.tools import BadToolArguments, Tool, ToolContext
 from deskloop.tools.graph import build_graph_tools
 from deskloop.tools.observer import build_observer_tools
@@ -86,11 +86,10 @@ async def test_observer_cards_are_saved_pending_and_change_status_on_the_users_s
     assert said == "saved card 1 (pattern, pending)"
     with pytest.raises(BadToolArguments, match="title is empty"):
         await card.run({"kind": "insight", "title": "  "}, context)
-    with store.transaction() as db:
-        assert set_card_status(db, 1, "dismissed") is not None
-        assert set_card_status(db, 7, "shown") is None
-        (saved,) = cards(db)
-        assert cards(db, "pending") == []
+    assert store.set_card_status(1, "dismissed") is not None
+    assert store.set_card_status(7, "shown") is None
+    (saved,) = store.observer_cards()
+    assert store.observer_cards("pending") == []
     assert (saved.kind, saved.title, saved.status) == (
         "pattern",
         "You export the report every Friday",

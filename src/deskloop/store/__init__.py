@@ -1,7 +1,8 @@
 """The conversation store: sessions, messages, tool calls and usage in one SQLite file.
 
-One module per domain (`_sessions`, `_messages`, `_tool_calls`, `_usage`), each an
-accessor class over the one connection in `_connection`; `Store` gathers them. New tables
+One module per domain (`_sessions`, `_messages`, `_tool_calls`, `_usage`, and the user's
+own tables: `_graph`, `_observer`, `_files`, `_browser_profile`), each an accessor class
+over the one connection in `_connection`; `Store` gathers them. New tables
 come as migrations appended to the one ordered list in `_migrations`.
 """
 
@@ -10,19 +11,12 @@ from deskloop.store._browser_profile import (
     BrowserItem,
     BrowserItemKind,
     ExtractedItem,
-    edit_item,
-    query_items,
-    save_extracted,
 )
 from deskloop.store._connection import StoreError, UnknownSession
 from deskloop.store._database import INTERRUPTED_TOOL_MESSAGE, Store
 from deskloop.store._files import (
     FileSearch,
     IndexedFile,
-    forget_files,
-    indexed_mtimes,
-    search_files,
-    upsert_files,
 )
 from deskloop.store._graph import (
     EdgeInput,
@@ -30,8 +24,6 @@ from deskloop.store._graph import (
     GraphNode,
     GraphSaveReport,
     NodeInput,
-    query_graph,
-    save_graph,
 )
 from deskloop.store._messages import searchable_text
 from deskloop.store._migrations import MIGRATIONS, apply_migrations
@@ -41,10 +33,6 @@ from deskloop.store._observer import (
     CardKind,
     CardStatus,
     ObserverCard,
-    add_card,
-    card_by_id,
-    cards,
-    set_card_status,
 )
 from deskloop.store._records import (
     ContentBlock,
@@ -109,19 +97,6 @@ __all__ = [
     "ToolCallRecord",
     "TurnUsage",
     "UnknownSession",
-    "add_card",
     "apply_migrations",
-    "card_by_id",
-    "cards",
-    "edit_item",
-    "forget_files",
-    "indexed_mtimes",
-    "query_graph",
-    "query_items",
-    "save_extracted",
-    "save_graph",
-    "search_files",
     "searchable_text",
-    "set_card_status",
-    "upsert_files",
 ]

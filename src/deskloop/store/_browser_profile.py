@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from deskloop.store._connection import Connected
+
 BrowserItemKind = Literal["bookmark", "top_site", "address", "form_entry"]
 BROWSER_ITEM_KINDS: tuple[BrowserItemKind, ...] = ("bookmark", "top_site", "address", "form_entry")
 
@@ -37,7 +39,7 @@ class ExtractedItem:
     tags: str = ""
 
 
-def save_extracted(
+def _save_extracted(
     db: sqlite3.Connection, browser: str, profile: str, items: Iterable[ExtractedItem]
 ) -> int:
     """Insert or refresh `items`; rows edited or removed by the user are left as they are."""
@@ -62,7 +64,7 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def query_items(
+def _query_items(
     db: sqlite3.Connection, text: str = "", kind: str = "", tag: str = "", limit: int = 30
 ) -> list[BrowserItem]:
     """Items whose title, value or detail holds `text`, of `kind`, tagged with `tag`."""
@@ -76,7 +78,7 @@ def query_items(
     return [BrowserItem(*row) for row in rows]
 
 
-def edit_item(
+def _edit_item(
     db: sqlite3.Connection,
     item_id: int,
     *,
@@ -102,3 +104,32 @@ def edit_item(
     return BrowserItem(
         item.id, item.browser, item.profile, item.kind, new_title, item.value, item.detail, new_tags
     )
+
+
+class BrowserProfileAccess(Connected):
+    def save_browser_items(self, browser: str, profile: str, items: Iterable[ExtractedItem]) -> int:
+        """Insert or refresh one profile's items; rows the user edited or removed stay."""
+        with self.transaction() as db:
+            return _save_extracted(db, browser, profile, items)
+
+    def query_browser_items(
+        self, text: str = "", kind: str = "", tag: str = "", limit: int = 30
+    ) -> list[BrowserItem]:
+        """Items whose title, value or detail holds `text`, of `kind`, tagged with `tag`."""
+        return _query_items(self._db, text, kind, tag, limit)
+
+    def edit_browser_item(
+        self,
+        item_id: int,
+        *,
+        title: str | None = None,
+        tags: str | None = None,
+        remove: bool = False,
+    ) -> BrowserItem | None:
+        """Change deskloop's copy of one item; None when there is no such item."""
+        with self.transaction() as db:
+            return _edit_item(db, item_id, title=title, tags=tags, remove=remove)
+
+    def browser_item_count(self) -> int:
+        (count,) = self._db.execute("SELECT count(*) FROM browser_items").fetchone()
+        return int(count)

@@ -10,9 +10,13 @@ import sqlite3
 from pathlib import Path
 
 from deskloop.settings import paths
+from deskloop.store._browser_profile import BrowserProfileAccess
 from deskloop.store._connection import StoreError
+from deskloop.store._files import FileIndexAccess
+from deskloop.store._graph import GraphAccess
 from deskloop.store._messages import MessageAccess
 from deskloop.store._migrations import apply_migrations
+from deskloop.store._observer import ObserverAccess
 from deskloop.store._records import ResumedConversation
 from deskloop.store._routines import RoutineAccess
 from deskloop.store._sessions import SessionAccess
@@ -25,8 +29,19 @@ INTERRUPTED_TOOL_MESSAGE = (
 )
 
 
-class Store(SessionAccess, MessageAccess, ToolCallAccess, UsageAccess, RoutineAccess):
-    """Typed access to sessions, messages, tool calls, usage, routines and runs in one SQLite database."""
+class Store(
+    SessionAccess,
+    MessageAccess,
+    ToolCallAccess,
+    UsageAccess,
+    RoutineAccess,
+    GraphAccess,
+    ObserverAccess,
+    FileIndexAccess,
+    BrowserProfileAccess,
+):
+    """Typed access to sessions, messages, tool calls, usage, routines and runs, and the
+    user's own tables (knowledge graph, observer cards, file index, browser profile)."""
 
     @classmethod
     def open(cls, path: Path | None = None) -> Store:

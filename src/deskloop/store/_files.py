@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from deskloop.store._connection import Connected
+
 
 @dataclass(frozen=True)
 class IndexedFile:
@@ -35,7 +37,7 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def indexed_mtimes(db: sqlite3.Connection, under: str) -> dict[str, tuple[float, int]]:
+def _indexed_mtimes(db: sqlite3.Connection, under: str) -> dict[str, tuple[float, int]]:
     """Path -> (modified_at, size) of the files indexed under the folder `under`."""
     prefix = under.rstrip("/") + "/"
     rows = db.execute(
@@ -45,7 +47,7 @@ def indexed_mtimes(db: sqlite3.Connection, under: str) -> dict[str, tuple[float,
     return {path: (modified, size) for path, modified, size in rows}
 
 
-def upsert_files(db: sqlite3.Connection, files: Iterable[IndexedFile]) -> None:
+def _upsert_files(db: sqlite3.Connection, files: Iterable[IndexedFile]) -> None:
     now = time.time()
     db.executemany(
         "INSERT INTO indexed_files (path, root, name, kind, size, modified_at, indexed_at)"
@@ -56,11 +58,11 @@ def upsert_files(db: sqlite3.Connection, files: Iterable[IndexedFile]) -> None:
     )
 
 
-def forget_files(db: sqlite3.Connection, paths: Iterable[str]) -> None:
+def _forget_files(db: sqlite3.Connection, paths: Iterable[str]) -> None:
     db.executemany("DELETE FROM indexed_files WHERE path = ?", [(path,) for path in paths])
 
 
-def search_files(db: sqlite3.Connection, search: FileSearch) -> list[IndexedFile]:
+def _search_files(db: sqlite3.Connection, search: FileSearch) -> list[IndexedFile]:
     """Matching files, most recently modified first."""
     rows = db.execute(
         "SELECT path, root, name, kind, size, modified_at FROM indexed_files"
@@ -80,3 +82,23 @@ def search_files(db: sqlite3.Connection, search: FileSearch) -> list[IndexedFile
         ),
     ).fetchall()
     return [IndexedFile(*row) for row in rows]
+
+
+class FileIndexAccess(Connected):
+    def indexed_mtimes(self, under: str) -> dict[str, tuple[float, int]]:
+        """Path -> (modified_at, size) of the files indexed under the folder `under`."""
+        return _indexed_mtimes(self._db, under)
+
+    def index_files(self, changed: Iterable[IndexedFile], gone: Iterable[str] = ()) -> None:
+        """Write new or changed files and forget those gone, in one transaction."""
+        with self.transaction() as db:
+            _upsert_files(db, changed)
+            _forget_files(db, gone)
+
+    def search_files(self, search: FileSearch) -> list[IndexedFile]:
+        """Matching files, most recently modified first."""
+        return _search_files(self._db, search)
+
+    def indexed_file_count(self) -> int:
+        (count,) = self._db.execute("SELECT count(*) FROM indexed_files").fetchone()
+        return int(count)

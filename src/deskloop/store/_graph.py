@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from deskloop.store._connection import Connected
+
 
 @dataclass(frozen=True)
 class NodeInput:
@@ -67,7 +69,7 @@ def _add_name(db: sqlite3.Connection, node_id: int, name: str) -> None:
     )
 
 
-def save_graph(
+def _save_graph(
     db: sqlite3.Connection, nodes: Sequence[NodeInput], edges: Sequence[EdgeInput]
 ) -> GraphSaveReport:
     """Merge `nodes` (by label or alias) and add `edges`; call inside one transaction."""
@@ -136,7 +138,7 @@ def _node(db: sqlite3.Connection, node_id: int) -> GraphNode:
     return GraphNode(node_id, label, kind, aliases)
 
 
-def query_graph(
+def _query_graph(
     db: sqlite3.Connection, text: str = "", node_type: str = "", limit: int = 20
 ) -> tuple[list[GraphNode], list[GraphEdge]]:
     """Nodes whose label or alias contains `text` (and of `node_type`), with their edges."""
@@ -165,3 +167,16 @@ def query_graph(
             )
         ]
     return nodes, edges
+
+
+class GraphAccess(Connected):
+    def save_graph(self, nodes: Sequence[NodeInput], edges: Sequence[EdgeInput]) -> GraphSaveReport:
+        """Merge `nodes` by label or alias, then add `edges`, in one transaction."""
+        with self.transaction() as db:
+            return _save_graph(db, nodes, edges)
+
+    def query_graph(
+        self, text: str = "", node_type: str = "", limit: int = 20
+    ) -> tuple[list[GraphNode], list[GraphEdge]]:
+        """Nodes whose label or alias contains `text` (and of `node_type`), with their edges."""
+        return _query_graph(self._db, text, node_type, limit)

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from deskloop.store._connection import Connected
+
 CardKind = Literal["insight", "pattern", "skill_created", "kg_update"]
 CardStatus = Literal["pending", "shown", "acted", "dismissed"]
 CARD_KINDS: tuple[CardKind, ...] = ("insight", "pattern", "skill_created", "kg_update")
@@ -28,7 +30,7 @@ class ObserverCard:
 _COLUMNS = "id, kind, title, body, status, session_id, created_at, updated_at"
 
 
-def add_card(
+def _add_card(
     db: sqlite3.Connection, kind: CardKind, title: str, body: str, session_id: int | None
 ) -> ObserverCard:
     now = time.time()
@@ -37,12 +39,12 @@ def add_card(
         " VALUES (?, ?, ?, ?, ?, ?)",
         (kind, title, body, session_id, now, now),
     )
-    card = card_by_id(db, int(cursor.lastrowid or 0))
+    card = _card_by_id(db, int(cursor.lastrowid or 0))
     assert card is not None
     return card
 
 
-def set_card_status(
+def _set_card_status(
     db: sqlite3.Connection, card_id: int, status: CardStatus
 ) -> ObserverCard | None:
     """The card after the change, or None when there is no card `card_id`."""
@@ -50,15 +52,15 @@ def set_card_status(
         "UPDATE observer_cards SET status = ?, updated_at = ? WHERE id = ?",
         (status, time.time(), card_id),
     )
-    return card_by_id(db, card_id)
+    return _card_by_id(db, card_id)
 
 
-def card_by_id(db: sqlite3.Connection, card_id: int) -> ObserverCard | None:
+def _card_by_id(db: sqlite3.Connection, card_id: int) -> ObserverCard | None:
     row = db.execute(f"SELECT {_COLUMNS} FROM observer_cards WHERE id = ?", (card_id,)).fetchone()
     return None if row is None else ObserverCard(*row)
 
 
-def cards(
+def _cards(
     db: sqlite3.Connection, status: CardStatus | None = None, limit: int = 50
 ) -> list[ObserverCard]:
     """Newest first, optionally only those with `status`."""
@@ -68,3 +70,23 @@ def cards(
         (status, status, limit),
     ).fetchall()
     return [ObserverCard(*row) for row in rows]
+
+
+class ObserverAccess(Connected):
+    def add_observer_card(
+        self, kind: CardKind, title: str, body: str, session_id: int | None
+    ) -> ObserverCard:
+        """A new card, pending until the user's side shows it."""
+        with self.transaction() as db:
+            return _add_card(db, kind, title, body, session_id)
+
+    def set_card_status(self, card_id: int, status: CardStatus) -> ObserverCard | None:
+        """The card after the change, or None when there is no card `card_id`."""
+        with self.transaction() as db:
+            return _set_card_status(db, card_id, status)
+
+    def observer_cards(
+        self, status: CardStatus | None = None, limit: int = 50
+    ) -> list[ObserverCard]:
+        """Newest first, optionally only those with `status`."""
+        return _cards(self._db, status, limit)

@@ -22,14 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deskloop.store import (
-    BROWSER_ITEM_KINDS,
-    ExtractedItem,
-    Store,
-    edit_item,
-    query_items,
-    save_extracted,
-)
+from deskloop.store import BROWSER_ITEM_KINDS, ExtractedItem, Store
 from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
@@ -351,8 +344,7 @@ def extract(store: Store, home: Path, browsers: tuple[str, ...] = BROWSERS) -> E
                 items.extend(read(profile.path))
             except (OSError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
                 report.problems.append(f"{profile.browser} {profile.name} {file_name} ({exc})")
-        with store.transaction() as db:
-            save_extracted(db, profile.browser, profile.name, items)
+        store.save_browser_items(profile.browser, profile.name, items)
         counts = {
             kind: sum(1 for item in items if item.kind == kind) for kind in BROWSER_ITEM_KINDS
         }
@@ -396,20 +388,14 @@ async def extract_browser_profile(tool_input: ToolInput, context: ToolContext) -
 
 
 async def query_browser_profile(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
-    with context.store.transaction() as db:
-        items = query_items(
-            db,
-            str(tool_input.get("text", "")),
-            str(tool_input.get("kind", "")),
-            str(tool_input.get("tag", "")),
-            QUERY_LIMIT,
-        )
-        if not items:
-            (count,) = db.execute("SELECT count(*) FROM browser_items").fetchone()
-            if count == 0:
-                return (
-                    "deskloop has no copy of the browser profiles yet; run extract_browser_profile"
-                )
+    items = context.store.query_browser_items(
+        str(tool_input.get("text", "")),
+        str(tool_input.get("kind", "")),
+        str(tool_input.get("tag", "")),
+        QUERY_LIMIT,
+    )
+    if not items and context.store.browser_item_count() == 0:
+        return "deskloop has no copy of the browser profiles yet; run extract_browser_profile"
     if not items:
         return "nothing matches"
     return "\n".join(
@@ -423,14 +409,12 @@ async def query_browser_profile(tool_input: ToolInput, context: ToolContext) -> 
 async def edit_browser_profile(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
     if not {"title", "tags", "remove"} & set(tool_input):
         raise BadToolArguments("give title, tags or remove: true")
-    with context.store.transaction() as db:
-        item = edit_item(
-            db,
-            int(tool_input["id"]),
-            title=tool_input.get("title"),
-            tags=tool_input.get("tags"),
-            remove=bool(tool_input.get("remove", False)),
-        )
+    item = context.store.edit_browser_item(
+        int(tool_input["id"]),
+        title=tool_input.get("title"),
+        tags=tool_input.get("tags"),
+        remove=bool(tool_input.get("remove", False)),
+    )
     if item is None:
         raise BadToolArguments(f"no item {tool_input['id']}; query_browser_profile shows the ids")
     if tool_input.get("remove"):

@@ -17,15 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deskloop.settings import FilesSettings
-from deskloop.store import (
-    FileSearch,
-    IndexedFile,
-    Store,
-    forget_files,
-    indexed_mtimes,
-    search_files,
-    upsert_files,
-)
+from deskloop.store import FileSearch, IndexedFile, Store
 from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
@@ -135,8 +127,7 @@ class ScanReport:
 
 def scan_folder(store: Store, root: Path, folder: Path, report: ScanReport) -> None:
     """Index `folder` (inside `root`) into the store, writing only what changed."""
-    with store.transaction() as db:
-        known = indexed_mtimes(db, str(folder))
+    known = store.indexed_mtimes(str(folder))
     seen: set[str] = set()
     unreadable: list[str] = []
     changed: list[IndexedFile] = []
@@ -190,15 +181,13 @@ def scan_folder(store: Store, root: Path, folder: Path, report: ScanReport) -> N
         for path in known
         if path not in seen and not any(path.startswith(f + os.sep) for f in unreadable)
     ]
-    with store.transaction() as db:
-        forget_files(db, gone)
+    store.index_files((), gone)
     report.removed += len(gone)
 
 
 def _write(store: Store, changed: list[IndexedFile], report: ScanReport) -> None:
     if changed:
-        with store.transaction() as db:
-            upsert_files(db, changed)
+        store.index_files(changed)
         report.written += len(changed)
         changed.clear()
 
@@ -287,12 +276,9 @@ def build_file_tools(context: ToolContext) -> list[Tool]:
             modified_before=_date(tool_input.get("modified_before"), "modified_before"),
             limit=SEARCH_LIMIT,
         )
-        with context.store.transaction() as db:
-            found = search_files(db, search)
-            if not found:
-                (count,) = db.execute("SELECT count(*) FROM indexed_files").fetchone()
-                if count == 0:
-                    return "the file index is empty; run scan_files first"
+        found = context.store.search_files(search)
+        if not found and context.store.indexed_file_count() == 0:
+            return "the file index is empty; run scan_files first"
         return _render(found, search.limit)
 
     return [

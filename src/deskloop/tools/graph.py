@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deskloop.store import EdgeInput, NodeInput, query_graph, save_graph
+from deskloop.store import EdgeInput, NodeInput
 from deskloop.tools.contract import (
     TimeoutTier,
     Tool,
@@ -55,8 +55,7 @@ async def save_knowledge_graph(tool_input: ToolInput, context: ToolContext) -> T
         for node in tool_input.get("nodes", [])
     ]
     edges = [EdgeInput(*map(str, edge)) for edge in tool_input.get("edges", [])]
-    with context.store.transaction() as db:
-        report = save_graph(db, nodes, edges)
+    report = context.store.save_graph(nodes, edges)
     said = [
         f"nodes: {len(report.added)} added, {len(report.merged)} merged with known ones",
         f"edges: {report.edges_added} added, {report.edges_known} already known",
@@ -67,12 +66,10 @@ async def save_knowledge_graph(tool_input: ToolInput, context: ToolContext) -> T
 
 
 async def query_knowledge_graph(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
-    with context.store.transaction() as db:
-        nodes, edges = query_graph(
-            db,
-            str(tool_input.get("text", "")),
-            str(tool_input.get("type", "")),
-        )
+    nodes, edges = context.store.query_graph(
+        str(tool_input.get("text", "")),
+        str(tool_input.get("type", "")),
+    )
     if not nodes:
         return "no matching nodes"
     lines = []

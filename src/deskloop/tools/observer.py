@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deskloop.store import CARD_KINDS, add_card
+from deskloop.store import CARD_KINDS
 from deskloop.tools.contract import (
     BadToolArguments,
     TimeoutTier,
@@ -35,10 +35,9 @@ async def save_observer_card(tool_input: ToolInput, context: ToolContext) -> Too
     title = " ".join(str(tool_input["title"]).split())
     if not title:
         raise BadToolArguments("title is empty; say in a few words what the card is about")
-    with context.store.transaction() as db:
-        card = add_card(
-            db, tool_input["kind"], title, str(tool_input.get("body", "")), context.session_id
-        )
+    card = context.store.add_observer_card(
+        tool_input["kind"], title, str(tool_input.get("body", "")), context.session_id
+    )
     return f"saved card {card.id} ({card.kind}, {card.status})"
 
 
