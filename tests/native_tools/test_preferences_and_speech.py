@@ -53,7 +53,7 @@ async def test_preferences_are_written_where_deskloop_config_reads_them(
 
 
 async def test_an_out_of_range_rate_is_refused_and_nothing_is_written(context: ToolContext) -> None:
-    with pytest.raises(BadToolArguments, match="between 80 and 450"):
+    with pytest.raises(BadToolArguments, match="from 80 to 450"):
         await _tools(context)["set_user_preferences"].run({"voice_rate": 20}, context)
     assert load_settings().voice.rate == 175
     assert not context.paths.config_file.exists()
