@@ -29,9 +29,7 @@ def scripted_server(
     script.write_text(
         json.dumps({"outputs": outputs, "repeat_last": repeat_last, **script_options})
     )
-    # The scripted engine counts a token per byte: room for the whole native tool set.
     command = [sys.executable, "-m", "deskloop", "serve", "--engine", "scripted"]
-    command += ["--context-window", "65536"]
     if api_key:
         command += ["--api-key", api_key]
     server = subprocess.Popen(
