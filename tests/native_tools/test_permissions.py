@@ -21,10 +21,16 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def bare_desktop() -> Iterator[VirtualDesktop]:
     """Xvfb and a session bus, no apps: enough for every check the tools make."""
+    from deskloop.screen.backends.x11 import X11Display  # Linux only
+
     desktop = VirtualDesktop.start(apps=())
+    # Xvfb resets when its last client leaves, and a probe connecting then is refused:
+    # one connection held open keeps the server up between the probes.
+    keeper = X11Display(desktop.display)
     try:
         yield desktop
     finally:
+        keeper.close()
         desktop.stop()
 
 
