@@ -92,6 +92,9 @@ async def test_two_sessions_at_once_keep_their_own_events(tmp_path: Path) -> Non
         "allow_once"
     ]
     assert [e["seq"] for e in alpha.events] == list(range(1, len(alpha.events) + 1))
+    # A reconnecting page (Last-Event-ID: n) gets what came after n, and the stream ends.
+    last = len(alpha.events)
+    assert [e["seq"] async for e in alpha.events_after(last - 2) if e] == [last - 1, last]
     assert alpha.events[-1]["event"] == beta.events[-1]["event"] == "session_closed"
     assert alpha.events[0]["event"] == "session_start"
     with Store.open() as store:

@@ -23,6 +23,7 @@ from deskloop.settings import (
     paths,
     set_setting,
     setting_keys,
+    unset_setting,
 )
 from deskloop.ui.http import BadRequest, json_body, text_field
 
@@ -42,6 +43,8 @@ LABELS = {
     "agent.policy_act": "Act (click, type)",
     "agent.policy_destructive": "Destructive (delete, overwrite)",
     "agent.policy_external": "External (send, post, third-party)",
+    "voice.enabled": "Speak answers aloud",
+    "voice.rate": "Speaking rate (words a minute)",
 }
 GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Model", "The name the endpoint is asked for.", ("agent.model",)),
@@ -177,15 +180,15 @@ def check_endpoint_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def planned_changes(body: dict[str, Any]) -> dict[str, str]:
-    """The keys this save writes, with their raw values, checked for shape."""
-    changes: dict[str, str] = {}
+def planned_changes(body: dict[str, Any]) -> dict[str, str | None]:
+    """The keys this save writes, with their raw values (None: back to the default)."""
+    changes: dict[str, str | None] = {}
     source = body.get("model_source")
     if source is not None:
         if source not in MODEL_SOURCES:
             raise BadRequest(f"model_source must be one of {', '.join(MODEL_SOURCES)}")
         if source == "embedded":
-            changes["agent.endpoint"] = ""
+            changes["agent.endpoint"] = None
         elif source == "cloud":
             changes["agent.endpoint"] = CLOUD_URL
         else:
@@ -211,13 +214,16 @@ def planned_changes(body: dict[str, Any]) -> dict[str, str]:
     return changes
 
 
-def apply_changes(changes: dict[str, str]) -> None:
+def apply_changes(changes: dict[str, str | None]) -> None:
     """Write every change through the settings' own checks, or none of them."""
     config_file = paths().config_file
     before = config_file.read_bytes() if config_file.exists() else None
     try:
         for key, raw in changes.items():
-            set_setting(key, raw)
+            if raw is None:
+                unset_setting(key)
+            else:
+                set_setting(key, raw)
     except SettingsError:
         if before is None:
             config_file.unlink(missing_ok=True)
