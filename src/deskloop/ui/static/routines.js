@@ -7,6 +7,8 @@
   const form = document.getElementById("routine-form");
   let editing = null; // the name of the routine the form edits, or null for a new one
   let shownRuns = null;
+  // After "Run now": keep reading the runs until the new one has appeared and ended.
+  let follow = null; // {name, known: run count before, until: time to give up}
 
   const inputs = [
     ["name", "Name", "text", "morning-mail"],
@@ -55,8 +57,10 @@
         render(await api("POST", `/api/routines/${encodeURIComponent(routine.name)}/remove`));
         banner(message, "ok", `Removed ${routine.name}.`);
       } else if (action === "run") {
+        const before = await api("GET", `/api/routines/${encodeURIComponent(routine.name)}/runs`);
         const answer = await api("POST", `/api/routines/${encodeURIComponent(routine.name)}/run`);
-        banner(message, "ok", `Started: ${answer.said}`);
+        banner(message, "ok", `Started: ${answer.said}.`);
+        follow = {name: routine.name, known: before.runs.length, until: Date.now() + 15 * 60 * 1000};
         showRuns(routine.name);
       }
     } catch (error) {
@@ -98,7 +102,11 @@
         el("td", {}, el("pre", {}, run.output || ""))));
       if (!rows.length) rows.push(el("tr", {}, el("td", {colspan: 3, class: "muted"}, "No runs yet.")));
       document.querySelector("#runs tbody").replaceChildren(...rows);
-      if (data.runs.some((run) => run.status === "running") && shownRuns === name) {
+      const running = data.runs.some((run) => run.status === "running");
+      const awaited = follow && follow.name === name && Date.now() < follow.until &&
+        data.runs.length <= follow.known;
+      if (!running && !awaited && follow && follow.name === name) follow = null;
+      if ((running || awaited) && shownRuns === name) {
         setTimeout(() => { if (shownRuns === name) showRuns(name); }, 1000);
       }
     } catch (error) {
