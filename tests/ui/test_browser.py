@@ -35,6 +35,12 @@ WAIT_MS = 30_000
 expect.set_options(timeout=WAIT_MS)
 
 
+@pytest.fixture(autouse=True)
+def room_for_every_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scripted server's window holds the prompt with every native and MCP tool (~8k)."""
+    monkeypatch.setenv("DESKLOOP_SERVER_CONTEXT_WINDOW", "32768")
+
+
 @pytest.fixture(scope="module")
 def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ui-home")

@@ -25,6 +25,8 @@ FIXTURE_SERVER = Path(__file__).parents[1] / "mcp" / "mcp_fixture_server.py"
 
 @pytest.fixture(autouse=True)
 def no_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The scripted server's window holds the prompt with every native and MCP tool (~8k).
+    monkeypatch.setenv("DESKLOOP_SERVER_CONTEXT_WINDOW", "32768")
     monkeypatch.setenv("DESKLOOP_AGENT_MODEL", "claude-deskloop-test")
     monkeypatch.setenv("DESKLOOP_AGENT_OBSERVE_FIRST", "false")
     servers_file().parent.mkdir(parents=True, exist_ok=True)
