@@ -26,6 +26,7 @@ HEALTH_TIMEOUT_S = 3.0
 
 ELEMENT_PARAMETER = "id"
 APP_PARAMETER = "app"
+REF_PARAMETER = "ref"  # the browser tools' element, from the latest page snapshot
 RUNNING_APP_TOOLS = frozenset({"observe", "focus_window"})
 INSTALLED_APP_TOOLS = frozenset({"open_app"})
 
@@ -73,6 +74,26 @@ def ground_definitions(
         for parameter, values in choices.items():
             schema = changed["input_schema"]["properties"][parameter]
             changed["input_schema"]["properties"][parameter] = _enum(schema, values)
+        grounded.append(changed)
+    return grounded
+
+
+def ground_refs(
+    definitions: list[dict[str, Any]], refs: Sequence[str], browser_tools: frozenset[str]
+) -> list[dict[str, Any]]:
+    """The browser tools' ref parameters as an enum of the latest page snapshot's refs
+    (deskloop.tools.browser.grounded_values); unchanged before there is a snapshot."""
+    if not refs:
+        return definitions
+    grounded = []
+    for definition in definitions:
+        properties = definition.get("input_schema", {}).get("properties", {})
+        if definition.get("name") not in browser_tools or REF_PARAMETER not in properties:
+            grounded.append(definition)
+            continue
+        changed = copy.deepcopy(definition)
+        schema = changed["input_schema"]["properties"][REF_PARAMETER]
+        changed["input_schema"]["properties"][REF_PARAMETER] = _enum(schema, refs)
         grounded.append(changed)
     return grounded
 

@@ -18,7 +18,7 @@ import httpx2
 
 from deskloop.agent.endpoint import explain_api_error
 from deskloop.agent.finish import FINISH_TOOL_NAME
-from deskloop.agent.grounding import ground_definitions, screen_grounds
+from deskloop.agent.grounding import ground_definitions, ground_refs, screen_grounds
 from deskloop.agent.steps import (
     ApprovalNeeded,
     EndReason,
@@ -49,6 +49,7 @@ from deskloop.tools import (
     ToolStarted,
     text_block,
 )
+from deskloop.tools.browser import grounded_values
 
 INTERRUPTED_RESULT = "interrupted by the user before this tool finished"
 OBSERVE_TOOL_NAME = "observe"
@@ -348,8 +349,12 @@ class AgentSession:
         if self._installed_apps is None:
             self._installed_apps = tuple(app.name for app in installed_apps())
         grounds = await screen_grounds(self.dispatcher.context.screen, self._installed_apps)
-        screen_tools = frozenset(t.name for t in self.dispatcher.registry if t.source == "screen")
-        return ground_definitions(definitions, grounds, screen_tools)
+        registry = self.dispatcher.registry
+        screen_tools = frozenset(t.name for t in registry if t.source == "screen")
+        definitions = ground_definitions(definitions, grounds, screen_tools)
+        browser_tools = frozenset(t.name for t in registry if t.source == "browser")
+        refs = grounded_values(self.dispatcher.context)["ref"]
+        return ground_refs(definitions, refs, browser_tools)
 
     async def _starting_screen(self) -> str | None:
         """What `observe` shows as the task starts, marked as screen data; None without a screen.
