@@ -130,10 +130,12 @@ def test_the_endpoint_set_in_settings_answers_the_next_session(
         expect(page.locator("#applies")).to_contain_text("apply to the next session")
         page.get_by_label("Custom API Endpoint URL").fill(url)
         expect(page.locator("#source-custom")).to_be_checked()
+        page.get_by_label("Speak answers aloud").check()
         page.get_by_role("button", name="Save settings").click()
         expect(page.locator("#message")).to_contain_text(f"The next session talks to {url}")
         screenshot(page, "settings")
-        assert f'endpoint = "{url}"' in (ui_home / "config" / "config.toml").read_text()
+        saved = (ui_home / "config" / "config.toml").read_text()
+        assert f'endpoint = "{url}"' in saved and "[voice]\nenabled = true" in saved
 
         start_chat(page, "Say hello")
         expect(page.locator(".msg.user")).to_have_text("Say hello")

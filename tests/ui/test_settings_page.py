@@ -90,3 +90,19 @@ async def test_an_environment_variable_that_wins_is_said(
     view = (await client.get("/api/settings")).json()
     assert any("DESKLOOP_AGENT_ENDPOINT" in note for note in view["notes"])
     assert view["next_session"].startswith("http://from-env:1")
+
+
+async def test_voice_is_switched_on_with_its_rate(client: httpx.AsyncClient) -> None:
+    view = (await client.get("/api/settings")).json()
+    (voice,) = [group for group in view["groups"] if group["title"] == "Voice"]
+    assert [(f["key"], f["kind"], f["value"]) for f in voice["fields"]] == [
+        ("voice.enabled", "bool", False),
+        ("voice.rate", "number", 175),
+    ]
+    saved_view = await client.post(
+        "/api/settings", json={"values": {"voice.enabled": True, "voice.rate": "200"}}
+    )
+    assert saved_view.status_code == 200
+    assert (load_settings().voice.enabled, load_settings().voice.rate) == (True, 200)
+    too_fast = await client.post("/api/settings", json={"values": {"voice.rate": "900"}})
+    assert too_fast.status_code == 400 and "from 80 to 450" in too_fast.json()["error"]
