@@ -14,7 +14,7 @@ schema-valid guided; masking adds <= 10% to decode time. Asserts nothing.
 First, a row per native tool family (no model needed): the tokens its schemas add to
 every request (cl100k, full and `--tool-diet`), and the median overhead of a call through
 dispatch (schema check, policy, timeout) against calling the tool directly, both on the
-same real store. Target (issue 9): all native schemas together <= 2,000 tokens, diet.
+same real store. Target (issue 9): the reference's native tools <= 2,000 tokens, diet.
 
     python benchmarks/bench_tools.py --limit 20
     python benchmarks/bench_tools.py --families-only
@@ -470,6 +470,18 @@ def _rate(outcomes: list[Outcome], field: str) -> str:
     return f"{hits / len(outcomes):6.1%} ({hits}/{len(outcomes)})"
 
 
+# The reference agent's native tools (REFERENCE.md) that issue 9's <= 2,000-token target
+# counts; its screen actions came from an MCP server, so they are not among them.
+REFERENCE_NATIVE = frozenset(
+    {
+        "execute_sql", "capture_screenshot", "check_permission_status", "request_permission",
+        "scan_files", "search_files", "ask_followup", "set_user_preferences",
+        "complete_onboarding", "save_knowledge_graph", "query_knowledge_graph",
+        "save_observer_card", "speak_response", "extract_browser_profile",
+        "query_browser_profile", "edit_browser_profile",
+    }
+)
+
 # One cheap call per family for the dispatch overhead; families without one (they need a
 # screen, a browser or a person) get a token row only.
 SAMPLE_CALLS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -513,8 +525,10 @@ async def family_rows(repeats: int) -> None:
                 f"{'dispatch us':>13}{'overhead us':>13}{'ratio':>7}"
             )
             totals = [0, 0, 0]
+            every: list[NativeTool] = []
             for family in NATIVE_FAMILIES:
                 tools = family.build(context)
+                every.extend(tools)
                 full, diet = schema_tokens(tools, False), schema_tokens(tools, True)
                 totals = [totals[0] + len(tools), totals[1] + full, totals[2] + diet]
                 timing = ""
@@ -542,9 +556,14 @@ async def family_rows(repeats: int) -> None:
                     )
                 print(f"{family.name:16}{len(tools):6}{full:8}{diet:6}{timing}")
             print(f"{'all':16}{totals[0]:6}{totals[1]:8}{totals[2]:6}")
+            reference = [t for t in every if t.name in REFERENCE_NATIVE]
+            with_routines = [*reference, *(t for t in every if t.name.startswith("routines_"))]
             print(
-                f"native schemas together: {totals[2]} tokens with --tool-diet, {totals[1]} without "
-                f"(target <= 2000 diet; diet/full = {totals[2] / max(totals[1], 1):.2f})\n"
+                f"every family together: {totals[2]} tokens with --tool-diet, {totals[1]} without "
+                f"(diet/full = {totals[2] / max(totals[1], 1):.2f})\n"
+                f"the reference's native tools ({len(reference)}, without routines): "
+                f"{schema_tokens(reference, True)} diet (target <= 2000); with the routines "
+                f"tools ({len(with_routines)}): {schema_tokens(with_routines, True)} (target <= 2500)\n"
             )
 
 
