@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,15 +104,45 @@ async def test_a_path_outside_the_roots_is_refused_and_scanning_inside_still_wor
     assert "1 files (1 new or changed" in said
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder")
-async def test_a_folder_it_cannot_read_is_reported_and_the_rest_indexed(
+SCAN_IN_A_CHILD = """
+import asyncio
+from deskloop.settings import load_settings, paths
+from deskloop.store import Store
+from deskloop.tools import ToolContext
+from deskloop.tools.files import build_file_tools
+with Store.open() as store:
+    context = ToolContext(settings=load_settings(), paths=paths(), store=store)
+    (scan,) = [t for t in build_file_tools(context) if t.name == "scan_files"]
+    print(asyncio.run(scan.run({}, context)))
+"""
+
+
+def _scan_as_a_user(home: Path) -> str:
+    """A scan in a child process that folder permissions apply to: root drops the
+    capabilities that let it read every folder (setpriv, from util-linux)."""
+    command = [sys.executable, "-c", SCAN_IN_A_CHILD]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv to drop the read-anything capability")
+        dropped = "-dac_override,-dac_read_search"
+        command = ["setpriv", "--bounding-set", dropped, "--inh-caps", dropped, "--", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_a_folder_it_cannot_read_is_reported_and_what_it_held_is_kept(
     home: Path, context: ToolContext
 ) -> None:
+    assert "4 files (4 new or changed" in _scan_as_a_user(home)
     locked = home / "Documents" / "taxes"
     locked.chmod(0)
     try:
-        said = str(await _tools(context)["scan_files"].run({}, context))
+        said = _scan_as_a_user(home)
     finally:
         locked.chmod(0o755)
-    assert f"could not read: {locked}" in said
-    assert "3 files" in said
+    assert f"could not read: {locked} (Permission denied)" in said
+    assert "3 files (0 new or changed, 0 gone, 3 unchanged)" in said
+    # Not readable is not gone: the file under it is still found.
+    found = await _tools(context)["search_files"].run({"kind": "pdf"}, context)
+    assert "return-2025.pdf" in str(found)

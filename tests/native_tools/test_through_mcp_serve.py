@@ -86,3 +86,5 @@ async def test_each_family_answers_an_mcp_host(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="no item 1"):
             await call("edit_browser_profile", {"id": 1, "title": "x"})
         assert "can see the screen:" in await call("check_permission_status", {})
+        asked = await call("request_permission", {})
+        assert "probed again:" in asked and "what the user must still do:" in asked
