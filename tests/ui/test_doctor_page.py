@@ -17,3 +17,6 @@ async def test_the_checks_come_with_their_fixes(
     assert display["status"] == "fail"
     assert "DISPLAY" in display["fix"]
     assert report["can_act"] is False
+    # The browser's attach route too, as `deskloop doctor` prints it.
+    browser = next(c for c in report["checks"] if c["name"] == "browser")
+    assert browser["status"] in ("ok", "warn") and "remote debugging" in browser["detail"] + browser["fix"]

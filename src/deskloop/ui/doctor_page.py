@@ -6,11 +6,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from deskloop.screen.doctor import run_doctor
+from deskloop.screen.doctor import add_extra_checks, run_doctor
 
 
 async def doctor_report(request: Request) -> Response:
     report = await run_doctor()
+    add_extra_checks(report)  # the browser's attach route, as `deskloop doctor` shows it
     return JSONResponse(report.to_json())
 
 

@@ -26,7 +26,10 @@ def route_check(settings: BrowserSettings, where: Paths) -> Check:
     findings = find_port_files(user_data_dirs(settings, where))
     live = [f for f in findings if f.endpoint is not None]
     if live:
-        return Check("browser", "ok", f"attaches to {live[0].detail} (DevToolsActivePort)")
+        return Check(
+            "browser", "ok",
+            f"attaches to {live[0].detail}, where remote debugging is on (DevToolsActivePort)",
+        )
     stale = "; ".join(f.detail for f in findings)
     seen = f" ({stale})" if stale else ""
     executable = browser_executable(settings)
