@@ -28,7 +28,7 @@ def embedded_url() -> Iterator[str]:
     service = LocalModelService(engine, context_window=4096, queue_size=4)
     with running_server(create_app(service, ServerSettings(), "llamacpp")) as url:
         yield url
-    engine.close()
+    service.close()
 
 
 def test_streamed_answer_accumulates_to_the_non_streamed_one(embedded_url: str) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import anthropic
 import httpx
 
+from deskloop.engines.base import PrefillReport, Sampling, TokenGuide
 from deskloop.engines.scripted import ScriptedEngine
 
 from .helpers import parse_sse, request_body, running_server, scripted_app
@@ -41,6 +44,57 @@ def test_client_disconnect_frees_the_engine_at_once() -> None:
     assert answer.json()["content"][0]["text"] == "next"
     # The first generation stopped early: far fewer tokens went into the cache than it had.
     assert len(engine.prompts) == 2
+    assert service.queue.waiting == 0
+
+
+class OverlapRecordingEngine(ScriptedEngine):
+    """A scripted engine whose prefill, like one llama.cpp batch, cannot be interrupted,
+    and which records any generation that starts while another is still running."""
+
+    def __init__(self, outputs: list[str], prefill_s: float):
+        super().__init__(outputs, token_delay_s=0.01, repeat_last=True)
+        self.prefill_s = prefill_s
+        self.overlaps = 0
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def generate(
+        self,
+        prompt: Sequence[int],
+        sampling: Sampling,
+        *,
+        cancel: threading.Event,
+        guide: TokenGuide | None = None,
+        on_prefill: Callable[[PrefillReport], None] | None = None,
+    ) -> Iterator[int]:
+        with self._lock:
+            self._running += 1
+            self.overlaps += self._running > 1
+        try:
+            time.sleep(self.prefill_s)  # deaf to `cancel`, as a native call is
+            yield from super().generate(
+                prompt, sampling, cancel=cancel, guide=guide, on_prefill=on_prefill
+            )
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+def test_a_client_leaving_during_prefill_never_lets_two_generations_overlap() -> None:
+    engine = OverlapRecordingEngine(["word " * 200], prefill_s=0.3)
+    app, service = scripted_app(engine)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(5):
+            body = request_body(max_tokens=1000, stream=True)
+            with client.stream("POST", "/v1/messages", json=body) as response:
+                for number, _line in enumerate(response.iter_lines(), 1):
+                    if number == 6:  # message_start and a ping: the engine is prefilling
+                        break
+            answer = client.post("/v1/messages", json=request_body(max_tokens=3))
+            assert answer.status_code == 200
+            assert answer.json()["content"][0]["text"] == "wor"
+        assert client.get("/health").json() == {**client.get("/health").json(), "busy": False}
+    assert engine.overlaps == 0, "a generation started while a cancelled one was still running"
     assert service.queue.waiting == 0
 
 

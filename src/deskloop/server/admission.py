@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import concurrent.futures
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from deskloop.server.errors import Overloaded, RateLimited
 
@@ -39,11 +42,20 @@ class EngineQueue:
 
 
 class Ticket:
-    """A place in the queue; `turn()` waits for the engine, `close()` gives the place back."""
+    """A place in the queue; `turn()` waits for the engine, `close()` gives the place back.
+
+    Work handed over with `hand_over` keeps both the engine and the place until it has
+    finished, even when the request that started it is gone (a client that closed early).
+    """
 
     def __init__(self, queue: EngineQueue):
         self._queue = queue
         self._closed = False
+        self._work: concurrent.futures.Future[Any] | None = None
+
+    def hand_over(self, work: concurrent.futures.Future[Any]) -> None:
+        """The engine is this work's until it ends, whatever happens to the request."""
+        self._work = work
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -57,9 +69,23 @@ class Ticket:
         try:
             yield
         finally:
-            queue._lock.release()
+            self._after_work(queue._lock.release)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._queue._release()
+            self._after_work(self._queue._release)
+
+    def _after_work(self, action: Callable[[], None]) -> None:
+        work = self._work
+        if work is None or work.done():
+            action()
+            return
+        loop = asyncio.get_running_loop()
+
+        def finished(_: concurrent.futures.Future[Any]) -> None:
+            # A closed loop means the server has stopped: nobody is left to let in.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(action)
+
+        work.add_done_callback(finished)

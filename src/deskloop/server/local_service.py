@@ -1,8 +1,12 @@
 """Serving Messages requests with an in-process engine (llamacpp, mlx, scripted).
 
 The request is rendered with the model's chat template and tokenized; the engine runs
-in a worker thread and its tokens come back through an asyncio queue, decoded,
+on its own thread and its tokens come back through an asyncio queue, decoded,
 filtered for stop sequences and parsed for tool calls on the way.
+
+One thread owns the engine's native context for the life of the service: generations
+run on it one after another, so a cancelled one has finished (its last batch evaluated,
+its cache recorded) before the next begins, however the request that started it ended.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import secrets
 import string
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +36,7 @@ from deskloop.engines.base import (
     ToolInputDelta,
     Usage,
 )
-from deskloop.server.admission import EngineQueue
+from deskloop.server.admission import EngineQueue, Ticket
 from deskloop.server.errors import InternalError, prompt_too_long
 from deskloop.server.prompt import render_prompt
 from deskloop.server.protocol import MessagesRequest, Tool
@@ -110,6 +115,7 @@ class LocalModelService:
         )
         self.tool_diet = tool_diet
         self.queue = EngineQueue(queue_size)
+        self._engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskloop-engine")
         self._last_tokens: list[int] = []
         self._guidance_tokenizer: Any = None
         self._diet_savings: dict[str, int] = {}
@@ -215,24 +221,33 @@ class LocalModelService:
                 input_tokens=len(prepared.prompt_tokens) - cached, cache_read_input_tokens=cached
             )
             async with ticket.turn():
-                async for event in self._generate(prepared):
+                async for event in self._generate(prepared, ticket):
                     yield event
         finally:
             ticket.close()
 
-    async def _generate(self, prepared: PreparedRequest) -> AsyncIterator[OutputEvent]:
+    def close(self) -> None:
+        """Stop taking work, wait for the running generation, free the engine."""
+        self._engine_thread.shutdown(wait=True, cancel_futures=True)
+        self.engine.close()
+
+    async def _generate(
+        self, prepared: PreparedRequest, ticket: Ticket
+    ) -> AsyncIterator[OutputEvent]:
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[list[OutputEvent] | BaseException | None] = asyncio.Queue()
         cancel = threading.Event()
 
         def deliver(item: list[OutputEvent] | BaseException | None) -> None:
-            loop.call_soon_threadsafe(inbox.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(inbox.put_nowait, item)
+            except RuntimeError:  # the event loop has closed: nobody is listening any more
+                cancel.set()
 
-        guide = await asyncio.to_thread(self._guide, prepared)
-        worker = threading.Thread(
-            target=self._work, args=(prepared, guide, cancel, deliver), daemon=True
-        )
-        worker.start()
+        work = self._engine_thread.submit(self._work, prepared, cancel, deliver)
+        # Not awaited on the way out: the engine and the queue place stay this work's until
+        # it has really ended, even when this coroutine is cancelled (a client went away).
+        ticket.hand_over(work)
         try:
             while True:
                 item = await inbox.get()
@@ -247,16 +262,18 @@ class LocalModelService:
         finally:
             # A client that went away (or any exit) stops generation at the next token.
             cancel.set()
-            await asyncio.to_thread(worker.join)
 
     def _work(
         self,
         prepared: PreparedRequest,
-        guide: TokenGuide | None,
         cancel: threading.Event,
         deliver: Callable[[list[OutputEvent] | BaseException | None], None],
     ) -> None:
         try:
+            if cancel.is_set():
+                deliver(None)
+                return
+            guide = self._guide(prepared)
             self._work_inner(prepared, guide, cancel, deliver)
             deliver(None)
         except BaseException as exc:  # handed to the event loop, which re-raises it
