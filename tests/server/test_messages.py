@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from deskloop.engines.scripted import ScriptedEngine
+from deskloop.server.text_stream import Utf8Joiner
 
 from .helpers import client_for, parse_sse, request_body, scripted_app
 
@@ -60,6 +61,35 @@ async def test_max_tokens_ends_with_max_tokens() -> None:
     assert message["stop_reason"] == "max_tokens"
     assert message["content"][0]["text"] == "a long"
     assert message["usage"]["output_tokens"] == 6
+
+
+async def test_a_cut_inside_a_character_leaves_the_character_out() -> None:
+    # "🙂" is four bytes, four scripted tokens: max_tokens stops after two of them.
+    cut = len(b"Hello there!") + 2
+    app, _ = scripted_app(["Hello there!🙂 Bye", "Hello there!🙂 Bye"])
+    async with client_for(app) as client:
+        whole = (await client.post("/v1/messages", json=request_body(max_tokens=cut))).json()
+        streamed = parse_sse(
+            (
+                await client.post("/v1/messages", json=request_body(max_tokens=cut, stream=True))
+            ).text
+        )
+    assert whole["content"] == [{"type": "text", "text": "Hello there!"}]
+    assert whole["stop_reason"] == "max_tokens"
+    assert whole["usage"]["output_tokens"] == cut
+    text = "".join(d["delta"]["text"] for k, d in streamed if k == "content_block_delta")
+    assert text == "Hello there!"
+    assert streamed[-2][1]["delta"]["stop_reason"] == "max_tokens"
+
+
+def test_bytes_that_are_never_utf8_still_show_as_replacement_characters() -> None:
+    joiner = Utf8Joiner()
+    assert joiner.push(b"a\x80b") == "a\ufffdb"  # a continuation byte with no start
+    assert joiner.push(b"\xf0\x9f") == ""  # the start of a character waits
+    assert joiner.push(b"\x99\x82!") == "🙂!"
+    assert joiner.push(b"\xe2\x82") == ""
+    assert joiner.flush() == ""  # ...and is left out when the answer ends there
+    assert joiner.push(b"new") == "new"
 
 
 async def test_stop_sequence_is_reported_and_not_emitted() -> None:

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 
 class Utf8Joiner:
-    """Decodes token bytes incrementally: a character split across tokens waits for its end."""
+    """Decodes token bytes incrementally: a character split across tokens waits for its end.
+
+    Bytes that can never be UTF-8 become U+FFFD where they stand; the start of a character
+    still waiting for its end when generation stops (cut by `max_tokens`) is left out.
+    """
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -16,7 +20,9 @@ class Utf8Joiner:
         return self._decoder.decode(data)
 
     def flush(self) -> str:
-        return self._decoder.decode(b"", final=True)
+        """End of the answer: what is still held is an unfinished character; drop it."""
+        self._decoder.reset()
+        return ""
 
 
 @dataclass(frozen=True)
