@@ -80,7 +80,7 @@ class ServerSettings:
     api_key: str = ""
     context_window: int = 8192
     max_body_bytes: int = 32 * 1024 * 1024
-    queue_size: int = 8
+    queue_size: int = 16  # requests waiting per engine; one more gets 429
     ping_interval_s: float = 5.0
     tool_format: str = ""  # empty: chosen from the model's metadata and template
     tool_diet: bool = False
