@@ -26,6 +26,7 @@ class Served:
     url: str
     process: subprocess.Popen[str]
     log: Path
+    engine: str = ""
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -75,7 +76,8 @@ def served(
         ready = process.stdout.readline()
         assert " at http" in ready, f"deskloop serve did not start: {log.read_text()[-2000:]}"
         assert time.monotonic() < deadline
-        yield Served(ready.rsplit(" at ", 1)[1].strip(), process, log)
+        engine = arguments[arguments.index("--engine") + 1] if "--engine" in arguments else ""
+        yield Served(ready.rsplit(" at ", 1)[1].strip(), process, log, engine)
     finally:
         process.terminate()
         try:

@@ -70,9 +70,7 @@ async def test_a_cut_inside_a_character_leaves_the_character_out() -> None:
     async with client_for(app) as client:
         whole = (await client.post("/v1/messages", json=request_body(max_tokens=cut))).json()
         streamed = parse_sse(
-            (
-                await client.post("/v1/messages", json=request_body(max_tokens=cut, stream=True))
-            ).text
+            (await client.post("/v1/messages", json=request_body(max_tokens=cut, stream=True))).text
         )
     assert whole["content"] == [{"type": "text", "text": "Hello there!"}]
     assert whole["stop_reason"] == "max_tokens"

@@ -115,7 +115,9 @@ class LocalModelService:
         )
         self.tool_diet = tool_diet
         self.queue = EngineQueue(queue_size)
-        self._engine_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskloop-engine")
+        self._engine_thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="deskloop-engine"
+        )
         self._last_tokens: list[int] = []
         self._guidance_tokenizer: Any = None
         self._diet_savings: dict[str, int] = {}
