@@ -431,7 +431,6 @@ def build_browser_profile_tools(context: ToolContext) -> list[Tool]:
             "read",
             TimeoutTier.OTHER,
             extract_browser_profile,
-            untrusted=True,
         ),
         Tool(
             "query_browser_profile",

@@ -23,7 +23,7 @@ from deskloop.tools.contract import (
     ToolOutput,
 )
 
-ROUTING = "The user turned voice on: also speak_response your short final answer."
+ROUTING = "Spoken answers: speak_response reads your short final answer aloud when voice is on."
 MAX_CHARACTERS = 4000
 
 
