@@ -196,12 +196,12 @@ def test_unattended_call_outside_the_list_is_refused_and_recorded(
     tmp_path: Path, scheduler: SchedulerProcess
 ) -> None:
     outputs = [
-        tool_call("click", {"id": "e1"}),
-        "I was not allowed to click, so I only looked.",
+        tool_call("routines_remove", {"name": "clicker"}),
+        "I was not allowed to remove it, so I only looked.",
         "",  # the second routine's session: says and does nothing
     ]
     with scripted_server(tmp_path, outputs) as url:
-        # No tool list: read-class tools only, and click acts.
+        # No tool list: read-class tools only, and removing a routine is destructive.
         add("clicker", url, prompt="click the button", schedule="every:3600")
         with Store.open() as store:
             routine = store.routine("clicker")
@@ -216,12 +216,14 @@ def test_unattended_call_outside_the_list_is_refused_and_recorded(
             store.request_run(idle.id)
         (empty,) = wait_for(lambda: [r for r in runs_of("idle") if r.status != "running"], "run")
         scheduler.stop()
-    assert run.status == "ok" and run.refused_tools == ("click",)
-    assert "refused tools: click" in run.output
+    assert run.status == "ok" and run.refused_tools == ("routines_remove",)
+    assert "refused tools: routines_remove" in run.output
     with Store.open() as store:
         assert run.session_id is not None
+        assert store.routine("clicker") is not None  # the refused call did nothing
         (call,) = store.tool_calls(run.session_id)
-        assert call.name == "click" and call.status == "denied" and call.result is not None
+        assert call.name == "routines_remove" and call.status == "denied"
+        assert call.result is not None
         assert "not among the tools this routine was approved to use" in call.result[0]["text"]
     assert empty.status == "empty"
     assert "without doing or saying anything" in empty.output
