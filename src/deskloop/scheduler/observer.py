@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from deskloop.store import MessageRecord, Store
+from deskloop.store import MessageRecord, RunRecord, Store
 
 OBSERVER_TOOLS = frozenset(
     {"save_knowledge_graph", "save_observer_card", "set_user_preferences", "finish"}
@@ -36,9 +36,11 @@ def is_person_turn(message: MessageRecord) -> bool:
     return message.role == "user" and any(b.get("type") == "text" for b in message.content)
 
 
-def observed_upto(store: Store, session_id: int) -> int:
-    """The message position the observer has read the conversation up to (-1: none)."""
-    watched = [r.watched_upto for r in store.observer_runs_of(session_id)]
+def observed_upto(store: Store, session_id: int, before_run: int | None = None) -> int:
+    """The message position the observer has read the conversation up to (-1: none),
+    counting only runs before `before_run` when given."""
+    runs = store.observer_runs_of(session_id)
+    watched = [r.watched_upto for r in runs if before_run is None or r.id < before_run]
     return max((w for w in watched if w is not None), default=-1)
 
 
@@ -81,9 +83,11 @@ def _block_text(block: dict[str, object]) -> str:
     return text if len(text) <= BLOCK_LIMIT_CHARS else text[:BLOCK_LIMIT_CHARS] + "…"
 
 
-def observer_prompt(store: Store, session_id: int, upto: int) -> str:
-    """The observer's first message: its instructions and the new part, marked as data."""
-    start = observed_upto(store, session_id)
+def observer_prompt(store: Store, run: RunRecord) -> str:
+    """The observer's first message: its instructions and the part `run` reads, as data."""
+    assert run.watched_session_id is not None and run.watched_upto is not None
+    session_id, upto = run.watched_session_id, run.watched_upto
+    start = observed_upto(store, session_id, before_run=run.id)
     lines = []
     for message in store.messages(session_id):
         if not start < message.position <= upto:

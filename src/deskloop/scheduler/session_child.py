@@ -41,7 +41,6 @@ def _options(
 ) -> tuple[SessionOptions, str]:
     """The session's options and its first message, for a routine run or an observer run."""
     if run.kind == "observer":
-        assert run.watched_session_id is not None and run.watched_upto is not None
         options = SessionOptions(
             endpoint=endpoint,
             title=f"observer of session {run.watched_session_id}",
@@ -51,7 +50,7 @@ def _options(
             screen=False,
             embedded_endpoint=embedded,
         )
-        return options, observer_prompt(store, run.watched_session_id, run.watched_upto)
+        return options, observer_prompt(store, run)
     assert run.routine_id is not None
     routine = store.routine_by_id(run.routine_id)
     if routine is None:
