@@ -152,7 +152,12 @@ class PageFigures:
 
 
 async def measure(base: str, home: Path, budget: int, show: bool) -> list[PageFigures]:
-    settings = BrowserSettings(executable=CHROMIUM, arguments=HEADLESS_ARGS)
+    # Chromium ends with this script even if it is killed (deskloop's own browser is
+    # started to outlive deskloop; a benchmark's must not).
+    wrapper = home / "chromium-for-bench"
+    wrapper.write_text(f'#!/bin/sh\nexec setpriv --pdeathsig TERM {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    settings = BrowserSettings(executable=str(wrapper), arguments=HEADLESS_ARGS)
     where = Paths(home / "config", home / "data", home / "cache")
     endpoint, process = await start_own_browser(settings, where)
     connection = await BrowserConnection.connect(endpoint, started=process, budget=budget)

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+# A browser a test starts dies with the test run, even one killed before its teardown.
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"]
 # Quiet and self-contained: no sandbox (tests run as root), no network traffic of its own.
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,8 +36,8 @@ def empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def start_chromium(profile: Path) -> subprocess.Popen[bytes]:
     """Chromium as a user would run it with remote debugging on, its port in its profile."""
     process = subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}",
-         "about:blank"],
+        [*DIE_WITH_PARENT, CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0",
+         f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     port_file = profile / "DevToolsActivePort"
@@ -48,6 +50,18 @@ def start_chromium(profile: Path) -> subprocess.Popen[bytes]:
         time.sleep(0.1)
     stop(process)
     raise RuntimeError("chromium wrote no DevToolsActivePort within 60 s")
+
+
+def chromium_dying_with_the_tests(folder: Path) -> str:
+    """An executable for `browser.executable`: Chromium, ended when the test run ends.
+
+    deskloop starts its own browser in a new session so that it outlives deskloop; a
+    test's must not outlive the test.
+    """
+    script = folder / "chromium-for-tests"
+    script.write_text(f'#!/bin/sh\nexec {" ".join(DIE_WITH_PARENT)} {CHROMIUM} "$@"\n')
+    script.chmod(0o755)
+    return str(script)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

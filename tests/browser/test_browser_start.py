@@ -17,7 +17,13 @@ from deskloop.settings import Settings, load_settings, paths
 from deskloop.store import Store
 from deskloop.tools import PermissionPolicy, ToolContext, ToolFailed
 from deskloop.tools.browser import BrowserConnection, browser_tools, own_profile
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, LocalSite, stop
+from tests.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LocalSite,
+    chromium_dying_with_the_tests,
+    stop,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +43,11 @@ def pages(site: LocalSite) -> None:
     site.pages["remember"] = REMEMBER
 
 
-def browser_settings(*, start_own: bool) -> Settings:
+def browser_settings(*, start_own: bool, folder: Path) -> Settings:
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (scripts/debian-packages.txt)")
     settings = load_settings()
-    settings.browser.executable = CHROMIUM
+    settings.browser.executable = chromium_dying_with_the_tests(folder)
     settings.browser.arguments = list(CHROMIUM_ARGS)
     settings.browser.start_own = start_own
     return settings
@@ -70,9 +76,9 @@ def session(settings: Settings, store: Store, **fields: object) -> ToolContext:
 
 
 async def test_consent_starts_the_browser_and_its_profile_persists(
-    site: LocalSite, started: list[subprocess.Popen[bytes]]
+    site: LocalSite, started: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    asking = browser_settings(start_own=False)
+    asking = browser_settings(start_own=False, folder=tmp_path)
     with Store.open(Path(":memory:")) as store:
         # No browser to attach: the tools say what the user can do.
         first = session(asking, store)
@@ -116,7 +122,7 @@ async def test_consent_starts_the_browser_and_its_profile_persists(
         assert "browser_start" in str(stale.value)
 
         # Consent given as a setting: the next call starts it again, on the same profile.
-        consenting = session(browser_settings(start_own=True), store)
+        consenting = session(browser_settings(start_own=True, folder=tmp_path), store)
         page = await run(consenting, "browser_navigate", url=site.url("remember"))
         connection = consenting.browser
         assert isinstance(connection, BrowserConnection) and connection.started is not None
