@@ -144,6 +144,31 @@ def test_the_endpoint_set_in_settings_answers_the_next_session(
         expect(page.locator("#send")).to_be_enabled()
 
 
+# Before any MCP server is added, so the routine's own session starts quickly.
+def test_a_routine_is_created_edited_and_run_now(page: Page, tmp_path: Path) -> None:
+    with scripted_server(tmp_path, ["Three new mails, none urgent."], repeat_last=True) as url:
+        settings(page, endpoint=url)
+        page.goto("/routines")
+        page.get_by_label("Name").fill("mail")
+        page.get_by_label("Task").fill("Summarise my unread mail")
+        page.get_by_label("Schedule").fill("cron:0 9 * * 1-5")
+        page.get_by_role("button", name="Create routine").click()
+        row = page.locator('tr[data-routine="mail"]')
+        expect(row).to_contain_text("cron:0 9 * * 1-5")
+
+        row.get_by_role("button", name="Edit").click()
+        expect(page.get_by_label("Task")).to_have_value("Summarise my unread mail")
+        page.get_by_label("Schedule").fill("every:3600")
+        page.get_by_role("button", name="Save changes").click()
+        expect(row).to_contain_text("every:3600")
+
+        row.get_by_role("button", name="Run now").click()
+        run = page.locator("#runs tr[data-status]").first
+        expect(run).to_have_attribute("data-status", "ok", timeout=90_000)
+        expect(run).to_contain_text("Three new mails, none urgent.")
+        screenshot(page, "routines")
+
+
 def test_a_chat_shows_each_tool_call_and_its_result(page: Page, tmp_path: Path) -> None:
     add_mcp_servers(page)
     screenshot(page, "mcp")
@@ -226,30 +251,6 @@ def test_two_sessions_at_once_in_two_tabs(page: Page, tmp_path: Path) -> None:
         for task in ("alpha task", "beta task"):
             expect(other.locator("#live li", has_text=task)).to_have_count(1)
         screenshot(other, "chat-start")
-
-
-def test_a_routine_is_created_edited_and_run_now(page: Page, tmp_path: Path) -> None:
-    with scripted_server(tmp_path, ["Three new mails, none urgent."], repeat_last=True) as url:
-        settings(page, endpoint=url)
-        page.goto("/routines")
-        page.get_by_label("Name").fill("mail")
-        page.get_by_label("Task").fill("Summarise my unread mail")
-        page.get_by_label("Schedule").fill("cron:0 9 * * 1-5")
-        page.get_by_role("button", name="Create routine").click()
-        row = page.locator('tr[data-routine="mail"]')
-        expect(row).to_contain_text("cron:0 9 * * 1-5")
-
-        row.get_by_role("button", name="Edit").click()
-        expect(page.get_by_label("Task")).to_have_value("Summarise my unread mail")
-        page.get_by_label("Schedule").fill("every:3600")
-        page.get_by_role("button", name="Save changes").click()
-        expect(row).to_contain_text("every:3600")
-
-        row.get_by_role("button", name="Run now").click()
-        run = page.locator("#runs tr[data-status]").first
-        expect(run).to_have_attribute("data-status", "ok", timeout=90_000)
-        expect(run).to_contain_text("Three new mails, none urgent.")
-        screenshot(page, "routines")
 
 
 def test_history_finds_a_session_and_opens_it(page: Page) -> None:

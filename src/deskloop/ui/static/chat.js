@@ -20,6 +20,7 @@
       event.preventDefault();
       const button = document.getElementById("start-button");
       button.disabled = true;
+      banner(message, "ok", "Starting the session (the first one also starts the model)…");
       try {
         const started = await api("POST", "/api/chat", {text: task.value});
         const url = `/chat/${started.session_id}`;
@@ -247,6 +248,15 @@
       if (source) source.close();
       source = new EventSource(`/api/chat/${sessionId}/events`);
       source.onmessage = (event) => render(JSON.parse(event.data));
+      // The browser retries a dropped stream by itself; a refused one (the UI restarted and
+      // the session is no longer open) is closed for good.
+      source.onerror = () => {
+        if (source && source.readyState === EventSource.CLOSED) {
+          source = null;
+          setLive(false);
+          line("The session is no longer open here. Send a message to carry on with it.");
+        }
+      };
     }
 
     async function post(textToSend) {
