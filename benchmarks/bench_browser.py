@@ -15,6 +15,7 @@ import asyncio
 import html
 import http.server
 import io
+import shutil
 import statistics
 import tempfile
 import threading
@@ -155,7 +156,8 @@ async def measure(base: str, home: Path, budget: int, show: bool) -> list[PageFi
     # Chromium ends with this script even if it is killed (deskloop's own browser is
     # started to outlive deskloop; a benchmark's must not).
     wrapper = home / "chromium-for-bench"
-    wrapper.write_text(f'#!/bin/sh\nexec setpriv --pdeathsig TERM {CHROMIUM} "$@"\n')
+    die_with_parent = "setpriv --pdeathsig TERM " if shutil.which("setpriv") else ""
+    wrapper.write_text(f'#!/bin/sh\nexec {die_with_parent}{CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
     settings = BrowserSettings(executable=str(wrapper), arguments=HEADLESS_ARGS)
     where = Paths(home / "config", home / "data", home / "cache")

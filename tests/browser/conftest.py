@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import shutil
 import subprocess
 import threading
 import time
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-# A browser a test starts dies with the test run, even one killed before its teardown.
-DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"]
+# A browser a test starts dies with the test run, even one killed before its teardown
+# (setpriv is Linux's util-linux; elsewhere only the teardown stops it).
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
 # Quiet and self-contained: no sandbox (tests run as root), no network traffic of its own.
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
