@@ -145,3 +145,26 @@ async def test_a_refused_call_then_a_stopped_turn_then_more_work(tmp_path: Path)
         calls = store.tool_calls(live.session_id)
     assert [c.status for c in calls] == ["denied", "error"]
     assert "interrupted" in json.dumps(calls[1].result)
+
+
+async def test_a_closed_session_is_resumed_with_its_conversation(tmp_path: Path) -> None:
+    with scripted_server(tmp_path, ["first answer", "second answer"]) as url:
+        set_setting("agent.endpoint", url)
+        hub = ChatSessions()
+        try:
+            live = await hub.start("first question")
+            await until(live, "run_end")
+            hub.close(live.session_id)
+            await until(live, "session_closed")
+            assert live.session_id not in hub.live
+
+            again = await hub.resume(live.session_id)
+            assert again.session_id == live.session_id and again.messages_before == 2
+            hub.send(again.session_id, "second question")
+            await until(again, "run_end")
+        finally:
+            await hub.close_all()
+    assert texts(again) == "second answer"
+    with Store.open() as store:
+        said = [m.content[0]["text"] for m in store.messages(live.session_id)]
+    assert said == ["first question", "first answer", "second question", "second answer"]

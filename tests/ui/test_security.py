@@ -1,6 +1,7 @@
 """Loopback only by default, a token off loopback, and no state change from another site."""
 
 import argparse
+import socket
 
 import httpx
 import pytest
@@ -100,6 +101,16 @@ def test_binding_off_loopback_without_a_token_is_refused(
     check_binding("::1", "")
     assert main(["ui", "--host", "0.0.0.0", "--port", "0", "--no-open"]) == 1
     assert "without a token" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_said_with_what_to_do(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port), "--no-open"]) == 1
+    said = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "another --port" in said
 
 
 def test_the_ui_command_takes_its_flags() -> None:
