@@ -34,3 +34,21 @@ async def test_the_root_goes_to_chat_and_assets_are_local(client: httpx.AsyncCli
         # No CDN: nothing is loaded from another host, and no inline script or style.
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), file.name
         assert "<script>" not in text and " style=" not in text, file.name
+
+
+async def test_a_bug_answers_one_line_not_a_traceback(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken() -> None:
+        raise RuntimeError("the probe fell over")
+
+    monkeypatch.setattr("deskloop.ui.doctor_page.run_doctor", broken)
+    answer = await client.get("/api/doctor")
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "error": "internal error (RuntimeError: the probe fell over); see the terminal "
+        "running `deskloop ui`"
+    }
+    (logged,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "GET /api/doctor (RuntimeError: the probe fell over)" in logged.getMessage()
+    assert logged.exc_info is None

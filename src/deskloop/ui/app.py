@@ -15,7 +15,7 @@ from deskloop.ui.chat_page import chat_routes
 from deskloop.ui.chat_sessions import ChatSessions
 from deskloop.ui.doctor_page import doctor_routes
 from deskloop.ui.history_page import history_routes
-from deskloop.ui.http import deskloop_error, unexpected_error
+from deskloop.ui.http import UnexpectedErrors, deskloop_error
 from deskloop.ui.mcp_page import mcp_routes
 from deskloop.ui.pages import STATIC, page_routes
 from deskloop.ui.routines_page import routines_routes
@@ -44,8 +44,11 @@ def create_app(access: Access, chats: ChatSessions | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessMiddleware, access=access)],
-        exception_handlers={DeskloopError: deskloop_error, Exception: unexpected_error},
+        middleware=[
+            Middleware(AccessMiddleware, access=access),
+            Middleware(UnexpectedErrors),
+        ],
+        exception_handlers={DeskloopError: deskloop_error},
         lifespan=lifespan,
     )
     app.state.chats = sessions

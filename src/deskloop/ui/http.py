@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deskloop.errors import DeskloopError
 from deskloop.store import UnknownSession
@@ -47,11 +48,36 @@ async def deskloop_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    """A bug: logged with its traceback here, one line to the page."""
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse(
-        {"error": f"internal error ({type(exc).__name__}: {exc}); see the terminal running "
-                  "`deskloop ui`"},
-        status_code=500,
-    )
+class UnexpectedErrors:
+    """A bug answers 500 with one line for the page and one for the terminal, never a traceback.
+
+    Starlette's own handler for `Exception` re-raises after answering, and the server then
+    prints the traceback; this catches it first. The traceback is logged at debug level.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            said = f"{type(exc).__name__}: {exc}"
+            log.error("deskloop ui: internal error on %s %s (%s)", scope["method"], scope["path"], said)
+            log.debug("traceback", exc_info=True)
+            if not started:
+                response = JSONResponse(
+                    {"error": f"internal error ({said}); see the terminal running `deskloop ui`"},
+                    status_code=500,
+                )
+                await response(scope, receive, send)
