@@ -15,14 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.agent.scripted_server import scripted_server, tool_call
 from tests.ui.helpers import ui_process
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-Browser = playwright_api.Browser
-Page = playwright_api.Page
-expect = playwright_api.expect
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -55,8 +52,10 @@ def ui_url(ui_home: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
+        if sys.platform.startswith("linux"):  # scripts/debian-packages.txt installs it
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+        pytest.skip(f"these tests drive Debian's {CHROMIUM}")
+    with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
@@ -101,7 +100,7 @@ def start_chat(page: Page, task: str) -> None:
     page.get_by_role("button", name="Start a session").click()
     try:
         page.wait_for_url("**/chat/*")
-    except playwright_api.TimeoutError:
+    except PlaywrightTimeout:
         raise AssertionError(f"no session page: {page.locator('#message').inner_text()}") from None
 
 
