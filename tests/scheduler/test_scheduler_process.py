@@ -229,28 +229,35 @@ def test_unattended_call_outside_the_list_is_refused_and_recorded(
     assert "without doing or saying anything" in empty.output
 
 
-def test_run_now_while_live_is_refused_and_the_cli_runs_without_a_scheduler(
+def run_now_here(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deskloop", "routines", "run", name],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+
+
+def test_run_now_without_a_scheduler_resumes_its_session_and_is_refused_while_live(
     tmp_path: Path, agent_env: None
 ) -> None:
     with scripted_server(tmp_path, ["Report written."], repeat_last=True) as url:
-        add("report", url, prompt="write the report", schedule="cron:0 9 * * 1")
-        done = subprocess.run(
-            [sys.executable, "-m", "deskloop", "routines", "run", "report"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        assert "ok" in done.stdout and "Report written." in done.stdout
+        add("report", url, prompt="write the report", schedule="cron:0 9 * * 1",
+            session_mode="resume")  # fmt: skip
+        first, second = run_now_here("report"), run_now_here("report")
+        for done in (first, second):
+            assert done.returncode == 0, done.stderr
+            assert " ok " in done.stdout and "Report written." in done.stdout
         with Store.open() as store:
             routine = store.routine("report")
             assert routine is not None
+            later, earlier = store.runs(routine.id)
+            assert later.session_id == earlier.session_id is not None  # one session, resumed
+            prompts = [m for m in store.messages(later.session_id) if m.role == "user"]
+            assert len(prompts) == 2
             store.start_run(
                 routine, slot=None, catch_up=False, owner_pid=os.getpid(),
                 next_fire_at=routine.next_fire_at, enabled=True,
             )  # fmt: skip
-        refused = subprocess.run(
-            [sys.executable, "-m", "deskloop", "routines", "run", "report"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        refused = run_now_here("report")
     assert refused.returncode == 1
     assert "is running now; one run at a time" in refused.stderr
     assert "Traceback" not in refused.stderr

@@ -32,8 +32,9 @@ finish with one sentence saying what you saved."""
 
 
 def is_person_turn(message: MessageRecord) -> bool:
-    """A user message a person typed (not only tool results): it opens a turn pair."""
-    return message.role == "user" and any(b.get("type") == "text" for b in message.content)
+    """A user message a person typed (not tool results): it opens a turn pair."""
+    kinds = {block.get("type") for block in message.content}
+    return message.role == "user" and "text" in kinds and "tool_result" not in kinds
 
 
 def observed_upto(store: Store, session_id: int, before_run: int | None = None) -> int:

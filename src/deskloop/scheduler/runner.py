@@ -45,6 +45,7 @@ from deskloop.store import (
 LATE_IS_MISSED_S = 300.0
 STOP_GRACE_S = 5.0
 OBSERVER_TIMEOUT_S = 300.0
+OBSERVER_LOOKBACK_S = 86_400.0
 STDERR_TAIL_LINES = 12
 
 
@@ -149,7 +150,9 @@ class Scheduler:
         self.standby = standby
         self._standby: asyncio.subprocess.Process | None = None
         self._observer: asyncio.Task[None] | None = None
-        self._seen_message_id = 0
+        # Conversations older than a day when the scheduler starts are left unread: a first
+        # start would otherwise queue an observer run for every long chat in the history.
+        self._seen_message_id = store.last_message_before(clock() - OBSERVER_LOOKBACK_S)
         self._unobserved: set[int] = set()
         self.clock = clock
         self.say = on_event

@@ -331,6 +331,13 @@ class RoutineAccess(Connected):
         )
         return [RunRecord.from_row(row) for row in rows.fetchall()]
 
+    def last_message_before(self, when: float) -> int:
+        """The id of the newest message written before `when` (0: none)."""
+        (found,) = self._db.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM messages WHERE created_at < ?", (when,)
+        ).fetchone()
+        return int(found)
+
     def conversations_changed_since(self, message_id: int) -> tuple[list[int], int]:
         """Sessions that gained messages after `message_id`, leaving out routine and observer
         sessions, and the newest message id now."""
