@@ -169,7 +169,7 @@ class SchedulerSettings:
     # The observer reads a conversation every this many user/assistant turn pairs; 0: never.
     observer_every: int = 10
     # Keep one session process started ahead of the next fire: a fire then skips about
-    # 2 s of imports (bench routines), for about 100 MB held while idle.
+    # 2 s of imports (bench routines), for about 130 MB held while idle.
     standby_child: bool = True
 
 
