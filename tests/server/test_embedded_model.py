@@ -147,11 +147,11 @@ def test_a_long_enum_is_enforced_but_the_prompt_stays_the_same(embedded_url: str
         tool = grounded_click(first, last)
         counts.append(
             client.messages.count_tokens(
-                model="m", messages=asked, tools=[tool]  # type: ignore[list-item]
+                model="claude-opus-5-5", messages=asked, tools=[tool]  # type: ignore[list-item]
             ).input_tokens
         )
         message = client.messages.create(
-            model="m",
+            model="claude-opus-5-5",
             max_tokens=40,
             messages=asked,  # type: ignore[arg-type]
             tools=[tool],  # type: ignore[list-item]
