@@ -35,10 +35,15 @@ def test_screen_ids_and_apps_become_enums_of_what_exists() -> None:
         element_ids=("e3", "e7", "e9"),
         running_apps=("gtk3-demo", "mousepad"),
         installed_apps=("Mousepad", "Widget Factory"),
+        text_ids=("e7",),
+        value_ids=("e7", "e9"),
     )
     grounded = {d["name"]: d["input_schema"] for d in ground_definitions(definitions(), grounds, SCREEN_TOOLS)}  # type: ignore[index]
-    for name in ("click", "type_text", "set_value", "scroll", "wait_for"):
+    for name in ("click", "scroll", "wait_for"):
         assert grounded[name]["properties"]["id"]["enum"] == ["e3", "e7", "e9"]  # type: ignore[index]
+    # Text goes only into what takes text; set_value also takes a number field.
+    assert grounded["type_text"]["properties"]["id"]["enum"] == ["e7"]  # type: ignore[index]
+    assert grounded["set_value"]["properties"]["id"]["enum"] == ["e7", "e9"]  # type: ignore[index]
     assert grounded["observe"]["properties"]["app"]["enum"] == ["gtk3-demo", "mousepad"]  # type: ignore[index]
     assert grounded["focus_window"]["properties"]["app"]["enum"] == ["gtk3-demo", "mousepad"]  # type: ignore[index]
     assert grounded["open_app"]["properties"]["app"]["enum"] == ["Mousepad", "Widget Factory"]  # type: ignore[index]

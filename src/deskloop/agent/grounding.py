@@ -31,13 +31,30 @@ RUNNING_APP_TOOLS = frozenset({"observe", "focus_window"})
 INSTALLED_APP_TOOLS = frozenset({"open_app"})
 
 
+# Tools whose element must take text, or a text or number: their ids are narrowed to those.
+TEXT_TOOLS = frozenset({"type_text"})
+VALUE_TOOLS = frozenset({"set_value"})
+
+
 @dataclass(frozen=True)
 class Grounds:
-    """What exists this turn: element ids on screen, running apps, installed apps."""
+    """What exists this turn: element ids on screen (all of them, those that take text,
+    those that take a text or number), running apps, installed apps."""
 
     element_ids: tuple[str, ...] = ()
     running_apps: tuple[str, ...] = ()
     installed_apps: tuple[str, ...] = ()
+    text_ids: tuple[str, ...] = ()
+    value_ids: tuple[str, ...] = ()
+
+    def ids_for(self, tool: str) -> tuple[str, ...]:
+        """The ids `tool` may name: a text field for type_text (typing into a menu does
+        nothing useful), a field or number for set_value; falls back to every id."""
+        if tool in TEXT_TOOLS and self.text_ids:
+            return self.text_ids
+        if tool in VALUE_TOOLS and self.value_ids:
+            return self.value_ids
+        return self.element_ids
 
 
 def _enum(schema: dict[str, Any], values: Sequence[str]) -> dict[str, Any]:
@@ -61,7 +78,7 @@ def ground_definitions(
         properties = definition.get("input_schema", {}).get("properties", {})
         choices: dict[str, Sequence[str]] = {}
         if name in screen_tools and ELEMENT_PARAMETER in properties and grounds.element_ids:
-            choices[ELEMENT_PARAMETER] = grounds.element_ids
+            choices[ELEMENT_PARAMETER] = grounds.ids_for(name)
         if APP_PARAMETER in properties:
             if name in RUNNING_APP_TOOLS and grounds.running_apps:
                 choices[APP_PARAMETER] = grounds.running_apps
@@ -117,4 +134,12 @@ async def screen_grounds(screen: ScreenSession | None, installed: Sequence[str])
         running = tuple(sorted({app.name for app in await screen.backend.list_apps()}))
     except ScreenError:
         running = ()
-    return Grounds(screen.on_screen_ids(), running, tuple(installed))
+    snapshot = screen.latest
+    ids = screen.on_screen_ids()
+    if snapshot is None:
+        return Grounds(ids, running, tuple(installed))
+    text = tuple(i for i in ids if "type" in snapshot.elements[i].actions)
+    value = tuple(
+        i for i in ids if {"type", "set_value"} & set(snapshot.elements[i].actions)
+    )
+    return Grounds(ids, running, tuple(installed), text, value)
