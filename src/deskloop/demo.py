@@ -18,7 +18,9 @@ from deskloop.errors import DeskloopError
 
 # The sample app: Mousepad on Linux (in the virtual desktop), TextEdit on macOS.
 SAMPLE_APP_NAME = "TextEdit" if sys.platform == "darwin" else "mousepad"
-DEFAULT_TASK = f"Type the words hello from deskloop into the {SAMPLE_APP_NAME} window."
+# One call does it (type_text, grounded in the one text area), then `finish`: a task the
+# embedded 135M model can do; a longer phrase invited it to type text of its own.
+DEFAULT_TASK = f"Type hello into {SAMPLE_APP_NAME}."
 VIRTUAL_DESKTOP_PROGRAMS = {
     "Xvfb": "xvfb",
     "dbus-daemon": "dbus",

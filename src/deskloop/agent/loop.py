@@ -231,7 +231,8 @@ class AgentSession:
             calls = [ToolCall.from_block(b) for b in blocks if b.get("type") == "tool_use"]
             if not calls:
                 yield RunEnded(
-                    _end_reason(usage.stop_reason), _stop_words(usage.stop_reason, self.limits)
+                    _end_reason(usage.stop_reason),
+                    _stop_words(usage.stop_reason, self.limits, usage.output_tokens),
                 )
                 return
             async for step in self._dispatch(calls):
@@ -423,7 +424,10 @@ def _end_reason(stop_reason: str) -> EndReason:
     return "end_turn"
 
 
-def _stop_words(stop_reason: str, limits: SessionLimits) -> str:
+def _stop_words(stop_reason: str, limits: SessionLimits, output_tokens: int = 0) -> str:
+    if stop_reason == "max_tokens" and 0 < output_tokens < limits.max_tokens_per_turn:
+        # A deskloop server stops an answer that repeats itself (server/runaway.py).
+        return f"the model's answer was stopped after {output_tokens} tokens: it ran away"
     if stop_reason == "max_tokens":
         return (
             f"the answer was cut at {limits.max_tokens_per_turn} tokens (agent.max_tokens_per_turn)"
