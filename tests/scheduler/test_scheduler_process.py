@@ -261,3 +261,15 @@ def test_run_now_without_a_scheduler_resumes_its_session_and_is_refused_while_li
     assert refused.returncode == 1
     assert "is running now; one run at a time" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_run_past_its_timeout_is_stopped_and_recorded_as_timeout(
+    tmp_path: Path, agent_env: None
+) -> None:
+    with scripted_server(tmp_path, ["too late"], prefill_delay_s=60.0) as url:
+        add("stuck", url, prompt="wait", schedule="every:3600", timeout_s=3.0)
+        done = run_now_here("stuck")
+    assert done.returncode == 1 and " timeout " in done.stdout, done.stdout + done.stderr
+    (run,) = runs_of("stuck")
+    assert run.status == "timeout" and "the run's timeout" in run.output
+    assert run.duration_s is not None and 3.0 <= run.duration_s < 20.0
