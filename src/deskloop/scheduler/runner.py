@@ -106,6 +106,9 @@ class ModelServers:
         if configured.url is not None:
             return configured.url, False
         async with self._starting:
+            server = self._embedded
+            if server is not None and (server.process is None or server.process.poll() is not None):
+                self._embedded = None  # it died (a crash in the engine): start it again
             if self._embedded is None:
                 server = EmbeddedServer(self.embedded_args)
                 server.spawn()  # on the loop's thread: PR_SET_PDEATHSIG follows that thread
