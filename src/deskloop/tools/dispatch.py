@@ -32,6 +32,9 @@ from deskloop.tools.registry import ToolRegistry
 
 OutcomeStatus = Literal["ok", "error", "bad_input", "unknown_tool", "denied", "timeout"]
 REPEATED_FAILURE_LIMIT = 3
+# What an acting tool's result says when the action changed nothing visible (the screen's
+# diff says it so); the same such call REPEATED_FAILURE_LIMIT times ends the run too.
+NO_VISIBLE_CHANGE = "no visible change"
 
 
 def timeouts_from_settings(agent: AgentSettings) -> dict[TimeoutTier, float]:
@@ -122,6 +125,7 @@ class Dispatcher:
         # Told of every call as it starts and ends (the loop points it at its step queue).
         self.on_event = on_event
         self._failures: Counter[tuple[str, str]] = Counter()
+        self._no_change: Counter[tuple[str, str]] = Counter()
         # Set once the same failing call has been made REPEATED_FAILURE_LIMIT times.
         self.stuck_reason: str | None = None
 
@@ -148,6 +152,8 @@ class Dispatcher:
             self.policy.note_untrusted(tool, call.input, text)
         if outcome.is_error:
             self._count_failure(outcome)
+        elif tool is not None and tool.risk != "read" and _changed_nothing(content):
+            self._count_no_change(outcome)
         self.on_event(ToolFinished(outcome))
         return outcome
 
@@ -206,6 +212,17 @@ class Dispatcher:
             described.append(f"at {where!r}: {error.message}" if where else error.message)
         return "; ".join(described)
 
+    def _count_no_change(self, outcome: ToolOutcome) -> None:
+        """An action that changed nothing visible, repeated, is as stuck as a failing one."""
+        call = outcome.call
+        key = (call.name, json.dumps(call.input, sort_keys=True, default=repr))
+        self._no_change[key] += 1
+        if self._no_change[key] >= REPEATED_FAILURE_LIMIT and self.stuck_reason is None:
+            self.stuck_reason = (
+                f"the model made the same call {REPEATED_FAILURE_LIMIT} times and nothing "
+                f"visible changed ({call.name} with {key[1]})"
+            )
+
     def _count_failure(self, outcome: ToolOutcome) -> None:
         call = outcome.call
         key = (call.name, json.dumps(call.input, sort_keys=True, default=repr))
@@ -216,3 +233,11 @@ class Dispatcher:
                 f"the model made the same failing call {REPEATED_FAILURE_LIMIT} times "
                 f"({call.name} with {key[1]}); last error: {said}"
             )
+
+
+def _changed_nothing(content: Sequence[ContentBlock]) -> bool:
+    return any(
+        NO_VISIBLE_CHANGE in str(block.get("text", ""))
+        for block in content
+        if block.get("type") == "text"
+    )

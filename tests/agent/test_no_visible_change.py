@@ -1,0 +1,49 @@
+"""An action that changes nothing visible, repeated, stops the run as three failures do."""
+
+from typing import Any
+
+from tool_fakes import fake_tool, memory_context
+
+from deskloop.screen.diff import SnapshotDiff
+from deskloop.tools import (
+    Dispatcher,
+    PermissionPolicy,
+    TimeoutTier,
+    ToolCall,
+    ToolContext,
+    ToolOutput,
+    ToolRegistry,
+)
+from deskloop.tools.dispatch import NO_VISIBLE_CHANGE
+
+ALL_AUTO = PermissionPolicy({"read": "auto", "act": "auto", "destructive": "auto", "external": "auto"})
+TIMEOUTS = {TimeoutTier.INTERNAL: 5.0, TimeoutTier.MCP: 5.0, TimeoutTier.OTHER: 5.0}
+UNCHANGED = SnapshotDiff(before=2, after=3, added=(), removed=(), changed=())
+
+
+async def typed_into_nothing(tool_input: dict[str, Any], context: ToolContext) -> ToolOutput:
+    return f"typed {len(tool_input['text'])} characters into e5\n{UNCHANGED.render()}"
+
+
+def test_the_screen_diff_says_it_in_the_words_the_dispatcher_counts() -> None:
+    assert NO_VISIBLE_CHANGE in UNCHANGED.render()
+
+
+async def test_the_same_action_with_no_visible_change_three_times_is_stuck() -> None:
+    acting = fake_tool("type_text", typed_into_nothing, risk="act")
+    looking = fake_tool("wait_for", typed_into_nothing, risk="read")
+    run = Dispatcher(ToolRegistry([acting, looking]), ALL_AUTO, TIMEOUTS, context=memory_context())
+    for number in range(3):
+        (seen,) = await run.run([ToolCall(f"w{number}", "wait_for", {"text": "hello"})])
+        assert seen.status == "ok"
+    assert run.stuck_reason is None  # reading and seeing no change is not acting in vain
+    await run.run([ToolCall("1", "type_text", {"text": "hello"})])
+    await run.run([ToolCall("2", "type_text", {"text": "other"})])
+    (second,) = await run.run([ToolCall("3", "type_text", {"text": "hello"})])
+    assert second.status == "ok" and NO_VISIBLE_CHANGE in second.content[0]["text"]
+    assert run.stuck_reason is None
+    await run.run([ToolCall("4", "type_text", {"text": "hello"})])
+    assert run.stuck_reason == (
+        'the model made the same call 3 times and nothing visible changed (type_text with '
+        '{"text": "hello"})'
+    )
