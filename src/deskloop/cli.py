@@ -19,7 +19,13 @@ from typing import cast
 
 from deskloop import __version__
 from deskloop.agent.arguments import add_agent_commands
-from deskloop.command_line import CommandParser, port_number, positive_number, task_text
+from deskloop.command_line import (
+    CommandParser,
+    base_url,
+    port_number,
+    positive_number,
+    task_text,
+)
 from deskloop.errors import DeskloopError
 from deskloop.mcp.arguments import add_mcp_command
 from deskloop.scheduler.arguments import add_scheduler_commands
@@ -52,7 +58,9 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--port", type=port_number, help="port (default 8888; 0 picks a free one)"
     )
     serve.add_argument("--api-key", help="key clients must send; required off loopback")
-    serve.add_argument("--upstream", help="base URL of the upstream for openai/anthropic")
+    serve.add_argument(
+        "--upstream", type=base_url, help="base URL of the upstream for openai/anthropic"
+    )
     serve.add_argument(
         "--context-window", type=positive_number, help="tokens of context to allocate"
     )
@@ -121,7 +129,9 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "task", nargs="?", type=task_text, help="what to ask (default: type a line in Mousepad)"
     )
     demo.add_argument("--here", action="store_true", help="use the current display")
-    demo.add_argument("--endpoint", help="Anthropic Messages base URL (default: embedded)")
+    demo.add_argument(
+        "--endpoint", type=base_url, help="Anthropic Messages base URL (default: embedded)"
+    )
     demo.add_argument("--model", help="model name to ask the endpoint for")
     demo.set_defaults(handler=_lazy("deskloop.demo:demo_command"))
 

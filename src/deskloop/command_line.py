@@ -130,3 +130,14 @@ def print_table(rows: Sequence[Sequence[str]], *, numbers: Sequence[int] = ()) -
             for column, (cell, width) in enumerate(zip(row, widths, strict=False))
         ]
         print("  ".join([*cells, row[-1]]).rstrip())
+
+
+def base_url(text: str) -> str:
+    """An http(s) URL of a server, as `--endpoint` and `--upstream` take it."""
+    from deskloop.settings import is_url
+
+    if not is_url(text):
+        raise argparse.ArgumentTypeError(
+            f"must be a URL like http://127.0.0.1:8888, not {text!r}"
+        )
+    return text

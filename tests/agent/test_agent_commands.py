@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import pytest
 from scripted_server import scripted_server, tool_call
 
 from deskloop.agent.events import read_log, session_log_path
+from deskloop.agent.loop import INTERRUPTED_TURN
 from deskloop.mcp.config import servers_file
 from deskloop.store import INTERRUPTED_TOOL_MESSAGE, Store
 
@@ -72,7 +74,8 @@ def test_run_streams_text_shows_each_tool_call_and_exits_0(tmp_path: Path) -> No
     assert lines[2].startswith("  ✓ mcp__time__get_current_time ")
     assert '"timezone": "Asia/Tokyo"' in lines[2]
     assert lines[3] == "It is evening in Tokyo."
-    assert "[session 1]" in done.stderr
+    # the model that answers, as the endpoint names it, not the name asked for
+    assert done.stderr.splitlines()[0] == f"[session 1: scripted at {url}]"
     assert "2 turns, " in done.stderr and " tokens in " in done.stderr
 
 
@@ -81,6 +84,32 @@ def test_run_exits_1_and_explains_an_endpoint_mistake(tmp_path: Path) -> None:
         done = deskloop("run", "hello", "--endpoint", url + "/v1", "--no-mcp", "all")
     assert done.returncode == 1
     assert "does not speak the Anthropic Messages format" in done.stderr
+    # it never reached the model: no turns line before the error, no history entry
+    assert "[0 turns" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("deskloop: ")
+    assert "Traceback" not in done.stderr
+    assert deskloop("history").stdout.startswith("no sessions yet")
+
+
+def test_an_endpoint_that_is_down_is_said_first_before_mcp_servers_start() -> None:
+    configure_mcp(fixture=FIXTURE)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    done = deskloop("run", "hello", "--endpoint", url)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"deskloop: nothing is answering at {url} (--endpoint): start the model server there, "
+        "or check the URL given to --endpoint, or leave it out to use the embedded model"
+    ]
+    assert deskloop("history").stdout.startswith("no sessions yet")
+    assert not session_log_path(1).exists()
+    # the setting's way out is named when the URL came from the setting
+    deskloop("config", "set", "agent.endpoint", url)
+    chat = deskloop("chat", stdin="hello\n")
+    assert chat.returncode == 1
+    assert "`deskloop config unset agent.endpoint`" in chat.stderr
 
 
 def test_ctrl_c_ends_the_turn_and_records_the_interrupted_call(
@@ -94,24 +123,30 @@ def test_ctrl_c_ends_the_turn_and_records_the_interrupted_call(
         running.send_signal(signal.SIGINT)
         _, stderr = running.communicate(timeout=60)
     assert running.returncode == 130, stderr
+    assert stderr.splitlines()[-2:] == ["[interrupted]", stderr.splitlines()[-1]]
+    assert "Traceback" not in stderr
     with Store.open() as store:
         assert store.session(1).end_reason == "interrupted"
         (call,) = store.tool_calls(1)
-        last = store.messages(1)[-1]
+        results, marker = store.messages(1)[-2:]
     assert call.status == "error" and call.is_error
-    assert last.content[0]["is_error"] is True
-    assert "interrupted by the user" in last.content[0]["content"][0]["text"]
+    assert results.content[0]["is_error"] is True
+    assert "interrupted by the user" in results.content[0]["content"][0]["text"]
+    # the transcript says the turn was cut, so a resume does not take it up again
+    assert marker.role == "assistant"
+    assert marker.content == [{"type": "text", "text": INTERRUPTED_TURN}]
+    transcript = deskloop("history", "1").stdout
+    assert f"agent> {INTERRUPTED_TURN}" in transcript
 
 
-def test_a_session_killed_mid_turn_resumes_in_chat(
+def test_a_session_killed_mid_turn_resumes_in_chat_with_a_recap_and_runs_nothing_by_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DESKLOOP_AGENT_POLICY_EXTERNAL", "auto")
     configure_mcp(fixture=FIXTURE)
     outputs = [
         tool_call("mcp__fixture__hang", {}, "Starting the check."),
-        "The check was cut off; nothing else to do.",
-        "You're welcome.",
+        "You're welcome; the check was cut off.",
     ]
     with scripted_server(tmp_path, outputs) as url:
         running = start_deskloop("run", "Run the check", "--endpoint", url)
@@ -119,23 +154,34 @@ def test_a_session_killed_mid_turn_resumes_in_chat(
         os.kill(running.pid, signal.SIGKILL)
         running.communicate(timeout=30)
 
+        # No input: the resumed chat shows where it stands and waits; no tool runs.
+        quiet = deskloop("chat", "--resume", "1", "--endpoint", url)
+        with Store.open() as store:
+            calls_after_quiet = len(store.tool_calls(1))
         resumed = deskloop("chat", "--resume", "1", "--endpoint", url, stdin="thanks\n")
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stdout.splitlines()
+    assert lines[0] == f"[session 1: scripted at {url}; Ctrl-D or Ctrl-C at the prompt ends it]"
+    assert lines[1] == "resuming: Run the check"
+    assert "  you> Run the check" in lines
+    assert "  agent> Starting the check." in lines
+    assert "    → mcp__fixture__hang {}" in lines
+    assert lines[lines.index("    → mcp__fixture__hang {}") + 1].startswith("      ✗ interrupted:")
+    assert (
+        "[it stopped without ending (the process was killed or crashed); its last turn did not "
+        "finish and is not run again. Nothing runs until you type.]"
+    ) in lines
+    assert "You're welcome" not in quiet.stdout
+    assert calls_after_quiet == 1
+
     assert resumed.returncode == 0, resumed.stderr
-    assert "The check was cut off" in resumed.stdout
-    assert "You're welcome." in resumed.stdout
+    assert "You're welcome; the check was cut off." in resumed.stdout
     with Store.open() as store:
         messages = store.messages(1)
         session = store.session(1)
-    assert [m.role for m in messages] == [
-        "user",
-        "assistant",
-        "user",
-        "assistant",
-        "user",
-        "assistant",
-    ]
+    assert [m.role for m in messages] == ["user", "assistant", "user", "user", "assistant"]
     assert messages[2].content[0]["content"][0]["text"] == INTERRUPTED_TOOL_MESSAGE
-    assert messages[4].content == [{"type": "text", "text": "thanks"}]
+    assert messages[3].content == [{"type": "text", "text": "thanks"}]
     assert session.end_reason == "user_quit"
 
 

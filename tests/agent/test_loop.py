@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from scripted_server import scripted_server, tool_call
 
+from deskloop.agent.endpoint import EndpointError
 from deskloop.agent.events import read_log, session_log_path
 from deskloop.agent.session import SessionOptions, open_session
 from deskloop.agent.steps import (
@@ -155,10 +156,13 @@ async def test_endpoint_mistakes_are_explained(tmp_path: Path) -> None:
     assert isinstance(last, RunEnded) and last.reason == "endpoint_error"
     assert "does not speak the Anthropic Messages format (drop the trailing /v1" in last.message
 
-    _, steps = await run_task(url, "hello")  # the server is gone now
-    last = steps[-1]
-    assert isinstance(last, RunEnded) and last.reason == "endpoint_error"
-    assert last.message.startswith(f"nothing is answering at {url}")
+    with Store.open() as store:
+        sessions_before = len(store.sessions())
+    # The server is gone now: said when the session opens, before any row or MCP server.
+    with pytest.raises(EndpointError, match=f"^nothing is answering at {url} .--endpoint.: "):
+        await run_task(url, "hello")
+    with Store.open() as store:
+        assert len(store.sessions()) == sessions_before
 
 
 async def test_a_refused_key_and_an_unknown_model_are_explained(
@@ -166,14 +170,14 @@ async def test_a_refused_key_and_an_unknown_model_are_explained(
 ) -> None:
     with scripted_server(tmp_path, ["unused"], api_key="right-key") as url:
         monkeypatch.setenv("DESKLOOP_AGENT_API_KEY", "wrong-key")
-        _, refused = await run_task(url, "hello")
+        with pytest.raises(EndpointError) as refused:
+            await run_task(url, "hello")
         monkeypatch.setenv("DESKLOOP_AGENT_API_KEY", "right-key")
         monkeypatch.setenv("DESKLOOP_AGENT_MODEL", "gpt-4o")
         _, unknown = await run_task(url, "hello")
-    assert refused[-1] == RunEnded(
-        "endpoint_error",
+    assert str(refused.value) == (
         f"{url} refused the API key: set the right one with "
-        "`deskloop config set agent.api_key KEY` (or ANTHROPIC_API_KEY)",
+        "`deskloop config set agent.api_key KEY` (or ANTHROPIC_API_KEY)"
     )
     last = unknown[-1]
     assert isinstance(last, RunEnded) and last.reason == "endpoint_error"

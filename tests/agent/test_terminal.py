@@ -58,7 +58,7 @@ async def test_a_spinner_runs_on_a_terminal_while_a_tool_does() -> None:
     spinning = out.getvalue()
     view.show(ToolCallFinished(ToolOutcome(CALL, "timeout", [{"type": "text", "text": "t"}], 9.0)))
     view.finish()
-    assert "\r\x1b[K⠋ type_text " in spinning
+    assert "\r\x1b[K⠋ running type_text for 0 s" in spinning
     assert out.getvalue().endswith("\r\x1b[K  ✗ type_text 9.0 s: t\n")
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from deskloop.command_line import positive_number, task_text
+from deskloop.command_line import base_url, positive_number, task_text
 
 Handler = Callable[[argparse.Namespace], int]
 Lazy = Callable[[str], Handler]
 
 
 def _session_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--endpoint", help="Anthropic Messages base URL for this session")
+    parser.add_argument(
+        "--endpoint", type=base_url, help="Anthropic Messages base URL for this session"
+    )
     parser.add_argument("--model", help="model name to ask the endpoint for")
     parser.add_argument(
         "--no-mcp",

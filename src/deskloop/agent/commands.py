@@ -7,20 +7,32 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anthropic
+
 from deskloop.agent.console import ask_in_terminal, read_line
-from deskloop.agent.session import SessionOptions, open_session, stop_embedded_server
-from deskloop.agent.steps import FollowupAsked, RunEnded, Step
+from deskloop.agent.events import session_log_path
+from deskloop.agent.history import first_words, transcript_line
+from deskloop.agent.loop import INTERRUPTED_TURN, AgentSession
+from deskloop.agent.session import (
+    SessionOptions,
+    embedded_server_needed,
+    open_session,
+    stop_embedded_server,
+)
+from deskloop.agent.steps import FollowupAsked, RunEnded, SessionStarted, Step, TurnStarted
 from deskloop.agent.terminal import TerminalView
+from deskloop.agent.text import short
 from deskloop.command_line import print_table
 from deskloop.mcp.client import McpServers
 from deskloop.mcp.config import load_servers
 from deskloop.screen import no_desktop_reason
 from deskloop.screen.tokens import count_tokens, tokenizer_name
 from deskloop.settings import checked_value, load_settings, paths
-from deskloop.store import Store
+from deskloop.store import MessageRecord, SessionRecord, Store
 from deskloop.tools import (
     ToolContext,
     ToolRegistry,
@@ -29,13 +41,18 @@ from deskloop.tools import (
 )
 
 EXIT_INTERRUPTED = 130
+# Lines of the earlier conversation `chat --resume` shows before it waits.
+RECAP_LINES = 12
+PromptCounter = Callable[[], Awaitable[int | None]]
 
 
 class TurnRunner:
     """Runs one turn at a time; Ctrl-C ends the running turn, or the session when none runs."""
 
-    def __init__(self, view: TerminalView) -> None:
+    def __init__(self, view: TerminalView, count_prompt: PromptCounter | None = None) -> None:
         self.view = view
+        # Asked at each turn's start, only for the status line on a terminal.
+        self.count_prompt = count_prompt if view.animated else None
         self.current: asyncio.Future[RunEnded | None] | None = None
         self.session_over = asyncio.Event()
         # The last question the agent asked, so a reply of "2" can mean its second option.
@@ -49,12 +66,16 @@ class TurnRunner:
 
     async def run(self, steps: AsyncIterator[Step]) -> RunEnded | None:
         """The run's last step, or None when the user interrupted it."""
+        counting: asyncio.Task[None] | None = None
 
         async def consume() -> RunEnded | None:
+            nonlocal counting
             ended = None
             self.last_followup = None
             async for step in steps:
                 self.view.show(step)
+                if isinstance(step, TurnStarted) and self.count_prompt is not None:
+                    counting = asyncio.ensure_future(self._show_prompt_size(self.count_prompt))
                 if isinstance(step, FollowupAsked):
                     self.last_followup = step
                 if isinstance(step, RunEnded):
@@ -69,8 +90,15 @@ class TurnRunner:
                 raise
             return None
         finally:
+            if counting is not None:
+                counting.cancel()
             self.view.finish()
             self.current = None
+
+    async def _show_prompt_size(self, count: PromptCounter) -> None:
+        tokens = await count()
+        if tokens is not None:
+            self.view.update_status(f"waiting for the model ({tokens} prompt tokens)")
 
 
 def _limit(args: argparse.Namespace, name: str, setting: str, flag: str) -> Any:
@@ -79,17 +107,75 @@ def _limit(args: argparse.Namespace, name: str, setting: str, flag: str) -> Any:
     return None if given is None else checked_value(setting, given, flag)
 
 
-def _options(args: argparse.Namespace, title: str = "") -> SessionOptions:
+def prompt_counter(session: AgentSession) -> PromptCounter:
+    """Counts the next request's prompt with the endpoint's count_tokens (None if it has none).
+
+    The agent reaches the model over HTTP and sees no prefill progress, so the prompt's
+    size is the honest measure of the wait.
+    """
+
+    async def count() -> int | None:
+        try:
+            counted = await session.client.with_options(max_retries=0).messages.count_tokens(
+                model=session.model,
+                system=session.system_prompt,
+                messages=session.messages,  # type: ignore[arg-type]
+                tools=session.dispatcher.registry.definitions(),  # type: ignore[arg-type]
+            )
+        except anthropic.APIError:
+            return None
+        return counted.input_tokens
+
+    return count
+
+
+def _options(args: argparse.Namespace, view: TerminalView, title: str = "") -> SessionOptions:
     return SessionOptions(
         endpoint=getattr(args, "endpoint", None),
         model=getattr(args, "model", None),
         resume=getattr(args, "resume", None),
         title=title,
         mcp_off=getattr(args, "no_mcp", None) or (),
-        asker=ask_in_terminal,
+        asker=view.while_asking(ask_in_terminal),
         max_turns=_limit(args, "max_turns", "agent.max_turns", "--max-turns"),
         max_seconds=_limit(args, "max_seconds", "agent.max_session_seconds", "--max-seconds"),
     )
+
+
+@asynccontextmanager
+async def _opened(options: SessionOptions, view: TerminalView) -> AsyncIterator[AgentSession]:
+    """The session, with a status line while the model server or MCP servers start."""
+    if embedded_server_needed(options):
+        view.set_status("starting the model server")
+    else:
+        view.set_status("starting the session")
+    try:
+        async with open_session(options) as session:
+            view.clear_status()
+            yield session
+    finally:
+        view.finish()
+
+
+def _header(view: TerminalView, notices: list[Step]) -> str:
+    """`session N: MODEL at URL`, from the session's first step; shows the other notices."""
+    view.show_all(notices)
+    started = next(step for step in notices if isinstance(step, SessionStarted))
+    return f"session {started.session_id}: {started.model} at {started.endpoint}"
+
+
+def forget_if_unreached(session: AgentSession, ended: RunEnded | None) -> bool:
+    """Delete a new session whose model was never reached: it is not a history entry."""
+    unreached = (
+        ended is not None
+        and ended.reason == "endpoint_error"
+        and session.turns_before == 0
+        and not any(m["role"] == "assistant" for m in session.messages)
+    )
+    if unreached:
+        session.store.delete_session(session.session_id)
+        session_log_path(session.session_id).unlink(missing_ok=True)
+    return unreached
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -102,16 +188,20 @@ def run_command(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     view = TerminalView()
-    runner = TurnRunner(view)
-    options = _options(args, title=args.task)
-    async with open_session(options) as session:
-        view.show_all(session.take_notices())
+    options = _options(args, view, title=args.task)
+    async with _opened(options, view) as session:
+        runner = TurnRunner(view, prompt_counter(session))
+        view.error_line(f"[{_header(view, session.take_notices())}]")
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, runner.on_interrupt)
-        print(f"[session {session.session_id}]", file=sys.stderr)
         ended = await runner.run(session.send(args.task))
-        reason = ended.reason if ended is not None else "interrupted"
-        session.store.end_session(session.session_id, reason)
-        print(f"[{view.summary()}]", file=sys.stderr)
+        if ended is None:
+            session.mark_interrupted()
+            view.error_line("[interrupted]")
+        forgotten = forget_if_unreached(session, ended)
+        if not forgotten:
+            reason = ended.reason if ended is not None else "interrupted"
+            session.store.end_session(session.session_id, reason)
+            view.error_line(f"[{view.summary()}]")
     if ended is None:
         return EXIT_INTERRUPTED
     if ended.reason == "endpoint_error":
@@ -138,16 +228,20 @@ def chat_command(args: argparse.Namespace) -> int:
 
 async def _chat(args: argparse.Namespace) -> int:
     view = TerminalView()
-    runner = TurnRunner(view)
-
-    options = _options(args)
-    async with open_session(options) as session:
-        view.show_all(session.take_notices())
+    previous: SessionRecord | None = None
+    if args.resume is not None:
+        with Store.open() as store:
+            previous = store.session(args.resume)  # how it ended, before resuming clears it
+    options = _options(args, view)
+    async with _opened(options, view) as session:
+        runner = TurnRunner(view, prompt_counter(session))
+        header = _header(view, session.take_notices())
+        view.line(f"[{header}; Ctrl-D or Ctrl-C at the prompt ends it]")
+        if previous is not None:
+            for line in recap(session.store.messages(session.session_id), previous):
+                view.line(line)
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, runner.on_interrupt)
-        print(f"[session {session.session_id}; Ctrl-D or Ctrl-C at the prompt ends it]")
         reason = "user_quit"
-        if args.resume is not None and session.messages and session.messages[-1]["role"] == "user":
-            await runner.run(session.run())  # the resumed session was waiting on the model
         while not runner.session_over.is_set():
             reading = asyncio.ensure_future(read_line("you> "))
             over = asyncio.ensure_future(runner.session_over.wait())
@@ -163,13 +257,49 @@ async def _chat(args: argparse.Namespace) -> int:
                 continue
             text = chosen_option(runner.last_followup, text)
             ended = await runner.run(session.send(text))
-            if ended is not None and ended.reason == "endpoint_error":
-                print(f"deskloop: {ended.message}", file=sys.stderr)
+            if ended is None:
+                session.mark_interrupted()
+                view.line("[turn interrupted]")
+            elif ended.reason == "endpoint_error":
+                view.error_line(f"deskloop: {ended.message}")
                 reason = "endpoint_error"
+                if forget_if_unreached(session, ended):
+                    return 1
                 break
         session.store.end_session(session.session_id, reason)
-        print(f"\n[{view.summary()}]")
+        view.line(f"\n[{view.summary()}]")
     return 0
+
+
+_HOW_IT_ENDED = {
+    None: "it stopped without ending (the process was killed or crashed)",
+    "interrupted": "it was interrupted with Ctrl-C",
+    "user_quit": "the chat was ended at the prompt",
+    "end_turn": "the agent said it was done",
+    "endpoint_error": "the model endpoint failed",
+    "ask_followup": "the agent asked a question",
+}
+
+
+def recap(messages: list[MessageRecord], previous: SessionRecord) -> list[str]:
+    """What `chat --resume` shows before it waits: the task, the last turns, how it ended."""
+    title = previous.title or first_words(messages)
+    lines = [f"resuming: {short(title, 200)}"]
+    said = [
+        transcript_line(message.role, block, one_line=True)
+        for message in messages
+        for block in message.content
+    ]
+    if len(said) > RECAP_LINES:
+        lines.append(f"  … ({len(said) - RECAP_LINES} earlier lines: `deskloop history {previous.id}`)")
+    lines += [f"  {line}" for line in said[-RECAP_LINES:]]
+    ended = _HOW_IT_ENDED.get(previous.end_reason, f"it stopped: {previous.end_reason}")
+    cut = messages and (
+        messages[-1].role == "user" or INTERRUPTED_TURN in str(messages[-1].content)
+    )
+    middle = "; its last turn did not finish and is not run again" if cut else ""
+    lines.append(f"[{ended}{middle}. Nothing runs until you type.]")
+    return lines
 
 
 def tools_command(args: argparse.Namespace) -> int:

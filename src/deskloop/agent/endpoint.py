@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO
 
 import anthropic
+import httpx2
 
 from deskloop.errors import DeskloopError
 from deskloop.settings import AgentSettings
@@ -23,6 +24,8 @@ from deskloop.settings import AgentSettings
 # Loading the embedded model from disk; a first run may also convert or page it in.
 EMBEDDED_START_TIMEOUT_S = 300.0
 LOCAL_API_KEY = "deskloop-local"
+# How long the check before a session waits for the endpoint's model list (no retries).
+ENDPOINT_CHECK_TIMEOUT_S = 5.0
 
 
 class EndpointError(DeskloopError):
@@ -34,6 +37,20 @@ class Endpoint:
     url: str | None  # None: the embedded server, started on demand
     source: str  # which setting chose it, for messages
     api_key: str
+
+    def how_to_fix(self) -> str:
+        """What a person changes to point the agent elsewhere, by where the URL came from."""
+        if self.source == "--endpoint":
+            return "check the URL given to --endpoint, or leave it out to use the embedded model"
+        if self.source == "ANTHROPIC_BASE_URL":
+            return (
+                "fix ANTHROPIC_BASE_URL, or unset it to use the embedded model "
+                "(`deskloop config set agent.endpoint URL` also takes precedence over it)"
+            )
+        return (
+            "fix it with `deskloop config set agent.endpoint URL`, or go back to the embedded "
+            "model with `deskloop config unset agent.endpoint`"
+        )
 
 
 def resolve_endpoint(agent: AgentSettings, cli_endpoint: str | None = None) -> Endpoint:
@@ -164,3 +181,34 @@ def explain_api_error(exc: anthropic.APIError, url: str, model: str) -> Endpoint
     if isinstance(exc, anthropic.APIStatusError):
         return EndpointError(f"{url} answered {exc.status_code}: {exc.message}")
     return EndpointError(f"talking to {url} failed: {exc}")
+
+
+async def check_endpoint(
+    client: anthropic.AsyncAnthropic, endpoint: Endpoint, url: str, model: str
+) -> str | None:
+    """Ask the endpoint what answers for `model` before anything else starts.
+
+    An endpoint that is down or refuses the key is an EndpointError now, not after MCP
+    servers have started. The answer is the model's own id (`deskloop serve` maps
+    `claude-*` names to the model it serves); None when the endpoint cannot say.
+    """
+    quick = client.with_options(max_retries=0, timeout=ENDPOINT_CHECK_TIMEOUT_S)
+    try:
+        try:
+            return (await quick.models.retrieve(model)).id
+        except anthropic.NotFoundError:
+            page = await quick.models.list(limit=100)
+            return model if model in {info.id for info in page.data} else None
+    except anthropic.APIConnectionError as exc:
+        timed_out = isinstance(exc, anthropic.APITimeoutError)
+        if not timed_out and not isinstance(exc.__cause__, httpx2.ConnectError):
+            return None  # something answered there, if badly: the first answer will tell
+        waited = f" within {ENDPOINT_CHECK_TIMEOUT_S:g} s" if timed_out else ""
+        raise EndpointError(
+            f"nothing is answering at {url}{waited} ({endpoint.source}): start the model "
+            f"server there, or {endpoint.how_to_fix()}"
+        ) from exc
+    except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+        raise explain_api_error(exc, url, model) from exc
+    except anthropic.APIStatusError:
+        return None  # no models routes there; the first answer will tell

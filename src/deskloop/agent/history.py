@@ -68,14 +68,17 @@ def _transcript(store: Store, record: SessionRecord) -> None:
     print(f"  {record.model} at {record.endpoint}; started {_when(record.started_at)}; {ended}")
     for message in store.messages(record.id):
         for block in message.content:
-            print(_describe_block(message.role, block))
+            print(transcript_line(message.role, block))
 
 
-def _describe_block(role: str, block: dict[str, Any]) -> str:
+def transcript_line(role: str, block: dict[str, Any], *, one_line: bool = False) -> str:
+    """One content block as a transcript shows it: who said it, or the call and its result."""
     kind = block.get("type")
     if kind == "text":
         who = "you" if role == "user" else "agent"
-        return f"{who}> {_some_lines(str(block.get('text', '')), '      ')}"
+        text = str(block.get("text", ""))
+        said = short(text, 150) if one_line else _some_lines(text, "      ")
+        return f"{who}> {said}"
     if kind == "tool_use":
         return f"  → {block.get('name')} {short(block.get('input'), 150)}"
     if kind == "tool_result":

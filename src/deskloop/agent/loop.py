@@ -52,6 +52,9 @@ from deskloop.tools import (
 from deskloop.tools.browser import grounded_values
 
 INTERRUPTED_RESULT = "interrupted by the user before this tool finished"
+# Stored as the agent's side of a turn the person stopped, so the conversation goes on
+# from after it: neither the model nor a resumed session takes that turn up again.
+INTERRUPTED_TURN = "[the person interrupted this turn before it finished]"
 OBSERVE_TOOL_NAME = "observe"
 OBSERVE_FIRST_TIMEOUT_S = 10.0
 STARTING_SCREEN_HEADER = (
@@ -154,6 +157,11 @@ class AgentSession:
             self.messages[-1]["content"].extend(blocks)  # the API wants roles to alternate
         else:
             self.messages.append({"role": role, "content": list(blocks)})
+
+    def mark_interrupted(self) -> None:
+        """Record that the person stopped the running turn (after Ctrl-C ended its stream)."""
+        if self.messages and self.messages[-1]["role"] == "user":
+            self._append("assistant", [text_block(INTERRUPTED_TURN)])
 
     def emit(self, step: Step) -> None:
         """A step from beside the loop (an MCP report): yielded with the stream's next step."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import anthropic
 
-from deskloop.agent.endpoint import EmbeddedServer, resolve_endpoint
+from deskloop.agent.endpoint import EmbeddedServer, Endpoint, check_endpoint, resolve_endpoint
 from deskloop.agent.events import SessionLog
 from deskloop.agent.finish import FINISH
 from deskloop.agent.grounding import server_grounds_enums
@@ -66,19 +66,25 @@ class SessionOptions:
 _embedded: EmbeddedServer | None = None
 
 
-async def _endpoint_url(options: SessionOptions) -> tuple[str, str, bool]:
-    """The URL and key to use, and whether it is the embedded server (started once)."""
+async def _endpoint_url(options: SessionOptions) -> tuple[Endpoint, str, bool]:
+    """Where the URL comes from, the URL, and whether it is the embedded server (started once)."""
     global _embedded
     agent = load_settings().agent
     endpoint = resolve_endpoint(agent, options.endpoint)
     if endpoint.url is not None:
-        return endpoint.url, endpoint.api_key, False
+        return endpoint, endpoint.url, False
     if _embedded is None:
         server = EmbeddedServer()
         server.spawn()
         await asyncio.to_thread(server.wait_until_ready)
         _embedded = server
-    return _embedded.url, endpoint.api_key, True
+    return endpoint, _embedded.url, True
+
+
+def embedded_server_needed(options: SessionOptions) -> bool:
+    """Whether opening a session will start the embedded model server first (takes seconds)."""
+    endpoint = resolve_endpoint(load_settings().agent, options.endpoint)
+    return endpoint.url is None and _embedded is None
 
 
 def calls_required(setting: str, embedded: bool) -> bool:
@@ -109,9 +115,13 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         settings.tools.screen = False
         agent.observe_first = False
     model = options.model or agent.model
-    url, api_key, embedded = await _endpoint_url(options)
+    endpoint, url, embedded = await _endpoint_url(options)
     required = calls_required(agent.tool_calls, embedded or options.embedded_endpoint)
     async with AsyncExitStack() as stack:
+        client = anthropic.AsyncAnthropic(base_url=url, api_key=endpoint.api_key)
+        stack.push_async_callback(client.close)
+        # Before a store row or an MCP server: an endpoint that is down is said at once.
+        served = await check_endpoint(client, endpoint, url, model) or model
         store = stack.enter_context(Store.open())
         if options.resume is not None:
             resumed = store.resume(options.resume)
@@ -119,13 +129,13 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             turns_before = max((u.turn for u in store.usage(record.id)), default=0)
         else:
             turns_before = 0
-            record = store.create_session(title=options.title[:200], endpoint=url, model=model)
+            record = store.create_session(title=options.title[:200], endpoint=url, model=served)
             history = []
         log = SessionLog.for_session(record.id)
         stack.callback(log.close)
         channel = StepChannel([log.consume])
         stack.callback(channel.take_waiting)  # what servers said while closing
-        channel.emit(SessionStarted(record.id, url, model))
+        channel.emit(SessionStarted(record.id, url, served))
 
         def report(server: str, message: str) -> None:
             channel.emit(Notice("mcp_report", f"MCP server {server!r} {message}", server))
@@ -163,8 +173,6 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
             context.allowed_tools = approved_tools(registry, options.allowed_tools)
         policy = PermissionPolicy.from_settings(agent, options.asker)
         dispatcher = Dispatcher(registry, policy, timeouts_from_settings(agent), context=context)
-        client = anthropic.AsyncAnthropic(base_url=url, api_key=api_key)
-        stack.push_async_callback(client.close)
         system_prompt = record.system_prompt or build_system_prompt(
             agent, registry, families=families, calls_required=required
         )

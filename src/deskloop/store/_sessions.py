@@ -46,3 +46,10 @@ class SessionAccess(Connected):
                 "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
                 (time.time(), reason, session_id),
             )
+
+    def delete_session(self, session_id: int) -> None:
+        """Remove a session with its messages, tool calls and usage (a session that never
+        reached its model is not worth keeping)."""
+        self._require_session(session_id)
+        with self.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
