@@ -44,7 +44,7 @@ def test_a_turn_reads_as_text_then_calls_then_results() -> None:
         "  2. no",
         "[stopped: reached 1 turns (agent.max_turns)]",
     ]
-    assert view.summary() == "1 turns, 1200 tokens in (1000 cached), 30 out, 0.8 s in the model"
+    assert view.summary() == "1 turn, 1200 tokens in (1000 cached), 30 out, 0.8 s in the model"
 
 
 async def test_a_spinner_runs_on_a_terminal_while_a_tool_does() -> None:

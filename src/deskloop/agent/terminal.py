@@ -135,7 +135,8 @@ class TerminalView:
         cached = sum(u.cache_read_tokens for u in self.usage)
         seconds = sum(u.model_seconds for u in self.usage)
         return (
-            f"{len(self.usage)} turns, {read} tokens in ({cached} cached), {written} out, "
+            f"{len(self.usage)} turn{'' if len(self.usage) == 1 else 's'}, {read} tokens in "
+            f"({cached} cached), {written} out, "
             f"{seconds:.1f} s in the model"
         )
 
