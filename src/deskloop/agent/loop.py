@@ -267,6 +267,11 @@ class AgentSession:
             messages=self.messages,  # type: ignore[arg-type]
             tools=await self._tool_definitions(),  # type: ignore[arg-type]
             tool_choice={"type": "any"} if self.calls_required else {"type": "auto"},
+            # Small models (every turn a call) decode greedily: sampled at the API's default
+            # temperature 1.0, SmolLM2-135M typed made-up text ("mac-application help") into
+            # whatever had the focus (bench_tasks).
+            # (this SDK version takes sampling parameters only as extra body)
+            extra_body={"temperature": 0.0} if self.calls_required else None,
         ) as stream:
             async for event in stream:
                 if event.type == "text":
