@@ -4,7 +4,8 @@
   reaching the run's session, on the embedded model (real llama.cpp).
   Resident: `deskloop scheduler` with its embedded server kept up between fires (its
   first fire, which starts the server, is left out). Cold: `deskloop routines run` with
-  no scheduler up, which starts the server, so the model loads, for every fire.
+  no scheduler up, which starts the server, so the model loads, for every fire. Only the
+  routines tool family is on, so prefill stays small on both sides.
   Target (issue 10): resident <= 2 s and >= 5x faster than cold.
 - Idle CPU: a scheduler with routines that are not due, over a minute. Target: about 0.
 """
@@ -20,7 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
+
+from deskloop.settings import ToolsSettings
 
 LATENCY = re.compile(r"run (\d+) (\w+) \(first output ([0-9.]+) s after the fire\)")
 TARGET_RESIDENT_S = 2.0
@@ -43,6 +47,10 @@ def environment(home: Path) -> dict[str, str]:
         DESKLOOP_AGENT_MAX_TOKENS_PER_TURN="16",
         DESKLOOP_SCHEDULER_OBSERVER_EVERY="0",
     )
+    # Only the routines family: the prompt's size is the routine's business, and with every
+    # family (about 8k tokens) prefill on the 135M model would hide what the fire costs.
+    for family in fields(ToolsSettings):
+        env[f"DESKLOOP_TOOLS_{family.name.upper()}"] = str(family.name == "routines").lower()
     return env
 
 
@@ -69,7 +77,8 @@ def cold_fires(env: dict[str, str], count: int) -> list[float]:
 
 
 def resident_fires(env: dict[str, str], count: int, log: Path) -> list[float]:
-    """A scheduler firing an every:1 routine; the first fire (server start) is left out."""
+    """A scheduler firing the routine again and again; the first fire (server start) is left
+    out."""
     found: list[float] = []
     with log.open("w") as sink:
         scheduler = subprocess.Popen(
@@ -151,7 +160,8 @@ def main() -> int:
         env = environment(home)
         add_routine(env, "cron:0 0 1 1 *")
         cold = cold_fires(env, args.fires)
-        subprocess.run(deskloop("routines", "update", "bench", "--schedule", "every:1"),
+        # Fires spaced as real ones are, so the standby child is ready when the next comes.
+        subprocess.run(deskloop("routines", "update", "bench", "--schedule", "every:30"),
                        env=env, check=True, capture_output=True)  # fmt: skip
         resident = resident_fires(env, args.fires, home / "scheduler.log")
         subprocess.run(deskloop("routines", "update", "bench", "--schedule", "every:86400"),
