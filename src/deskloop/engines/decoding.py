@@ -11,6 +11,7 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +71,14 @@ class TokenSampler:
         return int(candidates[position])
 
 
+class NativeSampler(Protocol):
+    """A library's own sampler for unguided generation: chooses from the last logits in place."""
+
+    def sample(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
 def _fit_mask(allowed: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_]:
     if allowed.shape[0] >= size:
         return allowed[:size]
@@ -110,6 +119,10 @@ class PrefixCachingEngine(LocalEngine):
     @abstractmethod
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
         """Run `tokens` after the cached ones; return the logits of the last one."""
+
+    def _native_sampler(self, sampling: Sampling) -> NativeSampler | None:
+        """The library's sampler for `sampling`, used when no guide steers; None: TokenSampler."""
+        return None
 
     def generate(
         self,
@@ -153,21 +166,29 @@ class PrefixCachingEngine(LocalEngine):
         if on_prefill is not None:
             on_prefill(PrefillReport(len(prompt), reused, time.perf_counter() - started))
         sampler = TokenSampler(sampling)
+        native = self._native_sampler(sampling) if guide is None else None
         stops = self.stop_token_ids
         context_window = self.info.context_window
-        for produced in range(1, sampling.max_tokens + 1):
-            if cancel.is_set():
-                return
-            token = sampler.choose(logits, guide.allowed_tokens() if guide else None)
-            if guide is not None:
-                guide.accept(token)
-            if token in stops:
-                return
-            yield token
-            full = len(self._cached_tokens) >= context_window
-            if produced == sampling.max_tokens or full or cancel.is_set():
-                return
-            logits = self._extend([token])
+        try:
+            for produced in range(1, sampling.max_tokens + 1):
+                if cancel.is_set():
+                    return
+                if native is not None:
+                    token = native.sample()
+                else:
+                    token = sampler.choose(logits, guide.allowed_tokens() if guide else None)
+                if guide is not None:
+                    guide.accept(token)
+                if token in stops:
+                    return
+                yield token
+                full = len(self._cached_tokens) >= context_window
+                if produced == sampling.max_tokens or full or cancel.is_set():
+                    return
+                logits = self._extend([token])
+        finally:
+            if native is not None:
+                native.close()
 
     def _extend(self, tokens: list[int]) -> Logits:
         """Evaluate `tokens` and record them as cached; on failure forget the whole cache."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ctypes
-import os
+import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,13 +11,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from deskloop.engines.base import EngineError, EngineUnavailable, ModelInfo, ModelNotFound
-from deskloop.engines.decoding import Logits, PrefixCachingEngine
+from deskloop.engines.base import (
+    EngineError,
+    EngineUnavailable,
+    ModelInfo,
+    ModelNotFound,
+    Sampling,
+)
+from deskloop.engines.cores import CoreBudget
+from deskloop.engines.decoding import Logits, NativeSampler, PrefixCachingEngine
 from deskloop.engines.gguf_header import read_gguf_scalars
 from deskloop.engines.models import ModelRef, resolve_model
 
+log = logging.getLogger("deskloop.engines")
+
 INSTALL_HINT = "pip install 'deskloop[llamacpp]' (it builds llama-cpp-python, about 5 minutes)"
 DEFAULT_CONTEXT_CAP = 32768  # without --context-window, a model's trained window up to this size
+# llama-server's physical batch (n_ubatch); prefill is handed over in pieces of this size,
+# so a cancel waits for at most one of them.
 BATCH_SIZE = 512
 
 
@@ -27,12 +38,23 @@ class LlamaCppEngine(PrefixCachingEngine):
     name: ClassVar[str] = "llamacpp"
     prefill_chunk = BATCH_SIZE
 
-    def __init__(self, llama: Any, model_ref: ModelRef, context_window: int) -> None:
+    def __init__(
+        self,
+        llama: Any,
+        model_ref: ModelRef,
+        context_window: int,
+        *,
+        threads: int | None = None,
+    ) -> None:
         super().__init__()
         import llama_cpp
 
         self._bindings = llama_cpp
         self._llama = llama
+        self._context = llama._ctx.ctx
+        # A fixed --threads wins; otherwise the count follows the cores left free.
+        self._budget = None if threads else CoreBudget()
+        self._threads = threads or int(llama.n_threads)
         self._vocab = llama._model.vocab
         self._vocab_size = int(llama.n_vocab())
         self._add_bos = bool(llama._model.add_bos_token())
@@ -116,16 +138,71 @@ class LlamaCppEngine(PrefixCachingEngine):
         if not self._llama._ctx.kv_cache_seq_rm(-1, keep, -1):
             self._llama._ctx.kv_cache_seq_rm(-1, 0, -1)
             keep = 0
-        self._llama.n_tokens = keep
         return keep
 
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
-        self._llama.n_tokens = len(self._cached_tokens)
-        self._llama.eval(tokens)
-        pointer = self._llama._ctx.get_logits_ith(-1)
+        bindings = self._bindings
+        self._fit_threads()
+        count = len(tokens)
+        array = (bindings.llama_token * count)(*tokens)
+        # Positions follow the cache (cut back to `_cached_tokens`); logits only for the last.
+        status = bindings.llama_decode(self._context, bindings.llama_batch_get_one(array, count))
+        if status != 0:
+            raise EngineError(
+                f"llama.cpp could not evaluate {count} tokens (llama_decode: {status})"
+            )
+        pointer = bindings.llama_get_logits_ith(self._context, -1)
         # A view of llama.cpp's own buffer: valid until the next eval, which is after sampling.
         logits: Logits = np.ctypeslib.as_array(pointer, shape=(self._vocab_size,))
         return logits
+
+    def _fit_threads(self) -> None:
+        if self._budget is None:
+            return
+        free = self._budget.free()
+        if free != self._threads:
+            self._bindings.llama_set_n_threads(self._context, free, free)
+            self._threads = free
+
+    def _native_sampler(self, sampling: Sampling) -> NativeSampler | None:
+        return LlamaSamplerChain(self._bindings, self._context, sampling)
+
+
+class LlamaSamplerChain:
+    """llama.cpp's own sampler chain, in the order TokenSampler documents.
+
+    Temperature first, then top-k, then top-p over what is left, then the draw (greedy at
+    temperature 0): the same choice as `TokenSampler`, without the logits crossing into
+    Python for every token.
+    """
+
+    def __init__(self, bindings: Any, context: Any, sampling: Sampling) -> None:
+        self._bindings = bindings
+        self._context = context
+        chain = bindings.llama_sampler_chain_init(bindings.llama_sampler_chain_default_params())
+        self._chain = chain
+        if sampling.temperature <= 0:
+            bindings.llama_sampler_chain_add(chain, bindings.llama_sampler_init_greedy())
+            return
+        bindings.llama_sampler_chain_add(
+            chain, bindings.llama_sampler_init_temp(sampling.temperature)
+        )
+        if sampling.top_k and sampling.top_k > 0:
+            bindings.llama_sampler_chain_add(
+                chain, bindings.llama_sampler_init_top_k(sampling.top_k)
+            )
+        if sampling.top_p is not None and sampling.top_p < 1:
+            bindings.llama_sampler_chain_add(
+                chain, bindings.llama_sampler_init_top_p(sampling.top_p, 1)
+            )
+        seed = bindings.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed & 0xFFFFFFFF
+        bindings.llama_sampler_chain_add(chain, bindings.llama_sampler_init_dist(seed))
+
+    def sample(self) -> int:
+        return int(self._bindings.llama_sampler_sample(self._chain, self._context, -1))
+
+    def close(self) -> None:
+        self._bindings.llama_sampler_free(self._chain)
 
 
 def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
@@ -139,37 +216,41 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
         raise EngineUnavailable(
             f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}"
         ) from exc
-    decode_threads, prefill_threads = default_thread_counts()
-    if options.get("threads"):
-        decode_threads = prefill_threads = int(options["threads"])
-    try:
-        context_window = int(options.get("context_window") or 0) or min(
-            _trained_context(model_ref.path), DEFAULT_CONTEXT_CAP
+    fixed_threads = int(options.get("threads") or 0) or None
+    threads = fixed_threads or CoreBudget().free()
+    trained = _trained_context(model_ref.path)
+    context_window = int(options.get("context_window") or 0) or min(trained, DEFAULT_CONTEXT_CAP)
+    stretch: dict[str, Any] = {}
+    if context_window > trained:
+        # llama.cpp's context extension (YaRN): positions are compressed into the trained range.
+        stretch = {
+            "rope_scaling_type": llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN,
+            "rope_freq_scale": trained / context_window,
+            "yarn_orig_ctx": trained,
+        }
+        log.warning(
+            "context window %d is above the %d tokens %s was trained on: stretched with "
+            "YaRN rope scaling; answers may get worse deep into long prompts",
+            context_window,
+            trained,
+            model_ref.model_id,
         )
+    try:
         llama = llama_cpp.Llama(
             model_path=str(model_ref.path),
             n_ctx=context_window,
             n_batch=BATCH_SIZE,
-            n_threads=decode_threads,
-            n_threads_batch=prefill_threads,
+            n_ubatch=BATCH_SIZE,
+            n_threads=threads,
+            n_threads_batch=threads,
+            flash_attn=True,
             logits_all=False,
             verbose=False,
+            **stretch,
         )
     except (ValueError, RuntimeError, OSError) as exc:
         raise EngineError(f"llama.cpp could not load {model_ref.path}: {exc}") from exc
-    return LlamaCppEngine(llama, model_ref, context_window)
-
-
-def default_thread_counts() -> tuple[int, int]:
-    """Threads for decoding and for prefill: half the logical cores, and all but one.
-
-    llama.cpp's threads wait for each other at every layer, so one busy core stalls them
-    all. Measured here (2 cores, load ~4, bench_engines.py): 2 threads decoded 7-8 tok/s
-    and prefilled 27-36 tok/s, 1 thread 40-88 and 94-136. Half the logical cores is also
-    llama-cpp-python's own default for decoding (the physical cores on SMT machines).
-    """
-    cores = os.cpu_count() or 1
-    return max(1, cores // 2), max(1, cores - 1)
+    return LlamaCppEngine(llama, model_ref, context_window, threads=fixed_threads)
 
 
 def _not_gguf_message(model: str, model_ref: ModelRef) -> str:
