@@ -1,4 +1,10 @@
-"""`deskloop bench server`: prefix-cache reuse and decode speed through the server.
+"""`deskloop bench server`: the server against llama.cpp's own llama-server, and its prefix cache.
+
+Part 1 (issue 8, server_vs_peer.py): `deskloop serve` against `llama-server` on the
+same GGUF and context, idle and with one core busy: prefill, decode, time to first
+token at turn 10, resident memory after load and after a storm of clients.
+
+Part 2, prefix-cache reuse and decode speed through the server:
 
 Drives a 10-turn agent-shaped conversation (about 1,500 tokens of desktop tool schemas
 in the prompt, a growing history of tool calls and screen-like results) through a real
@@ -367,7 +373,28 @@ def main() -> int:
     parser.add_argument("--model", default="", help="default: the embedded SmolLM2-135M")
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--decode-tokens", type=int, default=48)
+    parser.add_argument(
+        "--part", choices=["all", "peer", "cache"], default="all", help="which comparison to run"
+    )
+    parser.add_argument("--context", type=int, default=8192, help="both servers' context window")
+    parser.add_argument("--storm-requests", type=int, default=120)
     args = parser.parse_args()
+
+    if args.part in ("all", "peer"):
+        from deskloop.engines.models import resolve_model
+        from server_vs_peer import compare
+
+        gguf = resolve_model(args.model).path
+        assert gguf is not None
+        compare(
+            conversation=lambda turn: request(turn, 8),
+            gguf=gguf,
+            context=args.context,
+            storm_requests=args.storm_requests,
+        )
+        if args.part == "peer":
+            return 0
+        print()
 
     # The in-process reference: the same engine and model, called directly.
     engine = create_engine(args.engine, args.model, context_window=8192)

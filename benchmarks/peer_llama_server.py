@@ -1,0 +1,142 @@
+"""llama.cpp's own `llama-server`, the natural peer of `deskloop serve`: found, or built once.
+
+It is built from the llama.cpp sources inside the sdist of the llama-cpp-python version
+deskloop uses, so both run the same llama.cpp. The build (the llama-server target only,
+no curl) takes about 10 minutes on 2 cores and is kept in ~/.cache/deskloop/llama-server.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "deskloop" / "llama-server"
+# The same as scripts/bootstrap.sh gives llama-cpp-python: no AMX (some VMs list it but trap it).
+BUILD_FLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" if platform.machine() == "x86_64" else ""
+
+
+def find_or_build(say: object = print) -> Path:
+    """`$LLAMA_SERVER`, then the cached build, then a fresh build; says which."""
+    report = say if callable(say) else print
+    given = os.environ.get("LLAMA_SERVER")
+    if given:
+        report(f"llama-server: {given} (from $LLAMA_SERVER)")
+        return Path(given)
+    version = metadata.version("llama-cpp-python")
+    binary = CACHE / f"build-{version}" / "bin" / "llama-server"
+    if binary.is_file():
+        report(f"llama-server: {binary} (built earlier from llama-cpp-python {version}'s sources)")
+        return binary
+    report(
+        f"llama-server: building it from the llama.cpp sources in the llama-cpp-python {version} "
+        f"sdist into {binary.parent.parent} (about 10 minutes on 2 cores, once)"
+    )
+    return _build(version, binary)
+
+
+def _build(version: str, binary: Path) -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sdist = CACHE / f"llama_cpp_python-{version}.tar.gz"
+    if not sdist.is_file():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+             f"llama-cpp-python=={version}", "-d", str(CACHE)],
+            check=True,
+        )  # fmt: skip
+    source = CACHE / f"llama_cpp_python-{version}"
+    if not source.is_dir():
+        with tarfile.open(sdist) as archive:
+            archive.extractall(CACHE, filter="data")
+    llama_cpp_source = source / "vendor" / "llama.cpp"
+    build = binary.parent.parent
+    env = dict(os.environ, CFLAGS=BUILD_FLAGS, CXXFLAGS=BUILD_FLAGS)
+    subprocess.run(
+        ["cmake", "-S", str(llama_cpp_source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+         "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
+         "-DBUILD_SHARED_LIBS=OFF"],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    jobs = str(os.cpu_count() or 2)
+    subprocess.run(
+        ["nice", "-n", "10", "cmake", "--build", str(build), "--target", "llama-server", "-j", jobs],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return binary
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def llama_server(
+    binary: Path, gguf: Path, *, context: int, threads: int
+) -> Iterator[tuple[str, int]]:
+    """llama-server on loopback as the issue measured it (`-t N -np 1`, tools through --jinja)."""
+    port = free_port()
+    command = [
+        str(binary), "-m", str(gguf), "-c", str(context), "-t", str(threads), "-np", "1",
+        "--host", "127.0.0.1", "--port", str(port), "--jinja", "--no-webui",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"llama-server exited ({process.returncode}): {' '.join(command)}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("llama-server did not become ready in 120 s")
+            time.sleep(0.2)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextmanager
+def cpu_hog() -> Iterator[None]:
+    """Another process keeping one core busy, as a user's browser or build would."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.0)
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def have_cmake() -> bool:
+    return shutil.which("cmake") is not None
