@@ -112,8 +112,8 @@ def close_after(kind: str, body: dict[str, Any], client: httpx.Client) -> None:
 
 def long_prompt(engine: str) -> str:
     """About 2,000 tokens (llamacpp) to prefill while the client leaves; MLX on a CPU is
-    far slower at prefill, so it gets about 200."""
-    files = 300 if engine == "llamacpp" else 30
+    far slower at prefill, so it gets about 60."""
+    files = 300 if engine == "llamacpp" else 8
     return "Here is a list of files to keep: " + ", ".join(f"report-{n}.txt" for n in range(files))
 
 
