@@ -58,7 +58,6 @@ def test_ten_thousand_tokens_stream_with_pings_through_the_prefill(server: Serve
     usage = message["usage"]
     assert usage["input_tokens"] + usage["cache_read_input_tokens"] == counted["input_tokens"]
     assert usage["output_tokens"] >= 1
-    assert "".join(block.get("text", "") for block in message["content"]).strip()
     server.assert_alive("after the long prompt")
 
 
