@@ -54,8 +54,12 @@ def build_system_prompt(
         "When a tool fails, read its message and correct the call; do not repeat a call "
         "that failed unchanged. If you need something only the user can answer, ask it."
     )
+    now = time.localtime()
     facts = [
-        f"Today is {time.strftime('%A %Y-%m-%d, %H:%M %Z')}.",
+        # The day, not the minute: the system prompt renders before the tools, so a clock
+        # here would end every new session's prefix-cache match after ~190 tokens (measured
+        # with bench routines: 190 of 741 prompt tokens reused between two fires).
+        f"Today is {time.strftime('%A %Y-%m-%d', now)} (time zone {time.strftime('%Z', now)}).",
         f"The computer runs {platform.system()}.",
     ]
     if agent.user_name:
