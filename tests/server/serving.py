@@ -108,6 +108,7 @@ def assert_well_formed_stream(events: list[tuple[str, dict[str, Any]]]) -> dict[
     assert "error" not in kinds, events
     message = dict(events[0][1]["message"])
     content: list[dict[str, Any]] = []
+    cut_call: int | None = None
     open_index: int | None = None
     partial_json = ""
     for kind, data in events[1:]:
@@ -127,7 +128,11 @@ def assert_well_formed_stream(events: list[tuple[str, dict[str, Any]]]) -> dict[
         elif kind == "content_block_stop":
             assert data["index"] == open_index
             if content[-1]["type"] == "tool_use":
-                content[-1]["input"] = json.loads(partial_json) if partial_json else {}
+                try:
+                    content[-1]["input"] = json.loads(partial_json) if partial_json else {}
+                except json.JSONDecodeError:
+                    cut_call = len(content) - 1  # legal only if max_tokens ended the answer
+                    content[-1]["partial_json"] = partial_json
             open_index = None
         elif kind == "message_delta":
             assert open_index is None, "message_delta while a block is open"
@@ -136,6 +141,10 @@ def assert_well_formed_stream(events: list[tuple[str, dict[str, Any]]]) -> dict[
     message["content"] = content
     assert message["stop_reason"] in {"end_turn", "max_tokens", "stop_sequence", "tool_use"}
     assert message["usage"]["output_tokens"] >= 0
+    if cut_call is not None:
+        # As the Messages API does: a call cut off by max_tokens ends the answer unfinished.
+        assert message["stop_reason"] == "max_tokens", content
+        assert cut_call == len(content) - 1, content
     if message["stop_reason"] == "tool_use":
         # A model may write text after its call (the grammar allows it once a call closed).
         assert any(block["type"] == "tool_use" for block in content), content
