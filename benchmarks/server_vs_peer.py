@@ -197,13 +197,18 @@ def compare(*, conversation: Any, gguf: Path, context: int, storm_requests: int)
         ):
             ours = measure(url, pid, counter, conversation=conversation, tool_call=True,
                            storm_requests=storm_requests, storms=2, salt="d")  # fmt: skip
-            with peer.llama_server(binary, gguf, context=context, threads=2) as (
-                peer_url,
-                peer_pid,
-            ):
-                theirs = measure(peer_url, peer_pid, counter, conversation=conversation,
-                                 tool_call=False, storm_requests=storm_requests, storms=1,
-                                 salt="l")  # fmt: skip
+            try:
+                with peer.llama_server(binary, gguf, context=context, threads=2) as (
+                    peer_url,
+                    peer_pid,
+                ):
+                    theirs = measure(peer_url, peer_pid, counter, conversation=conversation,
+                                     tool_call=False, storm_requests=storm_requests, storms=1,
+                                     salt="l")  # fmt: skip
+            except httpx.TransportError as exc:
+                # Seen once with the CPU hog: llama-server dropped a connection mid-measure.
+                print(f"  llama-server failed here ({exc!r}): no ratios for this run")
+                continue
         report(ours, theirs)
 
 
