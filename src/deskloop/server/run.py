@@ -13,6 +13,7 @@ from deskloop.engines import create_engine
 from deskloop.engines.base import LocalEngine
 from deskloop.engines.models import default_engine_name
 from deskloop.errors import DeskloopError
+from deskloop.listening import listening_socket
 from deskloop.server.app import ModelService, create_app
 from deskloop.server.local_service import LocalModelService
 from deskloop.server.upstream_service import UpstreamModelService
@@ -98,18 +99,13 @@ def build_service(
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
+        sock = listening_socket(host, port)
     except OSError as exc:
-        sock.close()
         raise ServeRefused(
             f"cannot listen on {host}:{port} ({exc.strerror}); is another server running "
             "there? Pick another --port, or --port 0 for a free one"
         ) from exc
-    sock.listen(128)
     sock.set_inheritable(True)
     return sock
 

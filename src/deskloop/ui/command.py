@@ -8,6 +8,7 @@ import socket
 import sys
 import webbrowser
 
+from deskloop.listening import listening_socket
 from deskloop.ui.security import UiRefused, check_binding
 
 DEFAULT_HOST = "127.0.0.1"
@@ -15,19 +16,13 @@ DEFAULT_PORT = 8890
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host.strip("[]"), port))
+        return listening_socket(host, port)
     except OSError as exc:
-        sock.close()
         raise UiRefused(
             f"cannot listen on {host}:{port} ({exc.strerror}); is another `deskloop ui` "
             "running there? Open that one, or pick another --port (0 picks a free one)"
         ) from exc
-    sock.listen(128)
-    return sock
 
 
 def can_open_browser() -> bool:
