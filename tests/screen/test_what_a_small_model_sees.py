@@ -61,7 +61,9 @@ async def test_the_first_observation_looks_at_the_window_the_task_names(
         fresh = ScreenSession(session.backend)
         fresh.task = task
         header = (await fresh.observe()).text.splitlines()[0]
-        assert f"pid {desktop.pids[next(s.key for s in TEST_APPS if s.atspi_name == app)]}" in header
+        assert (
+            f"pid {desktop.pids[next(s.key for s in TEST_APPS if s.atspi_name == app)]}" in header
+        )
         assert "(named in the task: " in header, header
     fresh = ScreenSession(session.backend)
     fresh.task = "What is 2+2?"
@@ -102,7 +104,11 @@ async def test_mcp_serve_with_only_display_observes_and_clicks(
         f"HOME={tmp_path}",
         f"DESKLOOP_HOME={tmp_path / 'deskloop'}",
         f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}",
-        sys.executable, "-m", "deskloop", "mcp", "serve",
+        sys.executable,
+        "-m",
+        "deskloop",
+        "mcp",
+        "serve",
     ]
     config = StdioServerConfig("deskloop", "env", scrubbed)
     async with McpServers([config], on_stderr=lambda server, line: None) as servers:
