@@ -313,6 +313,7 @@ async def main() -> int:
     parser.add_argument("--mode", choices=("grounded", "baseline"), action="append")
     parser.add_argument("--json", type=Path, help="write every outcome here as JSON")
     parser.add_argument("--keep", type=Path, help="keep transcripts and stores in this folder")
+    parser.add_argument("--endpoint", help="a running server to use instead of the embedded one")
     args = parser.parse_args()
     tasks = [t for t in TASKS if not args.only or t.key in args.only]
     modes = args.mode or ["grounded", "baseline"]
@@ -321,11 +322,15 @@ async def main() -> int:
     print(f"{len(tasks)} tasks x {len(modes)} configurations on the embedded model; "
           f"--max-turns {args.max_turns} --max-seconds {args.max_seconds:g}; transcripts in {folder}")
     outcomes: list[Outcome] = []
-    with EmbeddedServer() as server:
-        server.spawn()
-        args.endpoint = await asyncio.to_thread(server.wait_until_ready)
+    if args.endpoint:
         for mode in modes:
             outcomes += await run_mode(mode, tasks, folder, args)
+    else:
+        with EmbeddedServer() as server:
+            server.spawn()
+            args.endpoint = await asyncio.to_thread(server.wait_until_ready)
+            for mode in modes:
+                outcomes += await run_mode(mode, tasks, folder, args)
     report(outcomes, modes)
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=1))

@@ -112,9 +112,36 @@ def test_generic_format_writes_one_call_per_turn(tokenizer: Any) -> None:
     assert not accepts(tokenizer, "generic", "auto", f"{one}\n{one}", parallel=True)
 
 
+def guided(tokenizer: Any, grammar: str, text: str, tokens: list[int] | None = None) -> bool:
+    """Whether `grammar` lets a model write `text` (as `tokens`, or as the tokenizer would)."""
+    guide = GrammarGuide(tokenizer, grammar)
+    for token in tokens if tokens is not None else tokenizer.tokenize_str(text):
+        mask = guide.allowed_tokens()
+        assert mask is not None
+        if not mask[token]:
+            return False
+        guide.accept(token)
+    return guide.is_complete()
+
+
 def test_forced_tool_allows_only_that_tool(tokenizer: Any) -> None:
     grammar = build_grammar(tokenizer, tool_format("generic"), TOOLS, "tool", "type_text")
-    assert '"click"' not in grammar and '"type_text"' in grammar
+    typed = '<tool_call>{"name": "type_text", "arguments": {"text": "hi"}}</tool_call>'
+    clicked = '<tool_call>{"name": "click", "arguments": {"element_id": "e1"}}</tool_call>'
+    assert guided(tokenizer, grammar, typed)
+    assert not guided(tokenizer, grammar, clicked)
+
+
+def test_a_tool_name_is_written_in_its_own_tokens(tokenizer: Any) -> None:
+    """A one-letter token cannot stand for the start of a name (SmolLM2 took `t`, meaning
+    "toggle", and was held to "type_text" where it ranked "click" above every other name)."""
+    grammar = build_grammar(tokenizer, tool_format("generic"), TOOLS, "any")
+    head = '<tool_call>{"name": "'
+    rest = 'ype_text", "arguments": {"text": "hi"}}</tool_call>'
+    letters = [*tokenizer.tokenize_str(head), *tokenizer.tokenize_str("t"),
+               *tokenizer.tokenize_str(rest)]
+    assert not guided(tokenizer, grammar, "", letters)
+    assert guided(tokenizer, grammar, head + "t" + rest)
 
 
 def test_mask_allows_only_stop_once_a_call_is_complete(tokenizer: Any) -> None:

@@ -57,8 +57,13 @@ class Grounds:
         return self.element_ids
 
 
+# Marks an enum of what exists now: a deskloop server never renders its values in the
+# prompt (server/tool_schema.py), so the prompt stays the same however few there are.
+GROUNDED_KEY = "x-grounded"
+
+
 def _enum(schema: dict[str, Any], values: Sequence[str]) -> dict[str, Any]:
-    grounded: dict[str, Any] = {"type": "string", "enum": list(values)}
+    grounded: dict[str, Any] = {"type": "string", "enum": list(values), GROUNDED_KEY: True}
     if "description" in schema:
         grounded["description"] = schema["description"]
     return grounded
@@ -93,6 +98,41 @@ def ground_definitions(
             changed["input_schema"]["properties"][parameter] = _enum(schema, values)
         grounded.append(changed)
     return grounded
+
+
+# Optional parameters a small model fills with guesses: SmolLM2-135M, choosing the right
+# check box, added "double": true or "button": "right" to half its clicks (bench tasks),
+# and a double click ticks a box twice. Sessions where every turn is a call (the small-
+# model setting, agent.tool_calls = required) get the screen tools without them.
+LEAN_DROPS: dict[str, tuple[str, ...]] = {
+    "click": ("button", "double"),
+    "scroll": ("amount",),
+    "observe": ("pid",),
+    "focus_window": ("pid",),
+    "wait_for": ("gone", "timeout_s"),
+    "open_app": ("command", "timeout_s"),
+}
+
+
+def lean_definitions(
+    definitions: list[dict[str, Any]], screen_tools: frozenset[str]
+) -> list[dict[str, Any]]:
+    """The screen tools without the optional parameters in LEAN_DROPS."""
+    lean = []
+    for definition in definitions:
+        name = definition.get("name", "")
+        schema = definition.get("input_schema", {})
+        properties = schema.get("properties", {})
+        drops = [p for p in LEAN_DROPS.get(name, ()) if p in properties]
+        drops = [p for p in drops if p not in schema.get("required", [])]
+        if name not in screen_tools or not drops:
+            lean.append(definition)
+            continue
+        changed = copy.deepcopy(definition)
+        for parameter in drops:
+            del changed["input_schema"]["properties"][parameter]
+        lean.append(changed)
+    return lean
 
 
 def ground_refs(
@@ -138,6 +178,8 @@ async def screen_grounds(screen: ScreenSession | None, installed: Sequence[str])
     ids = screen.on_screen_ids()
     if snapshot is None:
         return Grounds(ids, running, tuple(installed))
+    # A disabled element takes no click or text: naming one is never the right call.
+    ids = tuple(i for i in ids if "disabled" not in snapshot.elements[i].states) or ids
     text = tuple(i for i in ids if "type" in snapshot.elements[i].actions)
     value = tuple(
         i for i in ids if {"type", "set_value"} & set(snapshot.elements[i].actions)

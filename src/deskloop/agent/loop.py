@@ -18,7 +18,12 @@ import httpx2
 
 from deskloop.agent.endpoint import explain_api_error
 from deskloop.agent.finish import FINISH_TOOL_NAME
-from deskloop.agent.grounding import ground_definitions, ground_refs, screen_grounds
+from deskloop.agent.grounding import (
+    ground_definitions,
+    ground_refs,
+    lean_definitions,
+    screen_grounds,
+)
 from deskloop.agent.steps import (
     ApprovalNeeded,
     EndReason,
@@ -257,6 +262,9 @@ class AgentSession:
             if self.dispatcher.stuck_reason is not None:
                 yield RunEnded("repeated_failure", f"stopped: {self.dispatcher.stuck_reason}")
                 return
+            if self.dispatcher.repeat_reason is not None:
+                yield RunEnded("repeated_call", f"stopped: {self.dispatcher.repeat_reason}")
+                return
 
     async def _model_turn(self) -> AsyncIterator[TextDelta | tuple[list[ContentBlock], TurnUsage]]:
         started = time.monotonic()
@@ -358,13 +366,15 @@ class AgentSession:
     async def _tool_definitions(self) -> list[dict[str, Any]]:
         """The tools as this turn sends them: grounded in what exists, where that is on."""
         definitions = self.dispatcher.registry.definitions()
+        registry = self.dispatcher.registry
+        screen_tools = frozenset(t.name for t in registry if t.source == "screen")
+        if self.calls_required:
+            definitions = lean_definitions(definitions, screen_tools)
         if not self.grounded:
             return definitions
         if self._installed_apps is None:
             self._installed_apps = tuple(app.name for app in installed_apps())
         grounds = await screen_grounds(self.dispatcher.context.screen, self._installed_apps)
-        registry = self.dispatcher.registry
-        screen_tools = frozenset(t.name for t in registry if t.source == "screen")
         definitions = ground_definitions(definitions, grounds, screen_tools)
         browser_tools = frozenset(t.name for t in registry if t.source == "browser")
         refs = grounded_values(self.dispatcher.context)["ref"]

@@ -22,6 +22,7 @@ EndReason = Literal[
     "max_session_tokens",
     "max_session_seconds",
     "repeated_failure",
+    "repeated_call",
     "ask_followup",
     "endpoint_error",
     "refusal",

@@ -162,7 +162,7 @@ class ScreenSession:
     def _report(self, what: str, before: Snapshot, after: Snapshot) -> ActionResult:
         same_window = (before.pid, before.root) == (after.pid, after.root)
         if not same_window:
-            observation = render_observation(after, self.budget, self.wording)
+            observation = render_observation(after, self.budget, self.wording, task=self.task)
             return ActionResult(f"{what}; the window changed:\n{observation.text}", after)
         diff = diff_snapshots(before, after)
         return ActionResult(f"{what}\n{diff.render(self.budget)}", after, diff)
@@ -190,7 +190,9 @@ class ScreenSession:
         else:
             target, why = self.target, "the window you work on"
         snapshot = await self.read(target)
-        observation = render_observation(snapshot, budget or self.budget, self.wording, why=why)
+        observation = render_observation(
+            snapshot, budget or self.budget, self.wording, why=why, task=self.task
+        )
         return ActionResult(observation.text, snapshot)
 
     async def starting_target(self) -> tuple[Target, str]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from deskloop.screen.folding import FoldedRows, fold_rows, row_label, row_states
+from deskloop.screen.relevance import task_matches, task_terms
 from deskloop.screen.roles import (
     HIDDEN_ROLES,
     ROW_ROLES,
@@ -38,6 +39,9 @@ VALUE_LIMIT = 80
 # Run) come first, then the other controls (entries, toggles, tabs), then rows, so a long
 # list never pushes a window's buttons out.
 FOCUSED_AREA, BUTTONS, CONTROLS, ROWS, REST = 0, 1, 2, 3, 4
+TASK_NAMED = -1  # the elements the task names (relevance.py): before everything else
+NAMED_SECTION = "what the task names, best match first:"
+OTHERS_SECTION = "other elements:"
 
 
 @dataclass(frozen=True)
@@ -226,11 +230,13 @@ def render_observation(
     wording: Wording = FOR_MODEL,
     *,
     why: str = "",
+    task: str = "",
 ) -> Observation:
     """The observation of `snapshot` within `budget` tokens, highest priority lines first.
 
     Long runs of rows fold into one line each (folding.py). `why` says, in the header,
-    why this window was chosen.
+    why this window was chosen. The elements `task` names (relevance.py) come first and
+    are always kept.
     """
     head = header(snapshot, why)
     elements = visible_elements(snapshot)
@@ -240,6 +246,11 @@ def render_observation(
     folded: set[str] = set()
     for fold in folds:
         folded |= fold.hidden
+    named: list[str] = []
+    if task:
+        terms = task_terms(task, ignore=(snapshot.app, snapshot.title))
+        named = task_matches(terms, elements)
+        folded -= set(named)
     # (priority, order, line, ids the line shows); a fold sits where its first row was.
     entries: list[tuple[int, float, str, tuple[str, ...]]] = [
         (
@@ -249,7 +260,7 @@ def render_observation(
             (element.id,),
         )
         for order, element in enumerate(elements)
-        if element.id not in folded
+        if element.id not in folded and element.id not in named
     ]
     position = {element.id: order for order, element in enumerate(elements)}
     for fold in folds:
@@ -257,11 +268,23 @@ def render_observation(
         shown_ids = tuple(row.id for row in fold.shown)
         entries.append((ROWS, first - 0.5, folded_line(fold, snapshot, wording), shown_ids))
     entries.sort(key=lambda entry: entry[1])
+    # The task's elements lead, best match first, ahead of every other priority.
+    entries[:0] = [
+        (TASK_NAMED, -1.0, " ".join([element_id, *fields[element_id]]), (element_id,))
+        for element_id in named
+    ]
     candidates = [(rank, order, line) for order, (rank, _, line, _) in enumerate(entries)]
-    # Keep room for the header and the "N more elements" line.
-    reserve = count_tokens(head) + 12
+    # Keep room for the header, the two section lines and the "N more elements" line.
+    reserve = count_tokens(head) + (24 if named else 12)
     chosen, omitted = fit_lines(candidates, max(budget - reserve, 0))
-    lines = [head, *(line for _, line in chosen)]
+    lines = [head]
+    if named:
+        lines.append(NAMED_SECTION)
+        lines.extend(line for order, line in chosen if order < len(named))
+        lines.append(OTHERS_SECTION)
+        lines.extend(line for order, line in chosen if order >= len(named))
+    else:
+        lines.extend(line for _, line in chosen)
     if omitted:
         lines.append(f"{omitted} more elements: {wording.omitted}")
     elif not elements and not snapshot.degraded:

@@ -25,21 +25,33 @@ from deskloop.server.tool_formats.base import GuideMode, MarkerSyntax, ToolForma
 log = logging.getLogger(__name__)
 
 
-def marker_syntax(tokenizer: Any) -> MarkerSyntax:
-    """Markers that are one special token in this vocabulary are matched as that token.
+class VocabularySyntax:
+    """Markers and names as a tokenizer writes them (MarkerSyntax).
 
-    Qwen's `<tool_call>`, Llama's `<|python_tag|>` and Mistral's `[TOOL_CALLS]` are
-    special tokens: their text never comes out of ordinary tokens, so a string literal
-    would forbid the very token the model uses.
+    Markers that are one special token in this vocabulary are matched as that token:
+    Qwen's `<tool_call>`, Llama's `<|python_tag|>` and Mistral's `[TOOL_CALLS]` are special
+    tokens, their text never comes out of ordinary tokens, so a string literal would forbid
+    the very token the model uses.
     """
 
-    def marker(text: str) -> str:
-        tokens = tokenizer.tokenize_str(text, parse_special=True)
-        if len(tokens) == 1 and tokenizer.is_special_token(tokens[0]):
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> str:
+        tokens = self.tokenizer.tokenize_str(text, parse_special=True)
+        if len(tokens) == 1 and self.tokenizer.is_special_token(tokens[0]):
             return f"<[{tokens[0]}]>"
         return lark_string(text)
 
-    return marker
+    def spelled(self, text: str) -> str:
+        tokens = self.tokenizer.tokenize_str(text)
+        if not tokens or self.tokenizer.decode_str(tokens) != text:
+            return lark_string(text)  # a tokenizer that cannot round-trip it: any spelling
+        return " ".join(f"<[{token}]>" for token in tokens)
+
+
+def marker_syntax(tokenizer: Any) -> MarkerSyntax:
+    return VocabularySyntax(tokenizer)
 
 
 def guide_mode(choice: str) -> GuideMode:

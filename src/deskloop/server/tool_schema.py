@@ -157,11 +157,17 @@ def _states_its_values(schema: dict[str, Any]) -> bool:
 # defeat the prefix cache, and the values are in the conversation already. The constraint
 # grammar is built from the unchanged tools, so every value is still enforced.
 ENUM_RENDER_LIMIT = 8
+# Set by a client on an enum of what exists right now (ids on screen, running apps): never
+# rendered, however short. Three ids in the tool list made SmolLM2-135M name the first of
+# them for every task; and a short list changes from turn to turn like a long one.
+GROUNDED_KEY = "x-grounded"
 
 
 def _is_long_enum(schema: dict[str, Any]) -> bool:
     values = schema.get("enum")
-    return isinstance(values, list) and len(values) > ENUM_RENDER_LIMIT
+    return isinstance(values, list) and (
+        len(values) > ENUM_RENDER_LIMIT or schema.get(GROUNDED_KEY) is True
+    )
 
 
 def _enum_type(values: list[Any]) -> str | None:
@@ -181,7 +187,7 @@ def _compact_schema(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     if _is_long_enum(schema):
-        compact = {key: value for key, value in schema.items() if key != "enum"}
+        compact = {key: value for key, value in schema.items() if key not in ("enum", GROUNDED_KEY)}
         kind = _enum_type(schema["enum"])
         if "type" not in compact and kind is not None:
             compact = {"type": kind, **compact}

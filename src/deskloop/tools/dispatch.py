@@ -30,8 +30,12 @@ from deskloop.tools.contract import (
 from deskloop.tools.policy import PermissionPolicy, PermissionRequest
 from deskloop.tools.registry import ToolRegistry
 
-OutcomeStatus = Literal["ok", "error", "bad_input", "unknown_tool", "denied", "timeout"]
+OutcomeStatus = Literal[
+    "ok", "error", "bad_input", "unknown_tool", "denied", "timeout", "repeated"
+]
 REPEATED_FAILURE_LIMIT = 3
+# Asking this many times for the action just done ends the run (the first is refused).
+REPEATED_SUCCESS_LIMIT = 2
 # What an acting tool's result says when the action changed nothing visible (the screen's
 # diff says it so); the same such call REPEATED_FAILURE_LIMIT times ends the run too.
 NO_VISIBLE_CHANGE = "no visible change"
@@ -128,6 +132,12 @@ class Dispatcher:
         self._no_change: Counter[tuple[str, str]] = Counter()
         # Set once the same failing call has been made REPEATED_FAILURE_LIMIT times.
         self.stuck_reason: str | None = None
+        # The last action that ran and changed the screen, and how often the model has asked
+        # for it again straight after (refused: a second click would untick the box).
+        self._last_effect: tuple[str, str] | None = None
+        self._effect_repeats = 0
+        # Set when the model keeps asking for an action that is already done.
+        self.repeat_reason: str | None = None
 
     async def run(self, calls: Sequence[ToolCall]) -> list[ToolOutcome]:
         """Run every call concurrently; outcomes come back in the order of `calls`."""
@@ -144,13 +154,20 @@ class Dispatcher:
         started = time.perf_counter()
         tool = self.registry.get(call.name)
         self.on_event(ToolStarted(call, tool))
-        status, content = await self._outcome(call, tool)
+        key = _call_key(call)
+        if tool is not None and tool.risk != "read" and key == self._last_effect:
+            status, content = self._refuse_repeat(call)
+        else:
+            status, content = await self._outcome(call, tool)
+            if tool is not None and tool.risk != "read" and status == "ok":
+                self._last_effect = None if _changed_nothing(content) else key
+                self._effect_repeats = 0
         outcome = ToolOutcome(call, status, content, time.perf_counter() - started)
         # What the tool itself returned (not our own refusals) is what the model now reads.
         if tool is not None and tool.untrusted and status in ("ok", "error"):
             text = " ".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
             self.policy.note_untrusted(tool, call.input, text)
-        if outcome.is_error:
+        if outcome.is_error and status != "repeated":
             self._count_failure(outcome)
         elif tool is not None and tool.risk != "read" and _changed_nothing(content):
             self._count_no_change(outcome)
@@ -212,6 +229,22 @@ class Dispatcher:
             described.append(f"at {where!r}: {error.message}" if where else error.message)
         return "; ".join(described)
 
+    def _refuse_repeat(self, call: ToolCall) -> tuple[OutcomeStatus, list[ContentBlock]]:
+        """The action just done, asked for again: not run twice (a check box would untick)."""
+        self._effect_repeats += 1
+        if self._effect_repeats >= REPEATED_SUCCESS_LIMIT and self.repeat_reason is None:
+            self.repeat_reason = (
+                f"the model asked {self._effect_repeats} more times for {call.name}, which had "
+                "already been done, instead of finishing"
+            )
+        return "repeated", [
+            text_block(
+                f"not run: your previous call was this same {call.name}, and it worked (its "
+                "result shows the change). If that completes the task, call finish with one "
+                "sentence for the user; otherwise act on another element."
+            )
+        ]
+
     def _count_no_change(self, outcome: ToolOutcome) -> None:
         """An action that changed nothing visible, repeated, is as stuck as a failing one."""
         call = outcome.call
@@ -233,6 +266,10 @@ class Dispatcher:
                 f"the model made the same failing call {REPEATED_FAILURE_LIMIT} times "
                 f"({call.name} with {key[1]}); last error: {said}"
             )
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    return (call.name, json.dumps(call.input, sort_keys=True, default=repr))
 
 
 def _changed_nothing(content: Sequence[ContentBlock]) -> bool:

@@ -9,7 +9,9 @@ from deskloop.server.protocol import Tool
 
 # Keys that explain a schema without constraining it; left out of grammars (smaller, and
 # a description quoting a marker like "<tool_call>" cannot confuse the grammar).
-_EXPLANATORY = frozenset({"title", "description", "examples", "$comment", "default"})
+_EXPLANATORY = frozenset(
+    {"title", "description", "examples", "$comment", "default", "x-grounded"}
+)
 # Keys whose values are data, not subschemas: copied untouched.
 _LITERAL_VALUES = frozenset({"enum", "const", "required"})
 

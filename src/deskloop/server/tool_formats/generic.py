@@ -12,13 +12,18 @@ from typing import Any, ClassVar
 
 from deskloop.server.protocol import Message, Tool, ToolResultBlock, ToolUseBlock
 from deskloop.server.tool_formats._conversation import result_text, to_template_messages
-from deskloop.server.tool_formats._grammar import call_object_schema, json_rule
+from deskloop.server.tool_formats._grammar import (
+    input_schema,
+    json_rule,
+    json_schema_with_style,
+)
 from deskloop.server.tool_formats._json_calls import JsonCallParser
 from deskloop.server.tool_formats.base import (
     MarkerSyntax,
     TemplateInput,
     ToolCallParser,
     ToolFormat,
+    lark_string,
 )
 
 
@@ -44,6 +49,10 @@ def signature(tool: Tool) -> str:
         _parameter(name, sub, name in required) for name, sub in properties.items()
     )
     return f"{tool.name}({parameters}): {tool.description or ''}".rstrip(": ")
+
+
+CALL_TO_NAME = '{"name": "'
+NAME_TO_ARGUMENTS = '", "arguments": '
 
 
 class GenericFormat(ToolFormat):
@@ -98,5 +107,15 @@ class GenericFormat(ToolFormat):
         # One call per turn, whatever `parallel` says: models without tool training repeat
         # calls when allowed several (SmolLM2-135M, guided: click e10, e11, e12... until
         # max_tokens). Answering with one call is always a valid answer.
-        body = json_rule(call_object_schema(tools, arguments_key="arguments"))
-        return f"calls: call\ncall: body {marker(self.call_closer)}\nbody: {body}"
+        # The name as its own tokens, then that tool's arguments: the same text as
+        # {"name": ..., "arguments": ...} in one schema, but a name cannot start with a
+        # one-letter token that several names share (MarkerSyntax.spelled).
+        choices = " | ".join(
+            f"{marker.spelled(tool.name)} {lark_string(NAME_TO_ARGUMENTS)} "
+            f"{json_rule(json_schema_with_style(input_schema(tool)))} {lark_string('}')}"
+            for tool in tools
+        )
+        return (
+            f"calls: call\ncall: body {marker(self.call_closer)}\n"
+            f"body: {lark_string(CALL_TO_NAME)} ({choices})"
+        )
