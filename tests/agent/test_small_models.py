@@ -10,7 +10,7 @@ import pytest
 from scripted_server import scripted_server, tool_call
 
 from deskloop.agent.events import read_log, session_log_path
-from deskloop.agent.grounding import Grounds, ground_definitions
+from deskloop.agent.grounding import Grounds, ground_definitions, lean_definitions
 from deskloop.agent.prompt import build_system_prompt
 from deskloop.settings import AgentSettings
 from deskloop.tools import without_desktop
@@ -116,3 +116,17 @@ def test_max_turns_from_the_command_line_is_checked_and_stops_the_run(tmp_path: 
         )
     assert result.returncode == 1
     assert "reached 2 turns" in result.stderr + result.stdout
+
+
+def test_grounded_enums_are_marked_so_the_server_never_renders_them() -> None:
+    grounds = Grounds(element_ids=("e3",), text_ids=("e3",), value_ids=("e3",))
+    grounded = {d["name"]: d["input_schema"] for d in ground_definitions(definitions(), grounds, SCREEN_TOOLS)}  # type: ignore[index]
+    assert grounded["click"]["properties"]["id"]["x-grounded"] is True  # type: ignore[index]
+
+
+def test_sessions_of_required_calls_get_clicks_without_guessable_options() -> None:
+    """SmolLM2-135M added "double": true to clicks on check boxes, ticking them twice."""
+    lean = {d["name"]: d["input_schema"] for d in lean_definitions(definitions(), SCREEN_TOOLS)}  # type: ignore[index]
+    assert set(lean["click"]["properties"]) == {"id"}  # type: ignore[arg-type]
+    assert "text" in lean["type_text"]["properties"] and "id" in lean["type_text"]["properties"]  # type: ignore[operator]
+    assert lean_definitions(definitions(), frozenset()) == definitions()  # other tools untouched

@@ -123,3 +123,19 @@ async def test_mcp_serve_with_only_display_observes_and_clicks(
         assert f'~ {line.group(1)} check "checkbutton" checked' in clicked[0]["text"]  # type: ignore[index]
         # Put it back for the other tests on this desktop.
         await tools["mcp__deskloop__click"].run({"id": line.group(1)}, None)  # type: ignore[arg-type]
+
+
+async def test_the_elements_a_task_names_lead_the_observation(session: ScreenSession) -> None:
+    """The enabled, unticked check box first; before, the budget left every enabled one out."""
+    fresh = ScreenSession(session.backend)
+    fresh.task = "Tick the unticked checkbutton in the widget factory."
+    result = await fresh.observe()
+    lines = result.text.splitlines()
+    assert lines[1] == "what the task names, best match first:", result.text
+    assert result.snapshot is not None
+    first = result.snapshot.elements[lines[2].split()[0]]
+    assert (first.role, first.name) == ("check", "checkbutton")
+    assert not first.states & {"checked", "mixed", "disabled"}, first.states
+    fresh.task = "Open the tab named page 2 in gtk3-widget-factory."
+    lines = (await fresh.observe()).text.splitlines()
+    assert ' tab "page 2"' in lines[2], lines[:4]

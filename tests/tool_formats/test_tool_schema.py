@@ -141,3 +141,25 @@ def test_a_long_enum_is_rendered_as_type_and_description_only() -> None:
     # The diet keeps the description of a long enum (it is all the prompt says of it).
     slim = slim_tools([grounded_click([f"e{n}" for n in range(20)])])
     assert slim[0].input_schema["properties"]["element_id"]["description"] == "An id on screen."
+
+
+def test_a_grounded_enum_is_never_rendered_however_short() -> None:
+    """Three ids in the tool list made SmolLM2-135M name the first of them for every task."""
+    from deskloop.server.tool_schema import compact_enums
+
+    tool = grounded_click(["e19", "e22", "e26"])
+    schema = tool.input_schema["properties"]["element_id"]
+    marked = tool.model_copy(
+        update={
+            "input_schema": {
+                **tool.input_schema,
+                "properties": {"element_id": {**schema, "x-grounded": True}},
+            }
+        }
+    )
+    [shown] = compact_enums([marked])
+    assert shown.input_schema["properties"]["element_id"] == {
+        "type": "string",
+        "description": "An id on screen.",
+    }
+    assert compact_enums([tool]) == [tool]  # unmarked and short: still shown

@@ -181,7 +181,5 @@ async def screen_grounds(screen: ScreenSession | None, installed: Sequence[str])
     # A disabled element takes no click or text: naming one is never the right call.
     ids = tuple(i for i in ids if "disabled" not in snapshot.elements[i].states) or ids
     text = tuple(i for i in ids if "type" in snapshot.elements[i].actions)
-    value = tuple(
-        i for i in ids if {"type", "set_value"} & set(snapshot.elements[i].actions)
-    )
+    value = tuple(i for i in ids if {"type", "set_value"} & set(snapshot.elements[i].actions))
     return Grounds(ids, running, tuple(installed), text, value)

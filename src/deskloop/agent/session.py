@@ -172,7 +172,14 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
         if options.unattended:
             context.allowed_tools = approved_tools(registry, options.allowed_tools)
         policy = PermissionPolicy.from_settings(agent, options.asker)
-        dispatcher = Dispatcher(registry, policy, timeouts_from_settings(agent), context=context)
+        dispatcher = Dispatcher(
+            registry,
+            policy,
+            timeouts_from_settings(agent),
+            context=context,
+            # A small model (every turn a call) repeats the action that just worked.
+            refuse_repeats=required,
+        )
         system_prompt = record.system_prompt or build_system_prompt(
             agent, registry, families=families, calls_required=required
         )

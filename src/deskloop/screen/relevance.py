@@ -20,27 +20,68 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 # Phrases first ("spin button" is a spin, not a button), then single words.
 ROLE_PHRASES = {
-    "check box": "check", "check button": "check", "tick box": "check",
-    "radio button": "radio", "option button": "radio",
-    "toggle button": "toggle", "spin button": "spin", "push button": "button",
-    "text entry": "entry", "text field": "entry", "text box": "entry", "text area": "entry",
-    "input field": "entry", "drop down": "combo", "combo box": "combo",
+    "check box": "check",
+    "check button": "check",
+    "tick box": "check",
+    "radio button": "radio",
+    "option button": "radio",
+    "toggle button": "toggle",
+    "spin button": "spin",
+    "push button": "button",
+    "text entry": "entry",
+    "text field": "entry",
+    "text box": "entry",
+    "text area": "entry",
+    "input field": "entry",
+    "drop down": "combo",
+    "combo box": "combo",
 }
 ROLE_WORDS = {
-    "tick": "check", "untick": "check", "checkbox": "check", "checkbutton": "check",
-    "checkmark": "check", "radio": "radio", "radiobutton": "radio", "toggle": "toggle",
-    "togglebutton": "toggle", "switch": "switch", "entry": "entry", "field": "entry",
-    "input": "entry", "textbox": "entry", "spin": "spin", "spinbutton": "spin",
-    "tab": "tab", "tabs": "tab", "menu": "menu", "button": "button", "slider": "slider",
-    "combo": "combo", "dropdown": "combo", "link": "link", "row": "row", "item": "item",
+    "tick": "check",
+    "untick": "check",
+    "checkbox": "check",
+    "checkbutton": "check",
+    "checkmark": "check",
+    "radio": "radio",
+    "radiobutton": "radio",
+    "toggle": "toggle",
+    "togglebutton": "toggle",
+    "switch": "switch",
+    "entry": "entry",
+    "field": "entry",
+    "input": "entry",
+    "textbox": "entry",
+    "spin": "spin",
+    "spinbutton": "spin",
+    "tab": "tab",
+    "tabs": "tab",
+    "menu": "menu",
+    "button": "button",
+    "slider": "slider",
+    "combo": "combo",
+    "dropdown": "combo",
+    "link": "link",
+    "row": "row",
+    "item": "item",
 }
 # Roles that stand in for one another: a list "row" is an item or cell on most toolkits.
-ROLE_ALIASES = {"row": {"row", "item", "cell"}, "item": {"item", "cell", "row"},
-                "menu": {"menu", "menuitem"}, "switch": {"switch", "toggle"}}
+ROLE_ALIASES = {
+    "row": {"row", "item", "cell"},
+    "item": {"item", "cell", "row"},
+    "menu": {"menu", "menuitem"},
+    "switch": {"switch", "toggle"},
+}
 
 # What a task says about the state of the element it wants.
-WANTS_OFF = ("unticked", "unchecked", "not ticked", "not checked", "not selected",
-             "unselected", "not pressed")
+WANTS_OFF = (
+    "unticked",
+    "unchecked",
+    "not ticked",
+    "not checked",
+    "not selected",
+    "unselected",
+    "not pressed",
+)
 WANTS_BLANK = ("empty", "blank")
 WANTS_ON = ("ticked", "checked", "selected", "pressed", "active")
 ON_STATES = frozenset({"checked", "selected", "pressed"})
@@ -48,11 +89,61 @@ ON_STATES = frozenset({"checked", "selected", "pressed"})
 # Words that say nothing about which element: verbs of acting, articles, the app's name.
 STOP_WORDS = frozenset(
     {
-        "the", "a", "an", "in", "on", "of", "to", "into", "and", "or", "with", "that", "this",
-        "is", "it", "its", "be", "yet", "not", "named", "called", "window", "app", "click",
-        "press", "select", "open", "show", "type", "write", "set", "clear", "tick", "untick",
-        "choose", "pick", "enter", "put", "fill", "replace", "words", "word", "text", "then",
-        "there", "from", "at", "by", "for", "as", "so", "do", "please", "one", "which",
+        "the",
+        "a",
+        "an",
+        "in",
+        "on",
+        "of",
+        "to",
+        "into",
+        "and",
+        "or",
+        "with",
+        "that",
+        "this",
+        "is",
+        "it",
+        "its",
+        "be",
+        "yet",
+        "not",
+        "named",
+        "called",
+        "window",
+        "app",
+        "click",
+        "press",
+        "select",
+        "open",
+        "show",
+        "type",
+        "write",
+        "set",
+        "clear",
+        "tick",
+        "untick",
+        "choose",
+        "pick",
+        "enter",
+        "put",
+        "fill",
+        "replace",
+        "words",
+        "word",
+        "text",
+        "then",
+        "there",
+        "from",
+        "at",
+        "by",
+        "for",
+        "as",
+        "so",
+        "do",
+        "please",
+        "one",
+        "which",
     }
 )
 
@@ -138,7 +229,8 @@ def task_matches(terms: TaskTerms, candidates: Iterable[Element]) -> list[str]:
     """Ids of the elements the task is about, best first (ties in tree order)."""
     if terms.empty:
         return []
-    scored = [(score(element, terms), order, element.id)
-              for order, element in enumerate(candidates)]
+    scored = [
+        (score(element, terms), order, element.id) for order, element in enumerate(candidates)
+    ]
     best = sorted((entry for entry in scored if entry[0] >= 2), key=lambda e: (-e[0], e[1]))
     return [element_id for _, _, element_id in best[:MAX_MATCHES]]

@@ -201,7 +201,9 @@ def compact_enums(tools: list[Tool]) -> list[Tool]:
     for tool in tools:
         schema = _compact_schema(tool.input_schema)
         compacted.append(
-            tool if schema == tool.input_schema else tool.model_copy(update={"input_schema": schema})
+            tool
+            if schema == tool.input_schema
+            else tool.model_copy(update={"input_schema": schema})
         )
     return compacted
 

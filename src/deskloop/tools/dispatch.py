@@ -30,9 +30,7 @@ from deskloop.tools.contract import (
 from deskloop.tools.policy import PermissionPolicy, PermissionRequest
 from deskloop.tools.registry import ToolRegistry
 
-OutcomeStatus = Literal[
-    "ok", "error", "bad_input", "unknown_tool", "denied", "timeout", "repeated"
-]
+OutcomeStatus = Literal["ok", "error", "bad_input", "unknown_tool", "denied", "timeout", "repeated"]
 REPEATED_FAILURE_LIMIT = 3
 # Asking this many times for the action just done ends the run (the first is refused).
 REPEATED_SUCCESS_LIMIT = 2
@@ -121,6 +119,7 @@ class Dispatcher:
         *,
         context: ToolContext,
         on_event: EventSink = _ignore_event,
+        refuse_repeats: bool = False,
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -132,8 +131,10 @@ class Dispatcher:
         self._no_change: Counter[tuple[str, str]] = Counter()
         # Set once the same failing call has been made REPEATED_FAILURE_LIMIT times.
         self.stuck_reason: str | None = None
-        # The last action that ran and changed the screen, and how often the model has asked
-        # for it again straight after (refused: a second click would untick the box).
+        # With refuse_repeats: the last action that ran and changed the screen, and how often
+        # the model has asked for it again straight after (refused: a second click would
+        # untick the box). Off for MCP hosts and large models, which may mean it.
+        self.refuse_repeats = refuse_repeats
         self._last_effect: tuple[str, str] | None = None
         self._effect_repeats = 0
         # Set when the model keeps asking for an action that is already done.
@@ -155,7 +156,12 @@ class Dispatcher:
         tool = self.registry.get(call.name)
         self.on_event(ToolStarted(call, tool))
         key = _call_key(call)
-        if tool is not None and tool.risk != "read" and key == self._last_effect:
+        if (
+            self.refuse_repeats
+            and tool is not None
+            and tool.risk != "read"
+            and key == self._last_effect
+        ):
             status, content = self._refuse_repeat(call)
         else:
             status, content = await self._outcome(call, tool)
