@@ -130,3 +130,33 @@ def test_sessions_of_required_calls_get_clicks_without_guessable_options() -> No
     assert set(lean["click"]["properties"]) == {"id"}  # type: ignore[arg-type]
     assert "text" in lean["type_text"]["properties"] and "id" in lean["type_text"]["properties"]  # type: ignore[operator]
     assert lean_definitions(definitions(), frozenset()) == definitions()  # other tools untouched
+
+
+def test_an_action_asked_for_again_is_not_run_twice_and_the_session_finishes(
+    tmp_path: Path,
+) -> None:
+    """Every turn a call (the small-model setting): the repeat is refused, the next turn
+    is offered only finish, and the run ends as the model finishing, exit 0."""
+    anna = tool_call("set_user_preferences", {"name": "Anna"})
+    outputs = [anna, anna, tool_call("finish", {"summary": "You are Anna now."})]
+    home = tmp_path / "home"
+    env = {**no_desktop_env(), "DESKLOOP_HOME": str(home), "DESKLOOP_AGENT_TOOL_CALLS": "required"}
+    with scripted_server(tmp_path, outputs) as url:
+        result = subprocess.run(
+            [*DESKLOOP, "run", "Call me Anna", "--endpoint", url],
+            capture_output=True, text=True, env=env, timeout=120,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "You are Anna now." in result.stdout
+    os.environ["DESKLOOP_HOME"] = str(home)
+    try:
+        from deskloop.store import Store
+
+        with Store.open() as store:
+            [session] = store.sessions()
+            statuses = [(c.name, c.status) for c in store.tool_calls(session.id)]
+    finally:
+        os.environ.pop("DESKLOOP_HOME", None)
+    assert statuses == [
+        ("set_user_preferences", "ok"), ("set_user_preferences", "repeated"), ("finish", "ok")
+    ]

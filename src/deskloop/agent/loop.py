@@ -274,7 +274,7 @@ class AgentSession:
             system=self.system_prompt,
             messages=self.messages,  # type: ignore[arg-type]
             tools=await self._tool_definitions(),  # type: ignore[arg-type]
-            tool_choice={"type": "any"} if self.calls_required else {"type": "auto"},
+            tool_choice=self._tool_choice(),
             # Small models (every turn a call) decode greedily: sampled at the API's default
             # temperature 1.0, SmolLM2-135M typed made-up text ("mac-application help") into
             # whatever had the focus (bench_tasks).
@@ -308,6 +308,15 @@ class AgentSession:
                         self.session_id, block["id"], block["name"], block["input"]
                     )
         yield blocks, usage
+
+    def _tool_choice(self) -> dict[str, str]:
+        """Any tool when every turn is a call; `finish` only right after the model asked
+        again for the action that had just worked (it had nothing else left to do)."""
+        if not self.calls_required:
+            return {"type": "auto"}
+        if any(outcome.status == "repeated" for outcome in self._last_outcomes):
+            return {"type": "tool", "name": FINISH_TOOL_NAME}
+        return {"type": "any"}
 
     async def _dispatch(self, calls: list[ToolCall]) -> AsyncIterator[Step]:
         events: asyncio.Queue[ToolEvent] = asyncio.Queue()

@@ -246,8 +246,8 @@ class Dispatcher:
         return "repeated", [
             text_block(
                 f"not run: your previous call was this same {call.name}, and it worked (its "
-                "result shows the change). If that completes the task, call finish with one "
-                "sentence for the user; otherwise act on another element."
+                "result shows the change). If that completes the task, call finish now with "
+                "one sentence for the user saying what you did."
             )
         ]
 
