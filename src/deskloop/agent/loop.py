@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import anthropic
 import httpx2
+from anthropic.types import ToolChoiceParam
 
 from deskloop.agent.endpoint import explain_api_error
 from deskloop.agent.finish import FINISH_TOOL_NAME
@@ -309,7 +310,7 @@ class AgentSession:
                     )
         yield blocks, usage
 
-    def _tool_choice(self) -> dict[str, str]:
+    def _tool_choice(self) -> ToolChoiceParam:
         """Any tool when every turn is a call; `finish` only right after the model asked
         again for the action that had just worked (it had nothing else left to do)."""
         if not self.calls_required:
