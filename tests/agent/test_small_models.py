@@ -128,6 +128,7 @@ def test_sessions_of_required_calls_get_clicks_without_guessable_options() -> No
     """SmolLM2-135M added "double": true to clicks on check boxes, ticking them twice."""
     lean = {d["name"]: d["input_schema"] for d in lean_definitions(definitions(), SCREEN_TOOLS)}  # type: ignore[index]
     assert set(lean["click"]["properties"]) == {"id"}  # type: ignore[arg-type]
+    assert "open_app" not in lean and "focus_window" not in lean and "observe" in lean
     assert "text" in lean["type_text"]["properties"] and "id" in lean["type_text"]["properties"]  # type: ignore[operator]
     assert lean_definitions(definitions(), frozenset()) == definitions()  # other tools untouched
 
