@@ -131,6 +131,11 @@ def test_sessions_of_required_calls_get_clicks_without_guessable_options() -> No
     assert "open_app" not in lean and "focus_window" not in lean and "observe" in lean
     assert "text" in lean["type_text"]["properties"] and "id" in lean["type_text"]["properties"]  # type: ignore[operator]
     assert lean_definitions(definitions(), frozenset()) == definitions()  # other tools untouched
+    # finish's summary is capped, so the grammar closes it before a runaway can start.
+    from deskloop.agent.finish import FINISH
+
+    [finish] = lean_definitions([FINISH.definition()], SCREEN_TOOLS)
+    assert finish["input_schema"]["properties"]["summary"]["maxLength"] == 160  # type: ignore[index]
 
 
 def test_an_action_asked_for_again_is_not_run_twice_and_the_session_finishes(

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from deskloop.agent.finish import FINISH_TOOL_NAME
 from deskloop.screen import ScreenError, ScreenSession
 
 # /health's `engine` for servers that render the prompt themselves (server/local_service.py).
@@ -131,6 +132,9 @@ def lean_definitions(
         name = definition.get("name", "")
         if name in screen_tools and name in LEAN_LEFT_OUT:
             continue
+        if name == FINISH_TOOL_NAME:
+            lean.append(_short_summary(definition))
+            continue
         schema = definition.get("input_schema", {})
         properties = schema.get("properties", {})
         drops = [p for p in LEAN_DROPS.get(name, ()) if p in properties]
@@ -143,6 +147,20 @@ def lean_definitions(
             del changed["input_schema"]["properties"][parameter]
         lean.append(changed)
     return lean
+
+
+# finish's summary, capped: the grammar then closes it, where SmolLM2-135M otherwise wrote
+# one phrase over and over until the runaway guard stopped the answer without a call.
+SUMMARY_LIMIT = 160
+
+
+def _short_summary(definition: dict[str, Any]) -> dict[str, Any]:
+    properties = definition.get("input_schema", {}).get("properties", {})
+    if "summary" not in properties:
+        return definition
+    changed = copy.deepcopy(definition)
+    changed["input_schema"]["properties"]["summary"]["maxLength"] = SUMMARY_LIMIT
+    return changed
 
 
 def ground_refs(
