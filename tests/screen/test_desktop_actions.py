@@ -187,3 +187,24 @@ async def test_open_app_waits_for_its_window(session: ScreenSession) -> None:
         assert len(visible_elements(result.snapshot)) > 3
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+async def test_clicking_a_row_selects_it_even_behind_another_window(session: ScreenSession) -> None:
+    """A tree cell's accessible action selects nothing; a row is clicked as a person would,
+    with its window brought to the front first."""
+    await session.observe(app="mousepad")  # the editor is the front window now
+    snapshot = (await session.observe(app="gtk3-demo")).snapshot
+    assert snapshot is not None
+    cells = [e for e in visible_elements(snapshot) if e.role == "cell" and e.name]
+    was = next((e.name for e in cells if "selected" in e.states), None)
+    target = next(e for e in cells if "selected" not in e.states)
+    result = await session.click(target.id)
+    assert any(
+        e.name == target.name and "selected" in e.states for e in visible_elements(result.snapshot)
+    ), result.text
+    if was is not None:  # put the demo list back for later tests
+        now = (await session.observe(app="gtk3-demo")).snapshot
+        assert now is not None
+        back = [e for e in visible_elements(now) if e.role == "cell" and e.name == was]
+        if back:
+            await session.click(back[0].id)

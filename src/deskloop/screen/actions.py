@@ -30,7 +30,7 @@ from deskloop.screen.observation import (
     visible_fields,
 )
 from deskloop.screen.observation import find_elements as find_in_snapshot
-from deskloop.screen.roles import takes_text
+from deskloop.screen.roles import ROW_ROLES, takes_text
 from deskloop.screen.screenshot import Screenshot, make_screenshot
 from deskloop.screen.targeting import named_window
 from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snapshot, resolve
@@ -222,8 +222,19 @@ class ScreenSession:
         before = self._require_snapshot()
         element = await self._checked_element(element_id)
         label = f"{element.id} ({element.role} {element.name!r})"
-        if button == "left" and not double and await self.backend.press(before.pid, element.ref):
+        # A row's accessible action is not a click: on a GTK tree cell it activates or
+        # expands and selects nothing ("select the Assistant demo" changed nothing), so a
+        # row is clicked the way a person clicks it.
+        accessible = element.role not in ROW_ROLES
+        if (
+            accessible
+            and button == "left"
+            and not double
+            and await self.backend.press(before.pid, element.ref)
+        ):
             return await self._act_and_report(f"clicked {label}", 0.0, before)
+        # Another window may lie over this one: it comes to the front before the pointer.
+        await self.backend.focus_window(before.pid, before.title)
         await self._synthetic_click(element, button, 2 if double else 1)
         kind = "double-clicked" if double else f"{button}-clicked" if button != "left" else "clicked"
         return await self._act_and_report(f"{kind} {label} at its centre", SYNTHETIC_GRACE_S, before)
