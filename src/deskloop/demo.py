@@ -52,15 +52,33 @@ def _run_task(args: argparse.Namespace, task: str) -> int:
     return run_command(session_args)
 
 
-def _show_result() -> None:
-    """What the sample app shows now, as the agent would see it."""
+def _show_result() -> str:
+    """Print what the sample app shows now, as the agent would see it, and return it."""
     command = ["deskloop", "observe", "--app", SAMPLE_APP_NAME, "--budget", "150"]
     print(f"\n--- {SAMPLE_APP_NAME} now ({' '.join(command)}) ---", file=sys.stderr)
-    subprocess.run(
+    shown = subprocess.run(
         [sys.executable, "-m", *command],
         check=False,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
+    print(shown.stdout, end="", flush=True)
+    print(shown.stderr, end="", file=sys.stderr, flush=True)
+    return shown.stdout
+
+
+def _outcome(code: int, args: argparse.Namespace, shown: str) -> int:
+    """The agent's exit code, except that the default task is checked on the screen: a
+    model that says it is done without a "hello" in the app has not done it."""
+    if code != 0 or args.task or "hello" in shown.lower():
+        return code
+    print(
+        f'deskloop demo: the model said it was done, but {SAMPLE_APP_NAME} shows no "hello": '
+        "the embedded model is small (see the README); try --endpoint with a bigger one",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # A demo should end in a minute or two, even when a small model wanders.
@@ -76,8 +94,7 @@ def demo_command(args: argparse.Namespace) -> int:
         elif not os.environ.get("DISPLAY"):
             raise DemoUnavailable("--here needs a display (DISPLAY is not set); drop --here")
         code = _run_task(args, task)
-        _show_result()
-        return code
+        return _outcome(code, args, _show_result())
 
     from deskloop.screen.virtual_desktop import SAMPLE_APP, VirtualDesktop
 
@@ -90,7 +107,6 @@ def demo_command(args: argparse.Namespace) -> int:
         print(f"deskloop demo: desktop {desktop.display}; task: {task}", file=sys.stderr)
         with desktop.environment():
             code = _run_task(args, task)
-            _show_result()
-        return code
+            return _outcome(code, args, _show_result())
     finally:
         desktop.stop()

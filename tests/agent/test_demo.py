@@ -30,6 +30,23 @@ def test_demo_types_into_mousepad_on_its_own_desktop(tmp_path: Path) -> None:
     assert 'entry = "hello from deskloop"' in result.stdout
 
 
+def test_demo_is_not_a_success_when_the_model_typed_something_else(tmp_path: Path) -> None:
+    """The embedded model once typed "type_text" and said it was done: that is exit 1."""
+    outputs = [tool_call("type_text", {"text": "type_text"}), "I typed the line."]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
+    with scripted_server(tmp_path, outputs) as url:
+        result = subprocess.run(
+            [sys.executable, "-m", "deskloop", "demo", "--endpoint", url],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+        )
+    assert result.returncode == 1, result.stderr
+    assert 'the model said it was done, but mousepad shows no "hello"' in result.stderr
+    assert 'entry = "type_text"' in result.stdout
+
+
 def test_demo_here_without_a_display_says_so(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     result = subprocess.run(
