@@ -30,7 +30,7 @@ from deskloop.screen.observation import (
     visible_fields,
 )
 from deskloop.screen.observation import find_elements as find_in_snapshot
-from deskloop.screen.roles import ROW_ROLES, takes_text
+from deskloop.screen.roles import takes_text
 from deskloop.screen.screenshot import Screenshot, make_screenshot
 from deskloop.screen.targeting import named_window
 from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snapshot, resolve
@@ -72,6 +72,9 @@ def _structure_changed(before: Snapshot, after: Snapshot) -> bool:
     if (before.pid, before.root) != (after.pid, after.root):
         return True
     return visible_fields(before).keys() != visible_fields(after).keys()
+
+
+LIST_ROW_ROLES = frozenset({"cell", "row", "item"})
 
 
 class ScreenSession:
@@ -222,19 +225,21 @@ class ScreenSession:
         before = self._require_snapshot()
         element = await self._checked_element(element_id)
         label = f"{element.id} ({element.role} {element.name!r})"
-        # A row's accessible action is not a click: on a GTK tree cell it activates or
+        # A list row's accessible action is not a click: on a GTK tree cell it activates or
         # expands and selects nothing ("select the Assistant demo" changed nothing), so a
-        # row is clicked the way a person clicks it.
-        accessible = element.role not in ROW_ROLES
+        # row is clicked the way a person clicks it, its window brought to the front first
+        # (another may lie over it). Menu items keep their action: raising the window
+        # would close their menu.
+        is_row = element.role in LIST_ROW_ROLES
         if (
-            accessible
+            not is_row
             and button == "left"
             and not double
             and await self.backend.press(before.pid, element.ref)
         ):
             return await self._act_and_report(f"clicked {label}", 0.0, before)
-        # Another window may lie over this one: it comes to the front before the pointer.
-        await self.backend.focus_window(before.pid, before.title)
+        if is_row:
+            await self.backend.focus_window(before.pid, before.title)
         await self._synthetic_click(element, button, 2 if double else 1)
         kind = "double-clicked" if double else f"{button}-clicked" if button != "left" else "clicked"
         return await self._act_and_report(f"{kind} {label} at its centre", SYNTHETIC_GRACE_S, before)
