@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from playwright.async_api import Browser, Locator, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from deskloop.screen.observation import DEFAULT_BUDGET
 from deskloop.screen.tokens import count_tokens
@@ -30,6 +31,11 @@ from deskloop.tools.browser.snapshot import PageSnapshot, build_page_snapshot, d
 
 # Chrome shows its "allow remote debugging?" prompt while the connection waits.
 CONNECT_TIMEOUT_S = 60.0
+# A browser deskloop has just started asks nobody, and answers in a second or two. Once in
+# three CI runs a fresh Chromium accepted the WebSocket and then never answered the attach
+# (60 s); a second connection is tried then. Never for the user's own browser: each
+# connection there is another "allow remote debugging?" prompt.
+STARTED_CONNECT_TIMEOUT_S = 20.0
 SNAPSHOT_TIMEOUT_MS = 10_000
 # After an action, read until two snapshots agree (a page settles in a few frames).
 SETTLE_INTERVAL_S = 0.1
@@ -47,6 +53,18 @@ class UnknownRef(BrowserAttachError):
 @dataclass
 class _PageState:
     latest: PageSnapshot | None = None
+
+
+async def _connect_over_cdp(
+    playwright: Playwright, ws_url: str, timeouts: list[float]
+) -> Browser:
+    """One connection, tried again with the next timeout when one times out."""
+    for timeout_s in timeouts[:-1]:
+        try:
+            return await playwright.chromium.connect_over_cdp(ws_url, timeout=timeout_s * 1000)
+        except PlaywrightTimeoutError:
+            continue
+    return await playwright.chromium.connect_over_cdp(ws_url, timeout=timeouts[-1] * 1000)
 
 
 class BrowserConnection:
@@ -85,10 +103,11 @@ class BrowserConnection:
         budget: int = DEFAULT_BUDGET,
     ) -> BrowserConnection:
         playwright = await async_playwright().start()
+        timeouts = [CONNECT_TIMEOUT_S]
+        if started is not None:
+            timeouts = [STARTED_CONNECT_TIMEOUT_S, CONNECT_TIMEOUT_S]
         try:
-            browser = await playwright.chromium.connect_over_cdp(
-                endpoint.ws_url, timeout=CONNECT_TIMEOUT_S * 1000
-            )
+            browser = await _connect_over_cdp(playwright, endpoint.ws_url, timeouts)
         except PlaywrightError as exc:
             await playwright.stop()
             raise BrowserAttachError(
