@@ -12,17 +12,22 @@ from scripted_server import scripted_server, tool_call
 pytestmark = [pytest.mark.slow, pytest.mark.desktop]
 
 
-def test_demo_types_into_mousepad_on_its_own_desktop(tmp_path: Path) -> None:
-    outputs = [tool_call("type_text", {"text": "hello from deskloop"}), "I typed the line."]
+def scripted_demo(tmp_path: Path, outputs: list[str]) -> subprocess.CompletedProcess[str]:
+    """`deskloop demo` on its own virtual desktop, the model a scripted server."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
     with scripted_server(tmp_path, outputs) as url:
-        result = subprocess.run(
+        return subprocess.run(
             [sys.executable, "-m", "deskloop", "demo", "--endpoint", url],
             capture_output=True,
             text=True,
             env=env,
             timeout=240,
         )
+
+
+def test_demo_types_into_mousepad_on_its_own_desktop(tmp_path: Path) -> None:
+    outputs = [tool_call("type_text", {"text": "hello from deskloop"}), "I typed the line."]
+    result = scripted_demo(tmp_path, outputs)
     assert result.returncode == 0, result.stderr
     assert "virtual desktop" in result.stderr
     assert "type_text" in result.stdout + result.stderr
@@ -33,15 +38,7 @@ def test_demo_types_into_mousepad_on_its_own_desktop(tmp_path: Path) -> None:
 def test_demo_is_not_a_success_when_the_model_typed_something_else(tmp_path: Path) -> None:
     """The embedded model once typed "type_text" and said it was done: that is exit 1."""
     outputs = [tool_call("type_text", {"text": "type_text"}), "I typed the line."]
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "DBUS_SESSION_BUS_ADDRESS")}
-    with scripted_server(tmp_path, outputs) as url:
-        result = subprocess.run(
-            [sys.executable, "-m", "deskloop", "demo", "--endpoint", url],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=240,
-        )
+    result = scripted_demo(tmp_path, outputs)
     assert result.returncode == 1, result.stderr
     assert 'the model said it was done, but mousepad shows no "hello"' in result.stderr
     assert 'entry = "type_text"' in result.stdout

@@ -30,16 +30,21 @@ def tokenizer() -> Iterator[Any]:
     engine.close()
 
 
-def accepts(tokenizer: Any, family: str, choice: str, text: str, *, parallel: bool = True) -> bool:
-    grammar = build_grammar(tokenizer, tool_format(family), TOOLS, choice, parallel=parallel)
+def guided(tokenizer: Any, grammar: str, text: str, tokens: list[int] | None = None) -> bool:
+    """Whether `grammar` lets a model write `text` (as `tokens`, or as the tokenizer would)."""
     guide = GrammarGuide(tokenizer, grammar)
-    for token in tokenizer.tokenize_str(text):
+    for token in tokens if tokens is not None else tokenizer.tokenize_str(text):
         mask = guide.allowed_tokens()
         assert mask is not None
         if not mask[token]:
             return False
         guide.accept(token)
     return guide.is_complete()
+
+
+def accepts(tokenizer: Any, family: str, choice: str, text: str, *, parallel: bool = True) -> bool:
+    grammar = build_grammar(tokenizer, tool_format(family), TOOLS, choice, parallel=parallel)
+    return guided(tokenizer, grammar, text)
 
 
 @pytest.mark.parametrize("family", sorted(GOLDEN_OUTPUTS))
@@ -110,18 +115,6 @@ def test_generic_format_writes_one_call_per_turn(tokenizer: Any) -> None:
     one = '<tool_call>{"name": "click", "arguments": {"element_id": "e1"}}</tool_call>'
     assert accepts(tokenizer, "generic", "auto", one, parallel=True)
     assert not accepts(tokenizer, "generic", "auto", f"{one}\n{one}", parallel=True)
-
-
-def guided(tokenizer: Any, grammar: str, text: str, tokens: list[int] | None = None) -> bool:
-    """Whether `grammar` lets a model write `text` (as `tokens`, or as the tokenizer would)."""
-    guide = GrammarGuide(tokenizer, grammar)
-    for token in tokens if tokens is not None else tokenizer.tokenize_str(text):
-        mask = guide.allowed_tokens()
-        assert mask is not None
-        if not mask[token]:
-            return False
-        guide.accept(token)
-    return guide.is_complete()
 
 
 def test_forced_tool_allows_only_that_tool(tokenizer: Any) -> None:

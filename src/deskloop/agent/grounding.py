@@ -137,8 +137,8 @@ def lean_definitions(
             continue
         schema = definition.get("input_schema", {})
         properties = schema.get("properties", {})
-        drops = [p for p in LEAN_DROPS.get(name, ()) if p in properties]
-        drops = [p for p in drops if p not in schema.get("required", [])]
+        required = schema.get("required", [])
+        drops = [p for p in LEAN_DROPS.get(name, ()) if p in properties and p not in required]
         if name not in screen_tools or not drops:
             lean.append(definition)
             continue

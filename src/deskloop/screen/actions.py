@@ -30,7 +30,7 @@ from deskloop.screen.observation import (
     visible_fields,
 )
 from deskloop.screen.observation import find_elements as find_in_snapshot
-from deskloop.screen.roles import takes_text
+from deskloop.screen.roles import LIST_ROW_ROLES, takes_text
 from deskloop.screen.screenshot import Screenshot, make_screenshot
 from deskloop.screen.targeting import named_window
 from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snapshot, resolve
@@ -72,9 +72,6 @@ def _structure_changed(before: Snapshot, after: Snapshot) -> bool:
     if (before.pid, before.root) != (after.pid, after.root):
         return True
     return visible_fields(before).keys() != visible_fields(after).keys()
-
-
-LIST_ROW_ROLES = frozenset({"cell", "row", "item"})
 
 
 class ScreenSession:

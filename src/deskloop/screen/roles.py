@@ -43,6 +43,9 @@ TAKES_NO_TEXT = frozenset(
 
 # Roles that come in long runs of similar rows; a long run folds into one observation line.
 ROW_ROLES = frozenset({"item", "cell", "menuitem", "row"})
+# The rows of a list or table (not of a menu): clicked with the pointer, since their
+# accessible action selects nothing on GTK.
+LIST_ROW_ROLES = ROW_ROLES - {"menuitem"}
 
 # Containers whose rows fold: a run of rows is grouped under the nearest of these.
 ROW_CONTAINER_ROLES = frozenset({"list", "table", "tree", "menu"})

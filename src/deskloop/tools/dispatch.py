@@ -254,7 +254,7 @@ class Dispatcher:
     def _count_no_change(self, outcome: ToolOutcome) -> None:
         """An action that changed nothing visible, repeated, is as stuck as a failing one."""
         call = outcome.call
-        key = (call.name, json.dumps(call.input, sort_keys=True, default=repr))
+        key = _call_key(call)
         self._no_change[key] += 1
         if self._no_change[key] >= REPEATED_FAILURE_LIMIT and self.stuck_reason is None:
             self.stuck_reason = (
@@ -264,7 +264,7 @@ class Dispatcher:
 
     def _count_failure(self, outcome: ToolOutcome) -> None:
         call = outcome.call
-        key = (call.name, json.dumps(call.input, sort_keys=True, default=repr))
+        key = _call_key(call)
         self._failures[key] += 1
         if self._failures[key] >= REPEATED_FAILURE_LIMIT and self.stuck_reason is None:
             said = " ".join(str(b.get("text", "")) for b in outcome.content)
