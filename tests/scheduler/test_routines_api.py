@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from deskloop.scheduler.routines import (
+from deskloop.routines.routines import (
     SCHEDULER_STOPPED,
     RoutineChanges,
     RoutineError,

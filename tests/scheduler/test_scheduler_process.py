@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from deskloop.scheduler.routines import SCHEDULER_STOPPED, create_routine, run_to_json
+from deskloop.routines.routines import SCHEDULER_STOPPED, create_routine, run_to_json
 from deskloop.store import RunRecord, Store
 from tests.agent.scripted_server import scripted_server, tool_call
 

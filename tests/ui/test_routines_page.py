@@ -2,7 +2,7 @@
 
 import httpx
 
-from deskloop.scheduler import get_routine
+from deskloop.routines import get_routine
 from deskloop.store import Store
 
 

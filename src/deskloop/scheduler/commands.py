@@ -11,9 +11,8 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from deskloop.scheduler.install import install, uninstall
-from deskloop.scheduler.lock import SchedulerLock, holder_pid, lock_path
-from deskloop.scheduler.routines import (
+from deskloop.routines.lock_file import holder_pid, lock_path
+from deskloop.routines.routines import (
     RoutineChanges,
     RoutineError,
     busy_error,
@@ -29,6 +28,8 @@ from deskloop.scheduler.routines import (
     tools_words,
     update_routine,
 )
+from deskloop.scheduler.install import install, uninstall
+from deskloop.scheduler.lock import SchedulerLock
 from deskloop.scheduler.runner import ModelServers, Scheduler
 from deskloop.settings import AgentSettings, SchedulerSettings, load_settings, paths
 from deskloop.store import RoutineRecord, RunRecord, SessionMode, Store

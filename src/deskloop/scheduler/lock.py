@@ -1,4 +1,8 @@
-"""One scheduler per data dir: an advisory lock on a file that also names the holder's pid."""
+"""One scheduler per data dir: an advisory lock on a file that also names the holder's pid.
+
+Where the file is and reading who holds it is routines' state (`deskloop.routines.lock_file`);
+taking the lock is the scheduler's, here.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,11 @@ from pathlib import Path
 from typing import IO
 
 from deskloop.errors import DeskloopError
+from deskloop.routines.lock_file import holder_pid
 
 
 class SchedulerRunning(DeskloopError):
     """Another scheduler holds the lock for this data dir."""
-
-
-def lock_path(data_dir: Path) -> Path:
-    return data_dir / "scheduler.lock"
 
 
 class SchedulerLock:
@@ -55,19 +56,3 @@ class SchedulerLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def holder_pid(path: Path) -> int | None:
-    """The pid of the live scheduler holding `path`, or None when none holds it."""
-    try:
-        handle = path.open("r", encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = handle.read().strip()
-            return int(text) if text.isdigit() else -1
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None

@@ -22,15 +22,15 @@ from datetime import UTC, datetime
 from functools import partial
 
 from deskloop.agent.endpoint import EmbeddedServer, EndpointError, resolve_endpoint
-from deskloop.scheduler.observer import due_position
-from deskloop.scheduler.outcome import SessionEnd, judge_run
-from deskloop.scheduler.routines import (
+from deskloop.routines.outcome import SessionEnd, judge_run
+from deskloop.routines.routines import (
     SCHEDULER_STOPPED,
     busy_error,
     recover_stale_runs,
     routine_schedule,
 )
-from deskloop.scheduler.schedule import ScheduleError
+from deskloop.routines.schedule import ScheduleError
+from deskloop.scheduler.observer import due_position
 from deskloop.settings import AgentSettings
 from deskloop.store import (
     RoutineBusy,

@@ -1,15 +1,15 @@
-"""The interface every platform backend implements, and picking the one for this machine."""
+"""The interface every platform backend implements, and the types it speaks in.
+
+Backends import this module; none is imported here (`platforms.py` picks one by name).
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from typing import Protocol
 
 from PIL import Image
 
-from deskloop.screen.errors import ScreenUnavailableError
 from deskloop.screen.tree import Box, WindowRead
 
 
@@ -91,38 +91,3 @@ class ScreenBackend(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-async def default_backend() -> ScreenBackend:
-    """The backend for this platform, connected."""
-    platform: str = sys.platform  # a plain str, so mypy checks every branch on any OS
-    if platform.startswith("linux"):
-        from deskloop.screen.backends.atspi.backend import AtspiBackend
-
-        return await AtspiBackend.connect()
-    if platform == "darwin":
-        from deskloop.screen.backends.macos.backend import MacBackend
-
-        mac: ScreenBackend = MacBackend.create()
-        return mac
-    raise ScreenUnavailableError(
-        f"no screen backend for {platform} yet: deskloop reads the screen on Linux (AT-SPI) "
-        "and macOS (AX); Windows UI Automation is planned"
-    )
-
-
-def no_desktop_reason() -> str | None:
-    """Why no desktop can be reached from this process (None: one may be), without
-    connecting: a session over SSH or on a server leaves the screen tools out."""
-    if sys.platform == "darwin":
-        return None
-    if os.environ.get("AT_SPI_BUS_ADDRESS") or os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        return None
-    display = os.environ.get("DISPLAY")
-    if display:
-        from deskloop.screen.backends.atspi.connection import root_window_bus_address
-
-        if root_window_bus_address() is not None:
-            return None
-        return f"DISPLAY is {display}, but no accessibility bus runs there"
-    return "neither DISPLAY nor DBUS_SESSION_BUS_ADDRESS is set"

@@ -7,9 +7,9 @@ import asyncio
 import json
 
 from deskloop.screen.actions import ScreenSession
-from deskloop.screen.backend import default_backend
 from deskloop.screen.errors import ScreenError
 from deskloop.screen.observation import DEFAULT_BUDGET, FOR_CLI
+from deskloop.screen.platforms import default_backend
 
 # The screen's errors are written for the model, in its tools' names (observations have
 # their own `FOR_CLI` wording); a person at the command line gets the same advice in words.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deskloop.scheduler.routines import (
+from deskloop.routines.routines import (
     RoutineChanges,
     RoutineError,
     create_routine,

@@ -1,6 +1,6 @@
 """Routines: list, create, edit, run now, remove, and each routine's runs with output and status.
 
-Everything goes through `deskloop.scheduler`, the same API as `deskloop routines` and the
+Everything goes through `deskloop.routines`, the same API as `deskloop routines` and the
 routines tools, so its checks and words apply here unchanged.
 """
 
@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from deskloop.scheduler import (
+from deskloop.routines import (
     RoutineChanges,
     create_routine,
     list_routines,

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from deskloop.errors import DeskloopError
-from deskloop.scheduler.lock import holder_pid, lock_path
-from deskloop.scheduler.schedule import Schedule, ScheduleError, parse_schedule
+from deskloop.routines.lock_file import holder_pid, lock_path
+from deskloop.routines.schedule import Schedule, ScheduleError, parse_schedule
 from deskloop.settings import paths
 from deskloop.store import (
     RoutineBusy,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from deskloop.scheduler.schedule import ScheduleError, machine_zone_name, parse_schedule
+from deskloop.routines.schedule import ScheduleError, machine_zone_name, parse_schedule
 
 NEW_YORK = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")

@@ -1,10 +1,10 @@
-"""The scheduler's public surface (the web UI and the tools use it) is exactly these names."""
+"""What a routine is, as the web UI and the tools see it: exactly these public names."""
 
-import deskloop.scheduler
+import deskloop.routines
 
 
 def test_the_public_names_are_the_intended_ones() -> None:
-    assert sorted(deskloop.scheduler.__all__) == [
+    assert sorted(deskloop.routines.__all__) == [
         "READ_ONLY_WORDS",
         "Routine",
         "RoutineChanges",
@@ -29,4 +29,4 @@ def test_the_public_names_are_the_intended_ones() -> None:
         "tools_words",
         "update_routine",
     ]
-    assert all(hasattr(deskloop.scheduler, name) for name in deskloop.scheduler.__all__)
+    assert all(hasattr(deskloop.routines, name) for name in deskloop.routines.__all__)
