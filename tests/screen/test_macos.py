@@ -13,12 +13,8 @@ import pytest
 from deskloop.screen.actions import ScreenSession
 from deskloop.screen.backends.macos import ax as ax_module
 from deskloop.screen.backends.macos.backend import MacBackend
-from deskloop.screen.backends.macos.probe import (
-    REOPEN_VERDICT,
-    PermissionWatcher,
-    probe,
-    run_macos_probe,
-)
+from deskloop.screen.backends.macos.probe import PermissionWatcher, probe
+from deskloop.screen.doctor import macos_checks
 from deskloop.screen.errors import DegradedTreeError, StaleElementError
 
 
@@ -61,8 +57,9 @@ class FakeAxApi:
         self.window = window or textedit_window()
         self.app = RecordedElement({"AXRole": "AXApplication"}, [self.window])
         self.trusted = True
-        self.codes: dict[str, int] = {"front": ax_module.AX_SUCCESS}
+        self.codes: dict[str, int] = {"front": ax_module.AX_SUCCESS, "finder": ax_module.AX_SUCCESS}
         self.finder: int | None = 1
+        self.front: int | None = 501
         self.tap_allowed = False
         self.actions: list[tuple[str, str]] = []
         self.set_values: list[tuple[str, str, Any]] = []
@@ -110,7 +107,7 @@ class FakeAxApi:
         return [("TextEdit", 501), ("Finder", 1)]
 
     def frontmost_pid(self) -> int | None:
-        return 501
+        return self.front
 
     def finder_pid(self) -> int | None:
         return self.finder
@@ -118,8 +115,14 @@ class FakeAxApi:
     def activate(self, pid: int) -> None:
         self.actions.append((str(pid), "activate"))
 
-    def event_tap_allowed(self) -> bool:
+    def accessibility_tap_allowed(self) -> bool:
         return self.tap_allowed
+
+    def screen_recording_allowed(self) -> bool:
+        return True
+
+    def input_monitoring_allowed(self) -> bool:
+        return True
 
 
 def test_macos_package_imports_without_pyobjc() -> None:
@@ -178,46 +181,64 @@ def test_probe_trusts_a_working_real_call() -> None:
     assert result.working and result.verdict == "working"
 
 
-def test_probe_calls_api_disabled_broken() -> None:
+def test_probe_asks_the_live_database_when_calls_are_refused_after_a_grant() -> None:
     fake = FakeAxApi()
     fake.codes["front"] = ax_module.AX_API_DISABLED
     result = probe(fake, had_permission_before=True, sleep=lambda _: None)
-    assert not result.working and result.verdict == "broken"
+    assert (result.working, result.verdict, result.tap_allowed) == (False, "revoked", False)
+    assert result.finder is None  # "API disabled" is no app's doing: no Finder cross-check
 
 
 def test_probe_blames_the_app_when_finder_answers() -> None:
     fake = FakeAxApi()
     fake.codes.update(front=ax_module.AX_CANNOT_COMPLETE, finder=ax_module.AX_SUCCESS)
     result = probe(fake, had_permission_before=True)
-    assert result.working
-    assert any(step.name == "Finder cross-check" and step.status == "ok" for step in result.steps)
+    assert result.working and result.verdict == "app without accessibility"
+    assert result.finder is not None and result.finder.answered
 
 
-def test_probe_calls_it_broken_when_finder_fails_too() -> None:
+def test_probe_asks_the_live_database_when_finder_fails_too() -> None:
     fake = FakeAxApi()
     fake.codes.update(front=ax_module.AX_CANNOT_COMPLETE, finder=ax_module.AX_CANNOT_COMPLETE)
+    fake.tap_allowed = True
     result = probe(fake, had_permission_before=True, sleep=lambda _: None)
-    assert not result.working and result.verdict == "broken"
+    assert not result.working and result.verdict == "granted but not working"
+
+
+def test_with_no_app_in_front_the_real_call_goes_to_finder(tmp_path: Path) -> None:
+    fake = FakeAxApi()
+    fake.front = None
+    result = probe(fake, had_permission_before=False)
+    assert result.verdict == "working" and result.frontmost.pid is None
+    assert result.finder is not None and result.finder.answered
+    fake.codes["finder"] = ax_module.AX_CANNOT_COMPLETE
+    result = probe(fake, had_permission_before=False, sleep=lambda _: None)
+    assert result.verdict == "refused despite trust"  # the flag says yes; no earlier grant
+    fake.finder = None
+    report = macos_checks(fake, tmp_path / "granted")
+    assert report.verdict.startswith("accessibility unconfirmed: no app is in front, and Finder")
 
 
 def test_stale_cache_with_live_permission_says_quit_and_reopen(tmp_path: Path) -> None:
     fake = FakeAxApi()
     fake.trusted = False
+    fake.codes["front"] = ax_module.AX_API_DISABLED
     fake.tap_allowed = True
     marker = tmp_path / "granted"
     marker.touch()
-    report = run_macos_probe(fake, marker)
-    assert report.verdict == REOPEN_VERDICT == (
-        "permission granted but not working yet: quit and reopen deskloop"
-    )
+    report = macos_checks(fake, marker)
+    assert report.verdict.startswith("accessibility is granted but not working yet")
+    assert report.verdict.endswith("Fix: quit and reopen deskloop (and the terminal app that "
+                                   "runs it): macOS gives a grant to the processes started after it")
     assert report.exit_code == 1
 
 
 def test_never_granted_asks_for_the_permission_without_an_event_tap(tmp_path: Path) -> None:
     fake = FakeAxApi()
     fake.trusted = False
+    fake.codes["front"] = ax_module.AX_API_DISABLED
     fake.tap_allowed = True  # would say yes, but must not be asked for a new install
-    report = run_macos_probe(fake, tmp_path / "granted")
+    report = macos_checks(fake, tmp_path / "granted")
     assert not report.can_see
     assert "Privacy & Security > Accessibility" in report.render()
     assert not any(check.name == "event tap" for check in report.checks)
@@ -226,7 +247,7 @@ def test_never_granted_asks_for_the_permission_without_an_event_tap(tmp_path: Pa
 def test_working_probe_is_remembered_and_the_watcher_sees_a_flip(tmp_path: Path) -> None:
     fake = FakeAxApi()
     marker = tmp_path / "granted"
-    assert run_macos_probe(fake, marker).exit_code == 0
+    assert macos_checks(fake, marker).exit_code == 0
     assert marker.exists()
     watcher = PermissionWatcher(fake, marker)
     assert watcher.check() == (watcher.last, False)

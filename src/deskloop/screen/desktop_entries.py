@@ -59,12 +59,20 @@ def _entry(path: Path) -> InstalledApp | None:
     return InstalledApp(name, tuple(argv))
 
 
+def macos_app_folders() -> list[Path]:
+    """Where macOS keeps app bundles; Apple's own apps are in /System/Applications since 10.15."""
+    roots = [Path("/Applications"), Path("/System/Applications"), Path.home() / "Applications"]
+    return [folder for root in roots for folder in (root, root / "Utilities")]
+
+
 def installed_apps() -> list[InstalledApp]:
     """Launchable apps of this machine by name, sorted; empty where none are listed."""
     if sys.platform == "darwin":
-        roots = [Path("/Applications"), Path.home() / "Applications"]
-        names = {p.stem for root in roots if root.is_dir() for p in root.glob("*.app")}
-        return [InstalledApp(name, ("open", "-a", name)) for name in sorted(names)]
+        folders = macos_app_folders()
+        names = {p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.app")}
+        # The bare name: the macOS backend opens it with `open -a` (it must not be wrapped
+        # twice, and `open_app` finds the started app by this name).
+        return [InstalledApp(name, (name,)) for name in sorted(names, key=str.lower)]
     seen: set[str] = set()
     by_name: dict[str, InstalledApp] = {}
     for folder in _data_dirs():

@@ -6,11 +6,17 @@ data, feeds the agent's `check_permission_status` tool.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from deskloop.screen.backends.macos.ax import AxApi
+    from deskloop.screen.backends.macos.probe import ProbeResult, RealCall
 
 Status = Literal["ok", "warn", "fail"]
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
@@ -97,9 +103,8 @@ async def run_doctor() -> DoctorReport:
     """Run the probe for this platform."""
     platform: str = sys.platform
     if platform == "darwin":
-        from deskloop.screen.backends.macos.probe import run_macos_probe
-
-        return run_macos_probe()
+        # The probe blocks (AX calls of up to 0.5 s each, a pause between its re-checks).
+        return await asyncio.to_thread(macos_checks)
     if platform.startswith("linux"):
         return await linux_checks()
     report = DoctorReport(platform)
@@ -257,3 +262,159 @@ async def _focused_read_check(
     else:
         report.add(Check("read of the focused app", "ok",
                          f"{read.app}: {len(read.nodes)} elements in {read.title!r}"))
+
+
+# macOS: the four-step Accessibility probe (screen/backends/macos/probe.py) finds, this words.
+MACOS_ACCESSIBILITY_PANE = "System Settings > Privacy & Security > Accessibility"
+MACOS_GRANT_FIX = (
+    f"open {MACOS_ACCESSIBILITY_PANE} and turn on deskloop (or the terminal app that runs it); "
+    "if it is on already, quit and reopen deskloop"
+)
+MACOS_REOPEN_FIX = (
+    "quit and reopen deskloop (and the terminal app that runs it): macOS gives a grant to "
+    "the processes started after it"
+)
+# One (status, message, fix) per probe verdict; {pid}, {code} and {front} tell step 2's call.
+MACOS_VERDICTS: dict[str, tuple[Status, str, str]] = {
+    "working": ("ok", "accessibility works: a real call was answered", ""),
+    "app without accessibility": (
+        "ok",
+        "accessibility works; the frontmost app (pid {pid}) does not answer accessibility "
+        "calls ({code}) while Finder does: that app shows no tree, use capture_screenshot for it",
+        "",
+    ),
+    "not granted": ("fail", "accessibility is not granted to deskloop", MACOS_GRANT_FIX),
+    "revoked": (
+        "fail",
+        "accessibility was granted before and is off now: the live permission database says no",
+        f"turn deskloop (or the terminal app that runs it) on again in {MACOS_ACCESSIBILITY_PANE}; "
+        "if it shows as on, remove it with - and add it again (an update or a re-sign makes "
+        "it a new app to macOS)",
+    ),
+    "granted but not working": (
+        "fail",
+        "accessibility is granted but not working yet: the live permission database says yes, "
+        "this process's calls fail",
+        MACOS_REOPEN_FIX,
+    ),
+    "refused despite trust": (
+        "fail",
+        "macOS says accessibility is granted, but its calls fail",
+        f"{MACOS_REOPEN_FIX}; if it still fails, remove deskloop (or its terminal app) from "
+        f"{MACOS_ACCESSIBILITY_PANE} with - and add it again",
+    ),
+    "unconfirmed": (
+        "warn",
+        "accessibility unconfirmed: {front}, and Finder, the app to cross-check with, is not "
+        "running",
+        "open Finder, then run deskloop doctor again",
+    ),
+}
+INPUT_MONITORING_FIX = (
+    "open System Settings > Privacy & Security > Input Monitoring, turn on deskloop (or the "
+    "terminal app that runs it), then quit and reopen deskloop"
+)
+
+
+def macos_checks(ax: AxApi | None = None, marker: Path | None = None) -> DoctorReport:
+    """The four-step Accessibility probe, then Screen Recording and Input Monitoring."""
+    from deskloop.screen.backends.macos.ax import PyObjCAx
+    from deskloop.screen.backends.macos.probe import probe_and_remember
+    from deskloop.screen.errors import ScreenUnavailableError
+
+    report = DoctorReport("macos")
+    try:
+        api = ax or PyObjCAx()
+    except ScreenUnavailableError as exc:
+        report.add(Check("pyobjc", "fail", str(exc), "pip install 'deskloop[macos]'", "both"))
+        report.verdict = f"{exc}"
+        return report
+    result = probe_and_remember(api, marker)
+    report.checks.extend(macos_probe_steps(result))
+    status, message, fix = macos_verdict(result)
+    report.add(Check("accessibility", status, message, fix, "both"))
+    report.verdict = f"{message}. Fix: {fix}" if fix else message
+    report.add(_screen_recording_check(api))
+    report.add(_input_monitoring_check(api))
+    return report
+
+
+def _call_words(call: RealCall) -> str:
+    from deskloop.screen.backends.macos.ax import describe_ax_error
+
+    return describe_ax_error(call.code) if call.code is not None else "no call"
+
+
+def macos_verdict(result: ProbeResult) -> tuple[Status, str, str]:
+    """(status, message, fix) of the probe's verdict."""
+    status, message, fix = MACOS_VERDICTS[result.verdict]
+    front = result.frontmost
+    code = _call_words(front)
+    told = "no app is in front"
+    if front.pid is not None:
+        told = f"the frontmost app (pid {front.pid}) answered {code}"
+    return status, message.format(pid=front.pid, code=code, front=told), fix
+
+
+def macos_probe_steps(result: ProbeResult) -> list[Check]:
+    """What each step that ran found, and which permission it speaks for; the fix is the
+    verdict's alone, so no step contradicts it."""
+    answer = "yes" if result.trusted else "no"
+    steps = [Check("trust flag", "ok" if result.trusted else "warn",
+                   f"AXIsProcessTrusted() says {answer}: this process's cached answer, "
+                   "decided by the real calls below", needed_to="both")]
+    front = result.frontmost
+    if front.pid is None:
+        steps.append(Check("real call", "warn", "no frontmost app to ask: Finder is asked instead",
+                           needed_to="both"))
+    else:
+        verb = "answered" if front.answered else "did not answer"
+        steps.append(Check("real call", "ok" if front.answered else "warn",
+                           f"the frontmost app (pid {front.pid}) {verb} AXFocusedWindow: "
+                           f"{_call_words(front)}", needed_to="both"))
+    finder = result.finder
+    if finder is not None and finder.pid is None:
+        steps.append(Check("Finder cross-check", "warn", "Finder is not running", needed_to="both"))
+    elif finder is not None:
+        verb = "answered" if finder.answered else "did not answer either"
+        steps.append(Check("Finder cross-check", "ok" if finder.answered else "warn",
+                           f"Finder (pid {finder.pid}) {verb}: {_call_words(finder)}",
+                           needed_to="both"))
+    if result.tap_allowed is not None:
+        detail = (
+            "macOS allowed an active key-event tap: the live permission database grants "
+            "Accessibility (the grant, not this process's use of it)"
+            if result.tap_allowed else
+            "macOS refused an active key-event tap: the live permission database does not "
+            "grant Accessibility"
+        )
+        steps.append(Check("event tap", "ok" if result.tap_allowed else "warn", detail,
+                           needed_to="both"))
+    return steps
+
+
+def _screen_recording_check(ax: AxApi) -> Check:
+    from deskloop.screen.backends.macos.ax import SCREEN_RECORDING_PANE
+
+    if ax.screen_recording_allowed():
+        return Check("screen recording", "ok",
+                     "granted: screenshots show the windows (CGPreflightScreenCaptureAccess)")
+    return Check(
+        "screen recording", "warn",
+        "not granted: a screenshot would show only the desktop picture and the menu bar; "
+        "reading and acting through accessibility do not need it",
+        f"open {SCREEN_RECORDING_PANE}, turn on deskloop (or the terminal app that runs it), "
+        "then quit and reopen deskloop",
+    )
+
+
+def _input_monitoring_check(ax: AxApi) -> Check:
+    if ax.input_monitoring_allowed():
+        return Check("input monitoring", "ok",
+                     "granted: key presses can be watched (CGPreflightListenEventAccess)")
+    return Check(
+        "input monitoring", "warn",
+        "not granted: watching key presses (recording a demonstration) needs it; reading "
+        "and acting need only Accessibility",
+        INPUT_MONITORING_FIX,
+    )

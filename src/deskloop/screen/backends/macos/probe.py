@@ -1,10 +1,16 @@
-"""The macOS permission probe: never trust `AXIsProcessTrusted()` alone (REFERENCE.md).
+"""The macOS Accessibility probe in four steps, as Fazm's AppState.swift runs them (the seed
+article "...is mostly a permission-probe question"):
 
-1. Ask the (per-process, cached) trust flag. 2. If it says yes, make a real call: the
-frontmost app's focused window, error code classified. 3. On "cannot complete", repeat
-against Finder: Finder fine means the first app simply has no accessibility. 4. When
-Finder is not running, or the flag says no for a process that had permission before, a
-listen-only event tap asks the live permission database.
+1. `AXIsProcessTrusted()`: a per-process cached answer, recorded but never decisive alone.
+2. A real call: AXFocusedWindow of the frontmost app, its error code classified.
+3. When that call fails with any code but "API disabled" (or there is no frontmost app), the
+   same call against Finder, which implements accessibility: Finder answering means the
+   permission works and the first app has no accessibility.
+4. When calls are refused, and only if this process had the permission before, an active
+   key-event tap: only a live Accessibility grant allows one. A refused tap shows the user
+   a notification, hence the rule.
+
+The probe returns typed findings; `screen/doctor.py` words them (this module never imports it).
 """
 
 from __future__ import annotations
@@ -12,81 +18,99 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from deskloop.screen.backends.macos.ax import (
     AX_API_DISABLED,
     AX_ATTRIBUTE_UNSUPPORTED,
-    AX_CANNOT_COMPLETE,
     AX_NO_VALUE,
     AX_NOT_IMPLEMENTED,
     AX_SUCCESS,
     AxApi,
 )
-from deskloop.screen.doctor import Check, DoctorReport
 
+# Healthy answers: apps without a focused window, or without that attribute, still answer.
 FINE_CODES = frozenset({AX_SUCCESS, AX_NO_VALUE, AX_NOT_IMPLEMENTED, AX_ATTRIBUTE_UNSUPPORTED})
-GRANT_FIX = (
-    "open System Settings > Privacy & Security > Accessibility and turn deskloop (or the "
-    "terminal running it) on"
-)
-REOPEN_VERDICT = "permission granted but not working yet: quit and reopen deskloop"
+MARKER_NAME = "macos-accessibility-granted"
+
+
+class Verdict(StrEnum):
+    """What the four steps concluded; each has one message and one fix in the doctor."""
+
+    WORKING = "working"
+    APP_WITHOUT_ACCESSIBILITY = "app without accessibility"  # Finder answers, that app not
+    NOT_GRANTED = "not granted"  # calls refused and the flag says no; no earlier grant
+    REVOKED = "revoked"  # granted before; the live database says no now
+    GRANTED_NOT_WORKING = "granted but not working"  # live database says yes; calls refused
+    REFUSED_DESPITE_TRUST = "refused despite trust"  # flag says yes, calls refused, no tap
+    UNCONFIRMED = "unconfirmed"  # only an ambiguous failure, and no Finder to cross-check
+
+
+WORKING_VERDICTS = frozenset({Verdict.WORKING, Verdict.APP_WITHOUT_ACCESSIBILITY})
+# Worth a second look a moment later: a new grant reaches a running process slowly.
+SETTLING_VERDICTS = frozenset({Verdict.GRANTED_NOT_WORKING, Verdict.REFUSED_DESPITE_TRUST})
+
+
+@dataclass(frozen=True)
+class RealCall:
+    """Steps 2 and 3: AXFocusedWindow of one app. No pid: there was no such app to ask."""
+
+    pid: int | None
+    code: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.code in FINE_CODES
 
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """What the four steps concluded."""
+    """The findings of each step that ran, and the verdict they add up to."""
 
-    working: bool
-    verdict: str  # "working", "not granted", "granted but not working", "broken"
-    steps: tuple[Check, ...]
+    verdict: Verdict
+    trusted: bool  # step 1
+    had_permission_before: bool
+    frontmost: RealCall  # step 2
+    finder: RealCall | None = None  # step 3; None: not needed
+    tap_allowed: bool | None = None  # step 4; None: not run
+
+    @property
+    def working(self) -> bool:
+        return self.verdict in WORKING_VERDICTS
 
 
-def _real_call(ax: AxApi, pid: int) -> int:
+def _real_call(ax: AxApi, pid: int | None) -> RealCall:
+    if pid is None:
+        return RealCall(None)
     error, _ = ax.copy_attribute(ax.application(pid), "AXFocusedWindow")
-    return error
+    return RealCall(pid, error)
 
 
 def probe_once(ax: AxApi, had_permission_before: bool) -> ProbeResult:
     """One run of the four steps."""
-    steps: list[Check] = []
     trusted = ax.is_process_trusted()
-    steps.append(Check("trust flag", "ok" if trusted else "warn",
-                       f"AXIsProcessTrusted() says {'yes' if trusted else 'no'} (a cached answer)"))
-    finder = ax.finder_pid()
-    if trusted:
-        front = ax.frontmost_pid()
-        code = _real_call(ax, front) if front is not None else AX_NO_VALUE
-        if code in FINE_CODES:
-            steps.append(Check("real call", "ok", f"frontmost app answered (AXError {code})"))
-            return ProbeResult(True, "working", tuple(steps))
-        if code == AX_API_DISABLED:
-            steps.append(Check("real call", "fail", "API disabled: accessibility calls are refused",
-                               GRANT_FIX, "both"))
-            return ProbeResult(False, "broken", tuple(steps))
-        steps.append(Check("real call", "warn",
-                           f"frontmost app: AXError {code} (cannot complete is ambiguous)"))
-        if code == AX_CANNOT_COMPLETE and finder is not None:
-            finder_code = _real_call(ax, finder)
-            if finder_code in FINE_CODES:
-                steps.append(Check("Finder cross-check", "ok", "Finder answers: the frontmost app "
-                                   "simply has no accessibility support"))
-                return ProbeResult(True, "working", tuple(steps))
-            steps.append(Check("Finder cross-check", "fail", f"Finder fails too (AXError "
-                               f"{finder_code})", REOPEN_VERDICT, "both"))
-            return ProbeResult(False, "broken", tuple(steps))
-    elif not had_permission_before:
-        steps.append(Check("permission", "fail", "deskloop has no accessibility permission",
-                           GRANT_FIX, "both"))
-        return ProbeResult(False, "not granted", tuple(steps))
-    # Finder not running, or a "no" from a process that had permission: ask the live database.
-    if ax.event_tap_allowed():
-        steps.append(Check("event tap", "fail", "the live permission is granted but this "
-                           "process's cached trust is stale", REOPEN_VERDICT, "both"))
-        return ProbeResult(False, "granted but not working", tuple(steps))
-    steps.append(Check("event tap", "fail", "the live permission database says no", GRANT_FIX,
-                       "both"))
-    return ProbeResult(False, "not granted", tuple(steps))
+    front = _real_call(ax, ax.frontmost_pid())
+
+    def found(verdict: Verdict, finder: RealCall | None = None, tap: bool | None = None) -> ProbeResult:
+        return ProbeResult(verdict, trusted, had_permission_before, front, finder, tap)
+
+    if front.answered:
+        return found(Verdict.WORKING)
+    finder = None
+    if front.code != AX_API_DISABLED:  # ambiguous: that app, or the permission?
+        finder = _real_call(ax, ax.finder_pid())
+        if finder.answered:
+            in_front = front.pid is not None
+            return found(Verdict.APP_WITHOUT_ACCESSIBILITY if in_front else Verdict.WORKING, finder)
+    # Refused: "API disabled", or Finder failed too; otherwise nobody could settle it.
+    refused = front.code == AX_API_DISABLED or (finder is not None and finder.pid is not None)
+    if had_permission_before:
+        tap = ax.accessibility_tap_allowed()
+        return found(Verdict.GRANTED_NOT_WORKING if tap else Verdict.REVOKED, finder, tap)
+    if not refused:
+        return found(Verdict.UNCONFIRMED, finder)
+    return found(Verdict.REFUSED_DESPITE_TRUST if trusted else Verdict.NOT_GRANTED, finder)
 
 
 def probe(
@@ -96,38 +120,50 @@ def probe(
     delay_s: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ProbeResult:
-    """Probe, re-checking a few times when broken before calling it (TCC settles slowly)."""
+    """Probe, looking again a few times at a grant that is not working yet (TCC settles
+    slowly); blocking, so async callers run it in a thread."""
     result = probe_once(ax, had_permission_before)
     for _ in range(attempts - 1):
-        if result.working or result.verdict == "not granted":
+        if result.verdict not in SETTLING_VERDICTS:
             return result
         sleep(delay_s)
         result = probe_once(ax, had_permission_before)
     return result
 
 
-def _marker() -> Path:
+def grant_marker() -> Path:
+    """The file that says the permission worked here once (it outlives the process)."""
     from deskloop.settings import paths
 
-    return paths().data_dir / "macos-accessibility-granted"
+    return paths().data_dir / MARKER_NAME
 
 
-def run_macos_probe(ax: AxApi | None = None, marker: Path | None = None) -> DoctorReport:
-    """The doctor report on macOS; remembers a working permission for the next probe."""
-    from deskloop.screen.backends.macos.ax import PyObjCAx
+class GrantMemory:
+    """Whether the permission ever worked: in this process, or in one before (the marker)."""
 
-    api = ax or PyObjCAx()
-    remembered = marker or _marker()
-    result = probe(api, had_permission_before=remembered.exists())
+    def __init__(self, marker: Path | None = None) -> None:
+        self.marker = marker or grant_marker()
+        self.seen = False
+
+    def had(self) -> bool:
+        return self.seen or self.marker.exists()
+
+    def remember(self) -> None:
+        self.seen = True
+        try:
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.touch()
+        except OSError:
+            pass  # a read-only data dir: this process still remembers
+
+
+def probe_and_remember(ax: AxApi, marker: Path | None = None) -> ProbeResult:
+    """`probe`, told whether the permission worked here before, and remembering it if so."""
+    memory = GrantMemory(marker)
+    result = probe(ax, memory.had())
     if result.working:
-        remembered.parent.mkdir(parents=True, exist_ok=True)
-        remembered.touch()
-    report = DoctorReport("macos", list(result.steps))
-    if result.verdict == "granted but not working":
-        report.verdict = REOPEN_VERDICT
-    elif not result.working:
-        report.verdict = f"accessibility: {result.verdict}. Fix: {GRANT_FIX}"
-    return report
+        memory.remember()
+    return result
 
 
 class PermissionWatcher:
@@ -135,14 +171,13 @@ class PermissionWatcher:
 
     def __init__(self, ax: AxApi, marker: Path | None = None) -> None:
         self.ax = ax
-        self.marker = marker
+        self.memory = GrantMemory(marker)
         self.last: ProbeResult | None = None
 
     def check(self) -> tuple[ProbeResult, bool]:
-        had = self.marker.exists() if self.marker is not None else bool(
-            self.last and self.last.working
-        )
-        result = probe_once(self.ax, had_permission_before=had)
+        result = probe_once(self.ax, had_permission_before=self.memory.had())
+        if result.working:
+            self.memory.remember()
         changed = self.last is not None and self.last.working != result.working
         self.last = result
         return result, changed

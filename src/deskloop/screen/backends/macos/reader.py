@@ -44,6 +44,15 @@ def _box(attributes: dict[str, Any]) -> Box | None:
     return Box(round(position[0]), round(position[1]), round(size[0]), round(size[1]))
 
 
+def _check_state(value: Any) -> str | None:
+    """Check boxes report 0, 1, or 2 for mixed; some apps a word instead, which says nothing."""
+    try:
+        number = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return {1: "checked", 2: "mixed"}.get(number, "unchecked")
+
+
 def neutral_node(
     ref: str, parent_ref: str | None, attributes: dict[str, Any], box: Box | None
 ) -> NodeData:
@@ -58,9 +67,10 @@ def neutral_node(
         states.add("selected")
     if attributes.get("AXExpanded") is True:
         states.add("expanded")
-    if role in ("check", "radio", "switch", "tab") and value is not None:
-        # Check boxes report 0, 1, or 2 for mixed.
-        states.add({1: "checked", 2: "mixed"}.get(int(value), "unchecked"))
+    if role in ("check", "radio", "switch", "tab"):
+        state = _check_state(value)
+        if state is not None:
+            states.add(state)
     shown_value = None
     if role in VALUE_ROLES and value is not None:
         shown_value = str(value)
@@ -121,7 +131,7 @@ def read_window(ax: AxApi, name: str, pid: int) -> tuple[WindowRead, dict[str, A
         elements[ref] = element
         nodes.append(neutral_node(ref, parent_ref, attributes, clipped))
         children = attributes.get("AXChildren") or []
-        stack.extend((child, ref, None) for child in reversed(list(children)))
+        stack.extend((child, ref, None) for child in reversed(list(children)) if child is not None)
     title = str(window_attributes.get("AXTitle") or name)
     degraded = None
     if len(nodes) <= 1:
