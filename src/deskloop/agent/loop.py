@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anthropic
-import httpx2
 from anthropic.types import ToolChoiceParam
 
 from deskloop.agent.endpoint import explain_api_error
@@ -40,6 +39,7 @@ from deskloop.agent.steps import (
     TurnStarted,
     UserMessage,
 )
+from deskloop.agent.transport_failure import TRANSPORT_ERRORS
 from deskloop.errors import DeskloopError
 from deskloop.screen.desktop_entries import installed_apps
 from deskloop.settings import AgentSettings
@@ -57,6 +57,8 @@ from deskloop.tools import (
 )
 from deskloop.tools.browser import grounded_values
 
+# What a model turn can fail with: the SDK's errors, and transport errors it lets through.
+MODEL_ERRORS: tuple[type[BaseException], ...] = (anthropic.APIError, *TRANSPORT_ERRORS)
 INTERRUPTED_RESULT = "interrupted by the user before this tool finished"
 # Stored as the agent's side of a turn the person stopped, so the conversation goes on
 # from after it: neither the model nor a resumed session takes that turn up again.
@@ -150,6 +152,8 @@ class AgentSession:
         self._installed_apps: tuple[str, ...] | None = None
         self.tokens_used = 0
         self._last_outcomes: list[ToolOutcome] = []
+        # Whether any event of the current answer arrived: a cut then "broke off".
+        self._answer_started = False
         self.started = time.monotonic()
 
     @property
@@ -229,16 +233,11 @@ class AgentSession:
                 # The partial answer is dropped.
                 self.emit(Notice("interrupted", "interrupted while the model was answering"))
                 raise
-            except anthropic.APIError as exc:
-                explained = explain_api_error(exc, self.endpoint_url, self.model)
-                yield RunEnded("endpoint_error", str(explained))
-                return
-            except httpx2.TransportError as exc:  # the SDK passes a stream cut mid-answer on
-                yield RunEnded(
-                    "endpoint_error",
-                    f"the model server at {self.endpoint_url} broke off its answer ({exc}); "
-                    "check that server's log, then try again",
+            except MODEL_ERRORS as exc:
+                explained = explain_api_error(
+                    exc, self.endpoint_url, self.model, answer_started=self._answer_started
                 )
+                yield RunEnded("endpoint_error", str(explained))
                 return
             blocks, usage = final
             yield TurnEnded(usage)
@@ -269,6 +268,7 @@ class AgentSession:
 
     async def _model_turn(self) -> AsyncIterator[TextDelta | tuple[list[ContentBlock], TurnUsage]]:
         started = time.monotonic()
+        self._answer_started = False
         async with self.client.messages.stream(
             model=self.model,
             max_tokens=self.limits.max_tokens_per_turn,
@@ -283,6 +283,7 @@ class AgentSession:
             extra_body={"temperature": 0.0} if self.calls_required else None,
         ) as stream:
             async for event in stream:
+                self._answer_started = True
                 if event.type == "text":
                     yield TextDelta(event.text)
             final = await stream.get_final_message()
