@@ -37,7 +37,8 @@ async def test_the_same_action_with_no_visible_change_three_times_is_stuck() -> 
     looking = fake_tool("wait_for", typed_into_nothing, risk="read")
     run = Dispatcher(ToolRegistry([acting, looking]), ALL_AUTO, TIMEOUTS, context=memory_context())
     for number in range(3):
-        (seen,) = await run.run([ToolCall(f"w{number}", "wait_for", {"text": "hello"})])
+        waited = {"text": f"hello {number}"}  # the same read thrice is refused (test_repeats)
+        (seen,) = await run.run([ToolCall(f"w{number}", "wait_for", waited)])
         assert seen.status == "ok"
     assert run.stuck_reason is None  # reading and seeing no change is not acting in vain
     await run.run([ToolCall("1", "type_text", {"text": "hello"})])

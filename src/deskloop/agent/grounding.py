@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from deskloop.agent.finish import FINISH_TOOL_NAME
 from deskloop.screen import ScreenError, ScreenSession
+from deskloop.screen.relevance import score, task_matches, task_terms
+from deskloop.screen.tree import Snapshot
 
 # /health's `engine` for servers that render the prompt themselves (server/local_service.py).
 LOCAL_ENGINES = frozenset({"llamacpp", "mlx", "scripted"})
-HEALTH_TIMEOUT_S = 3.0
 
 ELEMENT_PARAMETER = "id"
 APP_PARAMETER = "app"
@@ -123,10 +122,16 @@ LEAN_DROPS: dict[str, tuple[str, ...]] = {
 LEAN_LEFT_OUT = frozenset({"open_app", "focus_window"})
 
 
+# Typing "into the focus" lands wherever the focus happens to be; a small model names the
+# field instead (its id is grounded in the fields that take text).
+LEAN_REQUIRED: dict[str, tuple[str, ...]] = {"type_text": ("id",)}
+
+
 def lean_definitions(
     definitions: list[dict[str, Any]], screen_tools: frozenset[str]
 ) -> list[dict[str, Any]]:
-    """The screen tools without LEAN_LEFT_OUT and the optional parameters in LEAN_DROPS."""
+    """The screen tools without LEAN_LEFT_OUT and the optional parameters in LEAN_DROPS,
+    with the parameters in LEAN_REQUIRED required."""
     lean = []
     for definition in definitions:
         name = definition.get("name", "")
@@ -139,12 +144,20 @@ def lean_definitions(
         properties = schema.get("properties", {})
         required = schema.get("required", [])
         drops = [p for p in LEAN_DROPS.get(name, ()) if p in properties and p not in required]
-        if name not in screen_tools or not drops:
+        needed = [p for p in LEAN_REQUIRED.get(name, ()) if p in properties and p not in required]
+        if name not in screen_tools or not (drops or needed):
             lean.append(definition)
             continue
         changed = copy.deepcopy(definition)
         for parameter in drops:
             del changed["input_schema"]["properties"][parameter]
+        if needed:
+            # required first, in the order the grammar writes them
+            changed["input_schema"]["required"] = [*needed, *required]
+            properties = changed["input_schema"]["properties"]
+            changed["input_schema"]["properties"] = {
+                **{p: properties[p] for p in needed}, **properties
+            }
         lean.append(changed)
     return lean
 
@@ -183,19 +196,20 @@ def ground_refs(
     return grounded
 
 
-async def server_grounds_enums(base_url: str) -> bool:
+def server_grounds_enums(health: dict[str, Any] | None) -> bool:
     """Whether the endpoint is a deskloop server that renders the prompt itself (its /health)."""
-    try:
-        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S) as client:
-            response = await client.get(base_url.rstrip("/") + "/health")
-        health = response.json()
-    except (httpx.HTTPError, ValueError):
-        return False
-    return isinstance(health, dict) and health.get("engine") in LOCAL_ENGINES
+    return health is not None and health.get("engine") in LOCAL_ENGINES
 
 
-async def screen_grounds(screen: ScreenSession | None, installed: Sequence[str]) -> Grounds:
-    """What exists now: the latest snapshot's ids, the running apps, the installed ones."""
+async def screen_grounds(
+    screen: ScreenSession | None, installed: Sequence[str], *, step: str = ""
+) -> Grounds:
+    """What exists now: the latest snapshot's ids, the running apps, the installed ones.
+
+    With `step` (a small model's current step), the ids are those the step names, where
+    it names any: SmolLM2-135M, told to "tick the unticked checkbutton", clicked the text
+    entry beside it three times (bench tasks).
+    """
     if screen is None:
         return Grounds(installed_apps=tuple(installed))
     try:
@@ -210,4 +224,21 @@ async def screen_grounds(screen: ScreenSession | None, installed: Sequence[str])
     ids = tuple(i for i in ids if "disabled" not in snapshot.elements[i].states) or ids
     text = tuple(i for i in ids if "type" in snapshot.elements[i].actions)
     value = tuple(i for i in ids if {"type", "set_value"} & set(snapshot.elements[i].actions))
+    named = _named_by(step, snapshot, ids) if step else ()
+    if named:
+        text = tuple(i for i in named if i in text) or text
+        value = tuple(i for i in named if i in value) or value
+        ids = named
     return Grounds(ids, running, tuple(installed), text, value)
+
+
+def _named_by(step: str, snapshot: Snapshot, ids: Sequence[str]) -> tuple[str, ...]:
+    """The ids of the elements `step` names best (by name, role and wanted state): for
+    "tick the unticked checkbutton", the unticked ones, not every check box."""
+    terms = task_terms(step, ignore=(snapshot.app, snapshot.title))
+    matches = task_matches(terms, [snapshot.elements[i] for i in ids])
+    if not matches:
+        return ()
+    scores = {i: score(snapshot.elements[i], terms) for i in matches}
+    best = max(scores.values())
+    return tuple(i for i in matches if scores[i] == best)

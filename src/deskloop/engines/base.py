@@ -90,6 +90,8 @@ class ModelInfo:
     architecture: str = ""
     path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Weights in the model (0: unknown); the agent treats models under ~4B as small.
+    parameters: int = 0
 
 
 class LocalEngine(ABC):

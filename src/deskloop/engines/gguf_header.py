@@ -67,6 +67,17 @@ def check_gguf_layout(path: Path) -> list[TensorRecord]:
             raise EngineError(f"{path} has a damaged GGUF header ({exc})") from exc
 
 
+def parameter_count(records: list[TensorRecord]) -> int:
+    """Weights in the model: the elements of every tensor the header lists."""
+    total = 0
+    for record in records:
+        count = 1
+        for extent in record.shape:
+            count *= extent
+        total += count
+    return total
+
+
 def _open_gguf(path: Path) -> _HeaderReader:
     handle = path.open("rb")
     if handle.read(4) != b"GGUF":

@@ -78,6 +78,7 @@ class LlamaCppEngine(PrefixCachingEngine):
             architecture=metadata.get("general.architecture", ""),
             path=str(model_ref.path or ""),
             extra={"metadata": metadata},
+            parameters=int(llama._model.n_params()),
         )
 
     @property

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -190,6 +190,7 @@ def _load_gguf(model_ref: ModelRef, path: Path, requested_context: int) -> Loade
         eos_token=token_text("tokenizer.ggml.eos_token_id"),
         architecture=architecture,
         path=str(path),
+        parameters=loaded.parameters,
     )
     return LoadedModel(
         model=loaded.model,
@@ -230,6 +231,7 @@ def _load_folder(model_ref: ModelRef, path: Path, requested_context: int) -> Loa
         eos_token=wrapper.eos_token or "",
         architecture=str(config.get("model_type", "")),
         path=str(path),
+        parameters=_parameter_count(model, config),
     )
     return LoadedModel(
         model=model,
@@ -241,3 +243,18 @@ def _load_folder(model_ref: ModelRef, path: Path, requested_context: int) -> Loa
         vocab_size=int(config.get("vocab_size") or len(tokens)),
         info=info,
     )
+
+
+def _parameter_count(model: Any, config: dict[str, Any]) -> int:
+    """Weights in an mlx-lm model; quantized matrices pack 32/bits weights in each uint32."""
+    from mlx.utils import tree_flatten
+
+    bits = int((config.get("quantization") or {}).get("bits") or 0)
+    total = 0
+    flat = cast(list[tuple[str, Any]], tree_flatten(model.parameters()))
+    for name, array in flat:
+        if name.endswith((".scales", ".biases")) and bits:
+            continue  # quantization's own numbers, not weights
+        packed = bits and str(array.dtype) == "mlx.core.uint32"
+        total += int(array.size) * (32 // bits if packed else 1)
+    return total

@@ -17,7 +17,7 @@ from mlx.nn.layers.quantized import quantize
 from mlx_lm.models import llama
 
 from deskloop.engines.base import EngineError
-from deskloop.engines.gguf_header import GGML_TYPE_NAMES, check_gguf_layout
+from deskloop.engines.gguf_header import GGML_TYPE_NAMES, check_gguf_layout, parameter_count
 
 GGUF_GROUP_SIZE = 32  # every GGUF block format mx.load keeps quantized uses 32-weight blocks
 SUPPORTED_ARCHITECTURES = ("llama",)
@@ -47,13 +47,15 @@ class GgufModel:
 
     model: llama.Model
     metadata: dict[str, Any]
+    parameters: int = 0
 
 
 def load_gguf_model(path: Path) -> GgufModel:
     """Read `path` with `mx.load` and build the mlx-lm llama model it describes."""
+    records = check_gguf_layout(path)
     unsupported = {
         record.name: record.ggml_type
-        for record in check_gguf_layout(path)
+        for record in records
         if record.ggml_type not in GGML_TYPE_NAMES
     }
     if unsupported:
@@ -85,7 +87,7 @@ def load_gguf_model(path: Path) -> GgufModel:
             f"{path.name} does not match the llama layout MLX expects: {exc}"
         ) from exc
     mx.eval(model.parameters())
-    return GgufModel(model=model, metadata=metadata)
+    return GgufModel(model=model, metadata=metadata, parameters=parameter_count(records))
 
 
 def _model_args(metadata: Mapping[str, Any], *, tied: bool) -> llama.ModelArgs:

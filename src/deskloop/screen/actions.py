@@ -88,6 +88,14 @@ class ScreenSession:
         self.latest: Snapshot | None = None
         # The user's task: the first observation looks at the window it names (targeting.py).
         self.task = ""
+        # The step of the task being done, when it goes step by step: its words pick the
+        # elements an observation lists first.
+        self.step = ""
+
+    @property
+    def focus(self) -> str:
+        """The words observations rank elements by: the current step's, else the task's."""
+        return self.step or self.task
 
     # Reading -------------------------------------------------------------------------
 
@@ -162,7 +170,7 @@ class ScreenSession:
     def _report(self, what: str, before: Snapshot, after: Snapshot) -> ActionResult:
         same_window = (before.pid, before.root) == (after.pid, after.root)
         if not same_window:
-            observation = render_observation(after, self.budget, self.wording, task=self.task)
+            observation = render_observation(after, self.budget, self.wording, task=self.focus)
             return ActionResult(f"{what}; the window changed:\n{observation.text}", after)
         diff = diff_snapshots(before, after)
         return ActionResult(f"{what}\n{diff.render(self.budget)}", after, diff)
@@ -191,7 +199,7 @@ class ScreenSession:
             target, why = self.target, "the window you work on"
         snapshot = await self.read(target)
         observation = render_observation(
-            snapshot, budget or self.budget, self.wording, why=why, task=self.task
+            snapshot, budget or self.budget, self.wording, why=why, task=self.focus
         )
         return ActionResult(observation.text, snapshot)
 

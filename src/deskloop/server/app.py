@@ -50,6 +50,9 @@ STARTED_AT = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "
 class ModelService(Protocol):
     model_id: str
     queue: EngineQueue
+    # Weights in the served model (0: unknown, e.g. behind an upstream) and its family.
+    parameters: int
+    family: str
 
     async def count_tokens(self, request: MessagesRequest) -> TokenCount: ...
 
@@ -227,7 +230,15 @@ class MessagesAPI:
             "id": self.service.model_id,
             "display_name": f"{self.service.model_id} ({self.engine_name})",
             "created_at": STARTED_AT,
+            **self._model_traits(),
         }
+
+    def _model_traits(self) -> dict[str, Any]:
+        """What a client needs to judge the model's size (the agent treats < ~4B as small)."""
+        traits: dict[str, Any] = {"family": self.service.family}
+        if self.service.parameters:
+            traits["parameters"] = self.service.parameters
+        return traits
 
     async def list_models(self, request: Request) -> Response:
         self._check_key(request)
@@ -248,6 +259,7 @@ class MessagesAPI:
                 "status": "ok",
                 "model": self.service.model_id,
                 "engine": self.engine_name,
+                **self._model_traits(),
                 "busy": queue.busy,
                 "waiting": queue.waiting,
             }

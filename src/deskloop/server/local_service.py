@@ -109,6 +109,8 @@ class LocalModelService:
         self.engine = engine
         info = engine.info
         self.model_id = info.model_id
+        self.parameters = info.parameters
+        self.family = info.architecture
         self.context_window = min(context_window, info.context_window) or info.context_window
         self.tool_format: ToolFormat = choose_tool_format(
             info.chat_template, info.architecture, tool_format

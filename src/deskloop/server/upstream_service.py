@@ -40,6 +40,8 @@ class UpstreamModelService:
     def __init__(self, engine: UpstreamEngine, *, queue_size: int):
         self.engine = engine
         self.model_id = engine.model_id
+        self.parameters = 0  # the upstream does not say
+        self.family = ""
         self.context_window: int | None = None
         self.queue = EngineQueue(queue_size)
 

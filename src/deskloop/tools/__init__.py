@@ -33,6 +33,7 @@ from deskloop.tools.dispatch import (
 from deskloop.tools.families import (
     NATIVE_FAMILIES,
     enabled_families,
+    family_tool_sets,
     left_out_of_mcp_serve,
     native_tool_set,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "UntrustedSource",
     "enabled_families",
     "estimate_tokens",
+    "family_tool_sets",
     "left_out_of_mcp_serve",
     "native_tool_set",
     "result_blocks",

@@ -64,6 +64,8 @@ class ToolContext:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # The user's task as given; the screen's first observation looks at the window it names.
     task: str = ""
+    # The step of the task being done (small models go step by step); empty otherwise.
+    step: str = ""
     # Per-session connections, each created on first use by its family.
     screen: ScreenSession | None = None
     browser: object | None = None

@@ -30,10 +30,16 @@ from deskloop.tools.contract import (
 from deskloop.tools.policy import PermissionPolicy, PermissionRequest
 from deskloop.tools.registry import ToolRegistry
 
-OutcomeStatus = Literal["ok", "error", "bad_input", "unknown_tool", "denied", "timeout", "repeated"]
+OutcomeStatus = Literal[
+    "ok", "error", "bad_input", "unknown_tool", "denied", "timeout", "repeated", "no_progress"
+]
 REPEATED_FAILURE_LIMIT = 3
 # Asking this many times for the action just done ends the run (the first is refused).
 REPEATED_SUCCESS_LIMIT = 2
+# A read call made again with the same input that gave the same result is no progress:
+# its second repeat is refused (SmolLM2-135M called search_files eight times in a row on
+# an empty index), and this many refusals end the run.
+READ_REPEAT_REFUSALS_LIMIT = 2
 # What an acting tool's result says when the action changed nothing visible (the screen's
 # diff says it so); the same such call REPEATED_FAILURE_LIMIT times ends the run too.
 NO_VISIBLE_CHANGE = "no visible change"
@@ -139,6 +145,14 @@ class Dispatcher:
         self._effect_repeats = 0
         # Set when the model keeps asking for an action that is already done.
         self.repeat_reason: str | None = None
+        # Read calls: the digest of each call's last result and how often it came back the
+        # same; tools refused for that, left out of the next turn's offer.
+        self._read_results: dict[tuple[str, str], tuple[str, int]] = {}
+        self._read_refusals = 0
+        self.withheld: set[str] = set()
+        # The tools the model is offered (None: all); a call to another says how to get it.
+        self.is_offered: Callable[[str], bool] = lambda name: True
+        self.not_offered_hint: Callable[[str], str] = lambda name: ""
 
     async def run(self, calls: Sequence[ToolCall]) -> list[ToolOutcome]:
         """Run every call concurrently; outcomes come back in the order of `calls`."""
@@ -156,6 +170,7 @@ class Dispatcher:
         tool = self.registry.get(call.name)
         self.on_event(ToolStarted(call, tool))
         key = _call_key(call)
+        reads = tool is not None and _reads(tool, call.input)
         if (
             self.refuse_repeats
             and tool is not None
@@ -163,19 +178,26 @@ class Dispatcher:
             and key == self._last_effect
         ):
             status, content = self._refuse_repeat(call)
+        elif reads and self._read_results.get(key, ("", 0))[1] >= 1:
+            status, content = self._refuse_read_repeat(call)
+        elif tool is not None and not self.is_offered(tool.name):
+            status = "unknown_tool"
+            content = [text_block(f"{tool.name} is not offered here. {self.not_offered_hint(tool.name)}")]
         else:
             status, content = await self._outcome(call, tool)
             if tool is not None and tool.risk != "read" and status == "ok":
-                self._last_effect = None if _changed_nothing(content) else key
+                self._last_effect = None if changed_nothing(content) else key
                 self._effect_repeats = 0
+            if reads and status == "ok":  # a failing read is counted as a failure
+                self._note_read(key, content)
         outcome = ToolOutcome(call, status, content, time.perf_counter() - started)
         # What the tool itself returned (not our own refusals) is what the model now reads.
         if tool is not None and tool.untrusted and status in ("ok", "error"):
             text = " ".join(str(b.get("text", "")) for b in content if b.get("type") == "text")
             self.policy.note_untrusted(tool, call.input, text)
-        if outcome.is_error and status != "repeated":
+        if outcome.is_error and status not in ("repeated", "no_progress"):
             self._count_failure(outcome)
-        elif tool is not None and tool.risk != "read" and _changed_nothing(content):
+        elif tool is not None and tool.risk != "read" and changed_nothing(content):
             self._count_no_change(outcome)
         self.on_event(ToolFinished(outcome))
         return outcome
@@ -251,6 +273,27 @@ class Dispatcher:
             )
         ]
 
+    def _note_read(self, key: tuple[str, str], content: Sequence[ContentBlock]) -> None:
+        digest = json.dumps(content, sort_keys=True, default=repr)
+        last, repeats = self._read_results.get(key, ("", -1))
+        self._read_results[key] = (digest, repeats + 1 if digest == last else 0)
+
+    def _refuse_read_repeat(self, call: ToolCall) -> tuple[OutcomeStatus, list[ContentBlock]]:
+        """A read that gave the same answer twice would give it again: not run."""
+        self._read_refusals += 1
+        self.withheld.add(call.name)
+        if self._read_refusals >= READ_REPEAT_REFUSALS_LIMIT and self.repeat_reason is None:
+            self.repeat_reason = (
+                f"the model kept repeating {call.name} with the same input, which gave the "
+                "same result each time"
+            )
+        return "no_progress", [
+            text_block(
+                f"not run: {call.name} with this input already gave the same result twice, "
+                "so a third call would too. Use that result, or do something else."
+            )
+        ]
+
     def _count_no_change(self, outcome: ToolOutcome) -> None:
         """An action that changed nothing visible, repeated, is as stuck as a failing one."""
         call = outcome.call
@@ -278,9 +321,17 @@ def _call_key(call: ToolCall) -> tuple[str, str]:
     return (call.name, json.dumps(call.input, sort_keys=True, default=repr))
 
 
-def _changed_nothing(content: Sequence[ContentBlock]) -> bool:
+def changed_nothing(content: Sequence[ContentBlock]) -> bool:
     return any(
         NO_VISIBLE_CHANGE in str(block.get("text", ""))
         for block in content
         if block.get("type") == "text"
     )
+
+
+def _reads(tool: Tool, tool_input: Any) -> bool:
+    """Whether this call only reads (its risk class for this input)."""
+    try:
+        return tool.risk_for(tool_input) == "read"
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return tool.risk == "read"

@@ -52,12 +52,20 @@ def enabled_families(settings: Settings, *, for_mcp_serve: bool = False) -> list
     ]
 
 
+def family_tool_sets(
+    context: ToolContext, *, for_mcp_serve: bool = False
+) -> dict[str, list[Tool]]:
+    """The tools of each enabled family, in family order."""
+    return {
+        family.name: family.build(context)
+        for family in enabled_families(context.settings, for_mcp_serve=for_mcp_serve)
+    }
+
+
 def native_tool_set(context: ToolContext, *, for_mcp_serve: bool = False) -> list[Tool]:
     """Every tool of the enabled families, in family order."""
-    tools: list[Tool] = []
-    for family in enabled_families(context.settings, for_mcp_serve=for_mcp_serve):
-        tools.extend(family.build(context))
-    return tools
+    sets = family_tool_sets(context, for_mcp_serve=for_mcp_serve)
+    return [tool for tools in sets.values() for tool in tools]
 
 
 def left_out_of_mcp_serve(settings: Settings) -> list[ToolFamily]:

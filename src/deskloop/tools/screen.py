@@ -55,6 +55,7 @@ async def screen_session(context: ToolContext) -> ScreenSession:
         context.closers.append(backend.close)
     if context.settings.agent.target_named_window:
         context.screen.task = context.task
+    context.screen.step = context.step
     return context.screen
 
 
