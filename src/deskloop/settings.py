@@ -112,9 +112,17 @@ class AgentSettings:
     # Set by `complete_onboarding` once the first-run questions are answered.
     onboarded: bool = False
     observation_budget: int = 400
-    # "auto": every turn must be a tool call (ending with `finish`) when the agent uses
-    # the embedded model, which is too small to choose well; "required" or "free" force it.
+    # "auto": every turn must be a tool call (ending with `finish`) when the model is small
+    # (see model_size), which chooses badly between writing and acting; "required" or
+    # "free" force it either way.
     tool_calls: str = "auto"
+    # "auto": a model under about 4B parameters (as its server reports, or its name says)
+    # is small and gets the small-model handling: every turn a call, lean schemas, the
+    # task's tools and steps, typed values from the task. "small" or "large" decide it.
+    model_size: str = "auto"
+    # Which tool families a session offers: "all", "task" (those the task's words call
+    # for, plus more_tools to ask for others), or "auto" (task for small models, else all).
+    tool_routing: str = "auto"
     # Start each session with one observation (of the window the task names, or the
     # focused one) in the first message.
     observe_first: bool = True
@@ -251,6 +259,8 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
 _POLICY = ("auto", "ask", "deny")
 CHOICES: dict[str, tuple[str, ...]] = {
     "agent.tool_calls": ("auto", "required", "free"),
+    "agent.model_size": ("auto", "small", "large"),
+    "agent.tool_routing": ("auto", "all", "task"),
     "agent.policy_read": _POLICY,
     "agent.policy_act": _POLICY,
     "agent.policy_destructive": _POLICY,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from scripted_server import scripted_server, tool_call
 
+from deskloop.agent.ending import session_state
 from deskloop.agent.endpoint import EndpointError
 from deskloop.agent.events import read_log, session_log_path
 from deskloop.agent.session import SessionOptions, open_session
@@ -23,6 +24,7 @@ from deskloop.agent.steps import (
     TurnStarted,
     step_to_json,
 )
+from deskloop.agent.task_size import TaskTooLong
 from deskloop.mcp.config import servers_file
 from deskloop.store import Store
 from deskloop.tools import Answer, Asker, PermissionRequest
@@ -149,6 +151,34 @@ async def test_the_turn_limit_ends_the_session_and_says_so(
     assert steps[-1] == RunEnded("ask_followup", "Which file?")
 
 
+async def test_a_message_after_the_turn_limit_gets_a_new_set_of_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_AGENT_MAX_TURNS", "2")
+    configure_mcp(time=TIME_SERVER)
+    zones = ["Europe/Paris", "Asia/Tokyo"]
+    outputs = [tool_call("mcp__time__get_current_time", {"timezone": zone}) for zone in zones]
+    with scripted_server(tmp_path, [*outputs, "Finished, as you asked."]) as url:
+        options = SessionOptions(endpoint=url, title="Loop")
+        async with open_session(options) as session:
+            first = [step async for step in session.send("Loop")]
+            with Store.open() as store:
+                stopped = session_state(store.session(session.session_id))
+            second = [step async for step in session.send("Please finish now.")]
+            with Store.open() as store:
+                finished = session_state(store.session(session.session_id))
+    assert first[-1].reason == "max_turns"  # type: ignore[union-attr]
+    assert stopped.words == "stopped at a limit: reached 2 turns (agent.max_turns)"
+    # the model was asked again, not stopped at once; turn numbers go on from the first set
+    assert second[-1] == RunEnded("end_turn", "done")
+    assert [s.turn for s in second if isinstance(s, TurnStarted)] == [3]
+    assert finished.state == "finished"
+    log = read_log(session_log_path(session.session_id))
+    ends = [e for e in log if e["event"] == "run_end"]
+    assert [e["state"] for e in ends] == ["stopped_at_limit", "finished"]
+    assert ends[0]["words"] == stopped.words
+
+
 async def test_endpoint_mistakes_are_explained(tmp_path: Path) -> None:
     with scripted_server(tmp_path, ["unused"]) as url:
         _, steps = await run_task(url + "/v1", "hello")
@@ -264,3 +294,24 @@ async def test_an_answer_cut_off_mid_stream_ends_the_run_with_a_message(tmp_path
         assert last.message.startswith(f"the model server at {url} broke off its answer")
     with Store.open() as store:
         assert [m.role for m in store.messages(session.session_id)] == ["user", "user"]
+
+
+async def test_a_task_too_long_for_the_window_is_refused_before_a_session_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DESKLOOP_SERVER_CONTEXT_WINDOW", "8192")
+    task = "Summarise this: " + "lorem ipsum dolor " * 17_000  # ~306,000 characters
+    with scripted_server(tmp_path, ["unused"]) as url:
+        options = SessionOptions(endpoint=url, title=task[:50], task=task, embedded_endpoint=True)
+        with pytest.raises(TaskTooLong) as refused:
+            async with open_session(options):
+                pass
+        # a task that fits opens as before
+        fits = SessionOptions(endpoint=url, task="Say hi", embedded_endpoint=True)
+        async with open_session(fits) as session:
+            assert session.session_id == 1
+    said = str(refused.value)
+    assert "306,016 characters" in said and "context window is 8,192 tokens" in said
+    assert "shorten the task" in said and "--context-window" in said
+    with Store.open() as store:
+        assert [s.id for s in store.sessions()] == [1]  # none stored for the refused task

@@ -10,11 +10,11 @@ from deskloop.agent.steps import RunEnded, Step, ToolCallFinished
 from deskloop.settings import SettingsError, load_settings, set_setting
 
 
-def test_auto_requires_calls_only_from_the_embedded_model() -> None:
-    assert calls_required("auto", embedded=True)
-    assert not calls_required("auto", embedded=False)
-    assert calls_required("required", embedded=False)
-    assert not calls_required("free", embedded=True)
+def test_auto_requires_calls_only_from_a_small_model() -> None:
+    assert calls_required("auto", small_model=True)
+    assert not calls_required("auto", small_model=False)
+    assert calls_required("required", small_model=False)
+    assert not calls_required("free", small_model=True)
 
 
 def test_an_unknown_mode_is_refused_when_set(monkeypatch: pytest.MonkeyPatch) -> None:

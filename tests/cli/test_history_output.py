@@ -57,11 +57,11 @@ def test_the_list_has_headers_and_titles_chats_by_their_first_message(
     capsys: pytest.CaptureFixture[str], two_sessions: tuple[int, int]
 ) -> None:
     lines = history(capsys)
-    assert lines[0].split() == ["ID", "STARTED", "ENDED", "TITLE"]
+    assert lines[0].split() == ["ID", "STARTED", "STATE", "TITLE"]
     chat, task = lines[1], lines[2]
     assert chat.split()[0] == str(two_sessions[1]) and chat.endswith("what is on my screen, | please?")
-    assert " open " in chat
-    assert task.endswith("Type hello in Mousepad") and " end_turn " in task
+    assert " running " in chat  # this process holds it open
+    assert task.endswith("Type hello in Mousepad") and " finished " in task
     assert len({line.index(line.split()[-1]) for line in (chat, task)}) <= 2
     assert lines[0].index("TITLE") == chat.index("what")
 
@@ -71,11 +71,10 @@ def test_search_finds_prefixes_and_marks_the_match_on_one_line(
 ) -> None:
     for query in ("hel", "hel*", "HELLO"):
         lines = history(capsys, "--search", query)
-        assert lines[0].split() == ["ID", "WHEN", "WHO", "MATCH"]
-        assert len(lines) >= 2
-        for line in lines[1:]:
-            assert "[hello]" in line or "[Hello]" in line
-            assert line.split()[0] == str(two_sessions[0])
+        assert lines[0].split() == ["ID", "HITS", "WHO", "BEST", "MATCH"]
+        assert len(lines) == 2  # one row per session, with the number of its messages that match
+        assert "[hello]" in lines[1] or "[Hello]" in lines[1]
+        assert lines[1].split()[:2] == [str(two_sessions[0]), "3"]
         assert all(len(line) <= 100 for line in lines)
     screen = history(capsys, "--search", "line")
     assert len(screen) == 2  # one hit, on one line, though the message has 40 lines
@@ -97,15 +96,34 @@ def test_a_transcript_reads_as_a_conversation_not_json(
 ) -> None:
     lines = history(capsys, str(two_sessions[0]))
     assert lines[0] == f"session {two_sessions[0]}: Type hello in Mousepad"
-    assert "end_turn" in lines[1]
+    assert lines[1].endswith("; finished")
     assert lines[2:] == [
         "you> Type hello in Mousepad",
         "agent> Typing it.",
         '  → type_text {"text": "hello"}',
-        "    ✓ typed 5 characters | changed: e3",
+        "    ✓ type_text: typed 5 characters | changed: e3",
         "agent> Done: the window says hello.",
     ]
     assert not any('"type"' in line for line in lines)
     chat = history(capsys, str(two_sessions[1]))
     assert chat[0] == f"session {two_sessions[1]}: what is on my screen, | please?"
     assert "      … (32 more lines)" in chat
+
+
+def test_search_names_who_said_it_a_tool_result_by_its_tool(
+    capsys: pytest.CaptureFixture[str], two_sessions: tuple[int, int]
+) -> None:
+    lines = history(capsys, "--search", "typed")
+    assert lines[1].split()[:5] == [str(two_sessions[0]), "1", "type_text", "result", "[typed]"]
+    assert history(capsys, "--search", "window")[1].split()[2] == "agent"
+    assert history(capsys, "--search", "Mousepad")[1].split()[2] == "you"
+
+
+def test_a_session_that_stopped_at_a_limit_says_which(
+    capsys: pytest.CaptureFixture[str], two_sessions: tuple[int, int]
+) -> None:
+    with Store.open() as store:
+        store.end_session(two_sessions[1], "max_turns", "stopped: reached 30 turns (agent.max_turns)")
+        store.release_session(two_sessions[1])
+    lines = history(capsys)
+    assert " stopped at a limit: reached 30 turns (agent.max_turns) " in lines[1]

@@ -43,6 +43,7 @@ def test_the_public_names_are_the_intended_ones() -> None:
         "UntrustedSource",
         "enabled_families",
         "estimate_tokens",
+        "family_tool_sets",
         "left_out_of_mcp_serve",
         "native_tool_set",
         "result_blocks",

@@ -14,8 +14,9 @@ from typing import Any
 import anthropic
 
 from deskloop.agent.console import ask_in_terminal, read_line
+from deskloop.agent.ending import LIMIT_REASONS, session_state
 from deskloop.agent.events import session_log_path
-from deskloop.agent.history import first_words, transcript_line
+from deskloop.agent.history import first_words, tool_names, transcript_line
 from deskloop.agent.loop import INTERRUPTED_TURN, AgentSession
 from deskloop.agent.session import (
     SessionOptions,
@@ -43,6 +44,7 @@ from deskloop.tools import (
 EXIT_INTERRUPTED = 130
 # Lines of the earlier conversation `chat --resume` shows before it waits.
 RECAP_LINES = 12
+NEXT_MESSAGE_AFTER_LIMIT = "your next message goes on with a new set of turns under the same limits"
 PromptCounter = Callable[[], Awaitable[int | None]]
 
 
@@ -131,6 +133,7 @@ def prompt_counter(session: AgentSession) -> PromptCounter:
 
 def _options(args: argparse.Namespace, view: TerminalView, title: str = "") -> SessionOptions:
     return SessionOptions(
+        task=title,
         endpoint=getattr(args, "endpoint", None),
         model=getattr(args, "model", None),
         resume=getattr(args, "resume", None),
@@ -197,10 +200,7 @@ async def _run(args: argparse.Namespace) -> int:
         if ended is None:
             session.mark_interrupted()
             view.error_line("[interrupted]")
-        forgotten = forget_if_unreached(session, ended)
-        if not forgotten:
-            reason = ended.reason if ended is not None else "interrupted"
-            session.store.end_session(session.session_id, reason)
+        if not forget_if_unreached(session, ended):  # how it ended is stored as it ends
             view.error_line(f"[{view.summary()}]")
     if ended is None:
         return EXIT_INTERRUPTED
@@ -231,7 +231,7 @@ async def _chat(args: argparse.Namespace) -> int:
     previous: SessionRecord | None = None
     if args.resume is not None:
         with Store.open() as store:
-            previous = store.session(args.resume)  # how it ended, before resuming clears it
+            previous = store.session(args.resume)  # how it ended, before this process holds it
     options = _options(args, view)
     async with _opened(options, view) as session:
         runner = TurnRunner(view, prompt_counter(session))
@@ -241,7 +241,6 @@ async def _chat(args: argparse.Namespace) -> int:
             for line in recap(session.store.messages(session.session_id), previous):
                 view.line(line)
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, runner.on_interrupt)
-        reason = "user_quit"
         while not runner.session_over.is_set():
             reading = asyncio.ensure_future(read_line("you> "))
             over = asyncio.ensure_future(runner.session_over.wait())
@@ -262,43 +261,39 @@ async def _chat(args: argparse.Namespace) -> int:
                 view.line("[turn interrupted]")
             elif ended.reason == "endpoint_error":
                 view.error_line(f"deskloop: {ended.message}")
-                reason = "endpoint_error"
                 if forget_if_unreached(session, ended):
                     return 1
                 break
-        session.store.end_session(session.session_id, reason)
+            elif ended.reason in LIMIT_REASONS:
+                view.line(f"[{NEXT_MESSAGE_AFTER_LIMIT}]")
+        # How the session ended is its last run's end, stored as it ended (agent/ending.py).
         view.line(f"\n[{view.summary()}]")
     return 0
-
-
-_HOW_IT_ENDED = {
-    None: "it stopped without ending (the process was killed or crashed)",
-    "interrupted": "it was interrupted with Ctrl-C",
-    "user_quit": "the chat was ended at the prompt",
-    "end_turn": "the agent said it was done",
-    "endpoint_error": "the model endpoint failed",
-    "ask_followup": "the agent asked a question",
-}
 
 
 def recap(messages: list[MessageRecord], previous: SessionRecord) -> list[str]:
     """What `chat --resume` shows before it waits: the task, the last turns, how it ended."""
     title = previous.title or first_words(messages)
     lines = [f"resuming: {short(title, 200)}"]
+    tools = tool_names(messages)
     said = [
-        transcript_line(message.role, block, one_line=True)
+        transcript_line(message.role, block, message.content, tools, one_line=True)
         for message in messages
         for block in message.content
     ]
     if len(said) > RECAP_LINES:
-        lines.append(f"  … ({len(said) - RECAP_LINES} earlier lines: `deskloop history {previous.id}`)")
+        lines.append(
+            f"  … ({len(said) - RECAP_LINES} earlier lines: `deskloop history {previous.id}`)"
+        )
     lines += [f"  {line}" for line in said[-RECAP_LINES:]]
-    ended = _HOW_IT_ENDED.get(previous.end_reason, f"it stopped: {previous.end_reason}")
+    state = session_state(previous)
     cut = messages and (
         messages[-1].role == "user" or INTERRUPTED_TURN in str(messages[-1].content)
     )
     middle = "; its last turn did not finish and is not run again" if cut else ""
-    lines.append(f"[{ended}{middle}. Nothing runs until you type.]")
+    if state.at_limit:
+        middle += f"; {NEXT_MESSAGE_AFTER_LIMIT}"
+    lines.append(f"[{state.words}{middle}. Nothing runs until you type.]")
     return lines
 
 

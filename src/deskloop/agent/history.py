@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from deskloop.agent.ending import session_state
+from deskloop.agent.loop import INTERRUPTED_TURN, STARTING_SCREEN_HEADER
 from deskloop.agent.text import short
 from deskloop.command_line import print_table
-from deskloop.store import MessageRecord, SessionRecord, Store
+from deskloop.store import MessageRecord, SessionRecord, Store, searchable_text
 
 # Lines of one text block a transcript shows before it says how many more there are.
 TRANSCRIPT_LINES = 8
+# Characters a search excerpt shows before and after the word it matched.
+EXCERPT_BEFORE = 50
+EXCERPT_AFTER = 110
 
 
 def history_command(args: argparse.Namespace) -> int:
@@ -27,55 +35,148 @@ def history_command(args: argparse.Namespace) -> int:
         if not records:
             print("no sessions yet: `deskloop run TASK` or `deskloop chat` starts one")
             return 0
-        rows = [("ID", "STARTED", "ENDED", "TITLE")]
+        rows = [("ID", "STARTED", "STATE", "TITLE")]
         for record in records:
-            title = record.title or first_words(store.messages(record.id)) or "(no messages)"
+            title = session_title(store, record) or "(no messages)"
             rows.append(
-                (str(record.id), _when(record.started_at), record.end_reason or "open", title)
+                (str(record.id), _when(record.started_at), session_state(record).words, title)
             )
         _print_one_line_each(rows)
     return 0
 
 
+def session_title(store: Store, record: SessionRecord) -> str:
+    """The session's title, else the first thing the person wrote (the CLI and the UI alike)."""
+    return record.title or first_words(store.messages(record.id))
+
+
 def first_words(messages: list[MessageRecord]) -> str:
     """A title for a session stored without one: the first thing the person wrote."""
     for message in messages:
-        if message.role != "user":
-            continue
         for block in message.content:
-            if block.get("type") == "text" and str(block.get("text", "")).strip():
-                return str(block["text"]).strip()
+            text = str(block.get("text", "")).strip()
+            if text and speaker(message.role, block, message.content) == "you":
+                return text
     return ""
 
 
+def speaker(
+    role: str,
+    block: dict[str, Any],
+    blocks: list[dict[str, Any]],
+    tools: Mapping[str, str] | None = None,
+) -> str:
+    """Who a block is from: "you", "agent", "screen", "deskloop" (its own notes to the model),
+    "agent → TOOL" (a call) or "TOOL result" (`tools` maps call ids to tool names)."""
+    kind = block.get("type")
+    if kind == "tool_use":
+        return f"agent → {block.get('name')}"
+    if kind == "tool_result":
+        return f"{(tools or {}).get(str(block.get('tool_use_id')), 'tool')} result"
+    text = str(block.get("text", ""))
+    if role == "assistant":
+        return "deskloop" if text == INTERRUPTED_TURN else "agent"
+    if STARTING_SCREEN_HEADER in text:
+        return "screen"
+    if any(b.get("type") == "tool_result" for b in blocks) or block is not blocks[0]:
+        return "deskloop"  # the task's step, sent with tool results
+    return "you"
+
+
+def tool_names(messages: list[MessageRecord]) -> dict[str, str]:
+    """Each tool call's id and its tool's name, for naming results."""
+    return {
+        str(block.get("id")): str(block.get("name"))
+        for message in messages
+        for block in message.content
+        if block.get("type") == "tool_use"
+    }
+
+
+@dataclass(frozen=True)
+class SessionMatch:
+    """One session a search found: its best excerpt, who said it, and how many messages match."""
+
+    session_id: int
+    title: str
+    who: str
+    excerpt: str
+    hits: int
+    created_at: float
+
+
+def search_sessions(store: Store, text: str, limit: int) -> list[SessionMatch]:
+    """One row per session, best first, with the best message's matching block as excerpt."""
+    matches = []
+    for hit in store.search(text, limit=limit):
+        messages = store.messages(hit.session_id)
+        message = next((m for m in messages if m.id == hit.message_id), None)
+        who: str = "you" if hit.role == "user" else "agent"
+        excerpt = hit.snippet
+        if message is not None:
+            who, excerpt = _matching_block(message, tool_names(messages), text) or (who, excerpt)
+        title = session_title(store, store.session(hit.session_id))
+        matches.append(SessionMatch(hit.session_id, title, who, excerpt, hit.hits, hit.created_at))
+    return matches
+
+
+def _matching_block(
+    message: MessageRecord, tools: Mapping[str, str], query: str
+) -> tuple[str, str] | None:
+    """Who said the first block holding a query word, and its words around the match."""
+    words = [re.escape(w.rstrip("*")) for w in query.split() if w.rstrip("*")]
+    if not words:
+        return None
+    pattern = re.compile(r"\b(" + "|".join(words) + r")\w*", re.IGNORECASE)
+    for block in message.content:
+        said = searchable_text([block])
+        found = pattern.search(said)
+        if found is None:
+            continue
+        start = max(found.start() - EXCERPT_BEFORE, 0)
+        end = found.end() + EXCERPT_AFTER
+        marked = pattern.sub(lambda word: f"[{word.group(0)}]", said[start:end])
+        excerpt = ("…" if start else "") + marked + ("…" if end < len(said) else "")
+        who = speaker(message.role, block, message.content, tools)
+        return who, " ".join(excerpt.split())
+    return None
+
+
 def _search(store: Store, text: str, limit: int) -> int:
-    hits = store.search(text, limit=limit)
-    if not hits:
+    matches = search_sessions(store, text, limit)
+    if not matches:
         print(f"no sessions match {text!r}")
         return 0
-    rows = [("ID", "WHEN", "WHO", "MATCH")]
-    for hit in hits:
-        who = "you" if hit.role == "user" else "agent"
-        rows.append((str(hit.session_id), _when(hit.created_at), who, hit.snippet))
+    rows = [("ID", "HITS", "WHO", "BEST MATCH")]
+    for match in matches:
+        rows.append((str(match.session_id), str(match.hits), match.who, match.excerpt))
     _print_one_line_each(rows)
     return 0
 
 
 def _transcript(store: Store, record: SessionRecord) -> None:
-    title = record.title or first_words(store.messages(record.id))
-    print(f"session {record.id}: {short(title, 200)}")
-    ended = record.end_reason or "still open"
-    print(f"  {record.model} at {record.endpoint}; started {_when(record.started_at)}; {ended}")
-    for message in store.messages(record.id):
+    messages = store.messages(record.id)
+    print(f"session {record.id}: {short(session_title(store, record), 200)}")
+    state = session_state(record).words
+    print(f"  {record.model} at {record.endpoint}; started {_when(record.started_at)}; {state}")
+    tools = tool_names(messages)
+    for message in messages:
         for block in message.content:
-            print(transcript_line(message.role, block))
+            print(transcript_line(message.role, block, message.content, tools))
 
 
-def transcript_line(role: str, block: dict[str, Any], *, one_line: bool = False) -> str:
+def transcript_line(
+    role: str,
+    block: dict[str, Any],
+    blocks: list[dict[str, Any]] | None = None,
+    tools: Mapping[str, str] | None = None,
+    *,
+    one_line: bool = False,
+) -> str:
     """One content block as a transcript shows it: who said it, or the call and its result."""
     kind = block.get("type")
     if kind == "text":
-        who = "you" if role == "user" else "agent"
+        who = speaker(role, block, blocks if blocks is not None else [block])
         text = str(block.get("text", ""))
         said = short(text, 150) if one_line else _some_lines(text, "      ")
         return f"{who}> {said}"
@@ -83,7 +184,9 @@ def transcript_line(role: str, block: dict[str, Any], *, one_line: bool = False)
         return f"  → {block.get('name')} {short(block.get('input'), 150)}"
     if kind == "tool_result":
         mark = "✗" if block.get("is_error") else "✓"
-        return f"    {mark} {short(_result_text(block.get('content')), 150)}"
+        name = (tools or {}).get(str(block.get("tool_use_id")))
+        said = short(_result_text(block.get("content")), 150)
+        return f"    {mark} {name}: {said}" if name else f"    {mark} {said}"
     return f"  [{kind}]"
 
 

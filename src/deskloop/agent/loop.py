@@ -14,16 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anthropic
-from anthropic.types import ToolChoiceParam
 
 from deskloop.agent.endpoint import explain_api_error
 from deskloop.agent.finish import FINISH_TOOL_NAME
-from deskloop.agent.grounding import (
-    ground_definitions,
-    ground_refs,
-    lean_definitions,
-    screen_grounds,
-)
 from deskloop.agent.steps import (
     ApprovalNeeded,
     EndReason,
@@ -39,9 +32,12 @@ from deskloop.agent.steps import (
     TurnStarted,
     UserMessage,
 )
+from deskloop.agent.task_plan import TaskPlan
+from deskloop.agent.tool_routing import SessionTools
 from deskloop.agent.transport_failure import TRANSPORT_ERRORS
+from deskloop.agent.turn_tools import TurnTools
 from deskloop.errors import DeskloopError
-from deskloop.screen.desktop_entries import installed_apps
+from deskloop.screen.targeting import named_window
 from deskloop.settings import AgentSettings
 from deskloop.store import Store, TurnUsage
 from deskloop.tools import (
@@ -55,7 +51,6 @@ from deskloop.tools import (
     ToolStarted,
     text_block,
 )
-from deskloop.tools.browser import grounded_values
 
 # What a model turn can fail with: the SDK's errors, and transport errors it lets through.
 MODEL_ERRORS: tuple[type[BaseException], ...] = (anthropic.APIError, *TRANSPORT_ERRORS)
@@ -130,6 +125,8 @@ class AgentSession:
         calls_required: bool = False,
         observe_first: bool = False,
         grounded: bool = False,
+        small_model: bool = False,
+        session_tools: SessionTools | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -149,8 +146,23 @@ class AgentSession:
         self.observe_first = observe_first
         # Screen tools' ids and apps sent as enums of what exists (agent/grounding.py).
         self.grounded = grounded
-        self._installed_apps: tuple[str, ...] | None = None
+        # Small models: the task step by step (agent/task_plan.py) and the offer of tools
+        # its words call for (agent/tool_routing.py).
+        self.small_model = small_model
+        self.session_tools = session_tools
+        self.plan: TaskPlan | None = None
+        self.turn_tools = TurnTools(
+            dispatcher,
+            session_tools,
+            calls_required=calls_required,
+            small_model=small_model,
+            grounded=grounded,
+        )
+        if session_tools is not None and session_tools.offer is not None:
+            self._use_offer(session_tools)
         self.tokens_used = 0
+        # Turns and tokens used before the current message: the limits count what follows.
+        self._budget_from = (0, 0)
         self._last_outcomes: list[ToolOutcome] = []
         # Whether any event of the current answer arrived: a cut then "broke off".
         self._answer_started = False
@@ -192,27 +204,68 @@ class AgentSession:
             yield step
 
     async def _consumed(self, steps: AsyncIterator[Step]) -> AsyncIterator[Step]:
-        """The stream as its consumers (the session log) and the caller see it, in one order."""
+        """The stream as its consumers (the session log) and the caller see it, in one order;
+        the session's stored state follows it (running, then how the run ended)."""
+        self.store.mark_running(self.session_id)
+        ended = False
         try:
             async for step in steps:
                 for waiting in self.channel.take_waiting():
                     yield waiting
+                if isinstance(step, RunEnded):
+                    self.store.end_session(self.session_id, step.reason, step.message)
+                    ended = True
                 self.channel.deliver(step)
                 yield step
         finally:
+            if not ended:  # stopped by the person (Ctrl-C, Stop) or by a bug
+                self.store.end_session(self.session_id, "interrupted", "stopped by you")
             self.channel.take_waiting()  # an interrupted stream's last notices still reach the log
 
     async def _send(self, text: str) -> AsyncIterator[Step]:
+        # Each message gets a new set of turns under the same limits: after "stopped at a
+        # limit", the person's next message runs again instead of stopping at once.
+        self._budget_from = (self.turns, self.tokens_used)
+        self.started = time.monotonic()
         blocks = [text_block(text)]
         self.dispatcher.context.task = text
+        self._plan_for(text)
         if self.observe_first and not any(m["role"] == "assistant" for m in self.messages):
             screen = await self._starting_screen()
             if screen is not None:
-                blocks.append(text_block(screen))
+                header = self.plan.header() if self.plan is not None else ""
+                blocks.append(text_block(f"{header}\n{screen}" if header else screen))
         self._append("user", blocks)
         yield UserMessage(text)
         async for step in self._run():
             yield step
+
+    def _plan_for(self, text: str) -> None:
+        """The tools this message calls for and, for a small model, its steps."""
+        tools = self.session_tools
+        if tools is not None:
+            changed = tools.route(text)
+            if changed is not None:
+                self._use_offer(tools)
+                self.emit(Notice("tool_routing", changed))
+        if not self.small_model:
+            return
+        self.plan = TaskPlan.for_task(text)
+        self.dispatcher.context.step = self.plan.steps[0].text if len(self.plan.steps) > 1 else ""
+        if len(self.plan.steps) > 1:
+            listed = "; ".join(f"{n}. {s.text}" for n, s in enumerate(self.plan.steps, 1))
+            self.emit(Notice("task_steps", f"the task in {len(self.plan.steps)} steps: {listed}"))
+
+    def _use_offer(self, tools: SessionTools) -> None:
+        """The offer decided: its system prompt, `more_tools`, and the dispatcher's check."""
+        self.system_prompt = tools.system_prompt()
+        registry = self.dispatcher.registry
+        if tools.more_tools is not None and tools.more_tools.name not in registry:
+            registry.add(tools.more_tools)
+        offer = tools.offer
+        if offer is not None:
+            self.dispatcher.is_offered = offer.offers
+            self.dispatcher.not_offered_hint = tools.hint_for
 
     async def _run(self) -> AsyncIterator[Step]:
         while True:
@@ -274,8 +327,8 @@ class AgentSession:
             max_tokens=self.limits.max_tokens_per_turn,
             system=self.system_prompt,
             messages=self.messages,  # type: ignore[arg-type]
-            tools=await self._tool_definitions(),  # type: ignore[arg-type]
-            tool_choice=self._tool_choice(),
+            tools=await self.turn_tools.definitions(self.plan, self._last_outcomes),  # type: ignore[arg-type]
+            tool_choice=self.turn_tools.tool_choice(self.plan, self._last_outcomes),
             # Small models (every turn a call) decode greedily: sampled at the API's default
             # temperature 1.0, SmolLM2-135M typed made-up text ("mac-application help") into
             # whatever had the focus (bench_tasks).
@@ -311,15 +364,6 @@ class AgentSession:
                     )
         yield blocks, usage
 
-    def _tool_choice(self) -> ToolChoiceParam:
-        """Any tool when every turn is a call; `finish` only right after the model asked
-        again for the action that had just worked (it had nothing else left to do)."""
-        if not self.calls_required:
-            return {"type": "auto"}
-        if any(outcome.status == "repeated" for outcome in self._last_outcomes):
-            return {"type": "tool", "name": FINISH_TOOL_NAME}
-        return {"type": "any"}
-
     async def _dispatch(self, calls: list[ToolCall]) -> AsyncIterator[Step]:
         events: asyncio.Queue[ToolEvent] = asyncio.Queue()
         self.dispatcher.on_event = events.put_nowait  # tools' events, in the order they happen
@@ -348,7 +392,19 @@ class AgentSession:
             self._answer_interrupted(calls, finished)
             raise
         self._last_outcomes = [finished[call.id] for call in calls]
-        self._append("user", [outcome.result_block() for outcome in self._last_outcomes])
+        results: list[ContentBlock] = [o.result_block() for o in self._last_outcomes]
+        if self.plan is not None:
+            risks = {tool.name: tool.risk for tool in self.dispatcher.registry}
+            moved = self.plan.advance(self._last_outcomes, risks)
+            if moved:
+                step = self.plan.step
+                self.dispatcher.context.step = step.text if step is not None else ""
+                self.emit(Notice("task_step", self.plan.header()))
+            header = self.plan.header()
+            screen = await self._step_screen() if moved else None
+            if header:
+                results.append(text_block(f"{header}\n{screen}" if screen else header))
+        self._append("user", results)
 
     def _record_outcome(self, outcome: ToolOutcome) -> None:
         self.store.finish_tool_call(
@@ -374,45 +430,48 @@ class AgentSession:
         self._append("user", blocks)
         self.emit(Notice("interrupted", "interrupted while tools ran"))
 
-    async def _tool_definitions(self) -> list[dict[str, Any]]:
-        """The tools as this turn sends them: grounded in what exists, where that is on."""
-        definitions = self.dispatcher.registry.definitions()
-        registry = self.dispatcher.registry
-        screen_tools = frozenset(t.name for t in registry if t.source == "screen")
-        if self.calls_required:
-            definitions = lean_definitions(definitions, screen_tools)
-        if not self.grounded:
-            return definitions
-        if self._installed_apps is None:
-            self._installed_apps = tuple(app.name for app in installed_apps())
-        grounds = await screen_grounds(self.dispatcher.context.screen, self._installed_apps)
-        definitions = ground_definitions(definitions, grounds, screen_tools)
-        browser_tools = frozenset(t.name for t in registry if t.source == "browser")
-        refs = grounded_values(self.dispatcher.context)["ref"]
-        return ground_refs(definitions, refs, browser_tools)
-
     async def _starting_screen(self) -> str | None:
         """What `observe` shows as the task starts, marked as screen data; None without a screen.
 
         Models that start from the screen's real ids act sooner and invent fewer ids (the
         embedded model guessed ids for every call without it).
         """
+        return await self._observed({})
+
+    async def _observed(self, tool_input: dict[str, Any]) -> str | None:
+        """`observe` with `tool_input`, as screen data; None without a screen."""
         tool = self.dispatcher.registry.get(OBSERVE_TOOL_NAME)
         if tool is None:
             return None
         try:
             async with asyncio.timeout(OBSERVE_FIRST_TIMEOUT_S):
-                output = await tool.run({}, self.dispatcher.context)
+                output = await tool.run(tool_input, self.dispatcher.context)
         except (DeskloopError, TimeoutError, OSError) as exc:
             self.emit(Notice("observe_first_skipped", str(exc) or type(exc).__name__))
             return None
         if not isinstance(output, str):
             output = "\n".join(str(b.get("text", "")) for b in output if b.get("type") == "text")
-        self.dispatcher.policy.note_untrusted(tool, {}, output)  # the model reads it too
+        self.dispatcher.policy.note_untrusted(tool, tool_input, output)  # the model reads it
         self.emit(
-            Notice("observe_first", f"the task starts with {len(output)} characters of screen")
+            Notice("observe_first", f"the step starts with {len(output)} characters of screen")
         )
         return f"{STARTING_SCREEN_HEADER}\n{output}"
+
+    async def _step_screen(self) -> str | None:
+        """The window the new step names, observed, when it is not the one worked on: a
+        small model does not switch windows by itself (it clicked Mousepad's text area
+        three times for "tick the checkbutton in the widget factory")."""
+        step = self.plan.step if self.plan is not None else None
+        screen = self.dispatcher.context.screen
+        if step is None or screen is None:
+            return None
+        try:
+            named = named_window(step.text, await screen.backend.list_apps())
+        except (DeskloopError, OSError):
+            return None
+        if named is None or (screen.latest is not None and screen.latest.pid == named.app.pid):
+            return None
+        return await self._observed({"pid": named.app.pid})
 
     def _finish_summary(self) -> str | None:
         """The summary of a successful `finish` call this turn, if there was one."""
@@ -432,14 +491,16 @@ class AgentSession:
 
     def _limit_reached(self) -> RunEnded | None:
         limits = self.limits
-        if self.turns >= limits.max_turns:
+        turns_before, tokens_before = self._budget_from
+        if self.turns - turns_before >= limits.max_turns:
             return RunEnded(
                 "max_turns", f"stopped: reached {limits.max_turns} turns (agent.max_turns)"
             )
-        if self.tokens_used >= limits.max_session_tokens:
+        tokens_used = self.tokens_used - tokens_before
+        if tokens_used >= limits.max_session_tokens:
             return RunEnded(
                 "max_session_tokens",
-                f"stopped: used {self.tokens_used} tokens, the limit is "
+                f"stopped: used {tokens_used} tokens, the limit is "
                 f"{limits.max_session_tokens} (agent.max_session_tokens)",
             )
         elapsed = time.monotonic() - self.started

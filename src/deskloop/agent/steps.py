@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from deskloop.agent.ending import state_of
 from deskloop.store import TurnUsage
 from deskloop.tools import PermissionRequest, ToolCall, ToolOutcome, UntrustedSource
 
@@ -35,7 +36,14 @@ NoticeKind = Literal[
     "observe_first_skipped",
     "interrupted",
     "no_desktop",
+    # How the session suits its model: its size, the tools offered, the task's steps.
+    "model_size",
+    "tool_routing",
+    "task_steps",
+    "task_step",
 ]
+# Notices a person sees in the transcript as they happen.
+SHOWN_NOTICES = frozenset({"model_size", "tool_routing", "task_steps", "task_step"})
 
 
 @dataclass(frozen=True)
@@ -184,7 +192,14 @@ def step_to_json(step: Step) -> dict[str, Any]:
             notice = {"event": "notice", "kind": kind, "message": message}
             return {**notice, "server": server} if server else notice
         case RunEnded(reason, message):
-            return {"event": "run_end", "reason": reason, "message": message}
+            state = state_of(reason, message)
+            return {
+                "event": "run_end",
+                "reason": reason,
+                "message": message,
+                "state": state.state,
+                "words": state.words,
+            }
 
 
 @dataclass

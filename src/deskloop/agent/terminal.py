@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from deskloop.agent.steps import (
+    SHOWN_NOTICES,
     FollowupAsked,
     Notice,
     RunEnded,
@@ -119,6 +120,8 @@ class TerminalView:
             self.usage.append(step.usage)
         elif isinstance(step, Notice) and step.kind == "mcp_report":
             self.error_line(f"deskloop: {step.message}")
+        elif isinstance(step, Notice) and step.kind in SHOWN_NOTICES:
+            self._line(f"[{step.message}]")
         elif isinstance(step, FollowupAsked):
             self._line(f"? {step.question}")
             for number, option in enumerate(step.options, 1):

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -128,7 +129,18 @@ def routine_runs(store: Store, name: str, limit: int = 20) -> list[RunRecord]:
     return store.runs(get_routine(store, name).id, limit)
 
 
-def _checked(fields: RoutineFields, now: datetime, *, check_at: bool) -> Schedule:
+# Given by the caller, which knows the tools (routines/ sits below tools/): the problem
+# with a list of tool names, in words, or None (tools/tool_names.py SessionToolNames.check).
+ToolListCheck = Callable[[Collection[str]], "str | None"]
+
+
+def _checked(
+    fields: RoutineFields,
+    now: datetime,
+    *,
+    check_at: bool,
+    check_tools: ToolListCheck | None = None,
+) -> Schedule:
     if not NAME_PATTERN.match(fields.name):
         raise RoutineError(
             f"a routine name is 1-64 letters, digits, '.', '_' or '-', starting with a letter "
@@ -143,6 +155,9 @@ def _checked(fields: RoutineFields, now: datetime, *, check_at: bool) -> Schedul
             raise RoutineError(
                 f"{tool!r} is not a tool name; give names as `deskloop tools` lists them"
             )
+    problem = check_tools(fields.tools or ()) if check_tools is not None else None
+    if problem is not None:
+        raise RoutineError(problem)
     if fields.endpoint and not fields.endpoint.startswith(("http://", "https://")):
         raise RoutineError(
             f"the endpoint {fields.endpoint!r} is not a URL; give e.g. http://127.0.0.1:8888"
@@ -167,6 +182,7 @@ def create_routine(
     session_mode: SessionMode = "new",
     enabled: bool = True,
     now: datetime | None = None,
+    check_tools: ToolListCheck | None = None,
 ) -> RoutineRecord:
     """A new routine; its first fire is computed from `now` in its zone."""
     moment = _now(now)
@@ -182,7 +198,7 @@ def create_routine(
         timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
         tools=_unique(tools),
     )
-    parsed = _checked(fields, moment, check_at=True)
+    parsed = _checked(fields, moment, check_at=True, check_tools=check_tools)
     fields = replace(fields, schedule=str(parsed), timezone=parsed.zone_name)
     if store.routine(fields.name) is not None:
         raise RoutineError(
@@ -192,7 +208,12 @@ def create_routine(
 
 
 def update_routine(
-    store: Store, name: str, changes: RoutineChanges, *, now: datetime | None = None
+    store: Store,
+    name: str,
+    changes: RoutineChanges,
+    *,
+    now: datetime | None = None,
+    check_tools: ToolListCheck | None = None,
 ) -> RoutineRecord:
     """Change the given fields; a new schedule, zone or re-enable recomputes the next fire."""
     moment = _now(now)
@@ -219,7 +240,9 @@ def update_routine(
         or changes.timezone is not None
         or (fields.enabled and not current.enabled)
     )
-    parsed = _checked(fields, moment, check_at=timing_changed)
+    # A list given now is checked; one kept as it was is not (a server may be gone for now).
+    checked = check_tools if changes.tools is not None else None
+    parsed = _checked(fields, moment, check_at=timing_changed, check_tools=checked)
     fields = replace(fields, schedule=str(parsed), timezone=parsed.zone_name)
     if fields.name != current.name and store.routine(fields.name) is not None:
         raise RoutineError(f"a routine named {fields.name!r} exists; pick another name")

@@ -33,6 +33,7 @@ from deskloop.scheduler.lock import SchedulerLock
 from deskloop.scheduler.runner import ModelServers, Scheduler
 from deskloop.settings import AgentSettings, SchedulerSettings, load_settings, paths
 from deskloop.store import RoutineRecord, RunRecord, SessionMode, Store
+from deskloop.tools.tool_names import tool_list_check
 
 
 def _tools(text: str | None) -> tuple[str, ...] | None:
@@ -57,11 +58,14 @@ def routines_command(args: argparse.Namespace) -> int:
                 timeout_s=args.timeout or load_settings().scheduler.routine_timeout_s,
                 session_mode="resume" if args.resume else "new",
                 enabled=not args.disabled,
+                check_tools=tool_list_check(store),
             )
             print(f"added {routine.name}: {_describe(routine)}")
             _warn_without_scheduler()
         elif action == "update":
-            routine = update_routine(store, args.name, _changes(args))
+            routine = update_routine(
+                store, args.name, _changes(args), check_tools=tool_list_check(store)
+            )
             print(f"updated {routine.name}: {_describe(routine)}")
         elif action == "list":
             _print_list(store, as_json=args.json)

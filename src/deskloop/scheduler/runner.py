@@ -300,6 +300,11 @@ class Scheduler:
             self._finish(routine, run, RunResult("error", f"no model server: {exc}"))
             return
         end = await self._run_child(run, routine.timeout_s, url, embedded)
+        session_id = self.store.run(run.id).session_id
+        if end.timed_out and session_id is not None:  # its session says so too
+            self.store.end_session(session_id, "timed_out", end.message)
+        elif end.reason == "crashed" and session_id is not None:
+            self.store.end_session(session_id, "crashed", end.message)
         result = judge_run(self.store, self.store.run(run.id), end, baseline_turn)
         if fire.catch_up:
             said = f"{fire.missed} missed fires" if fire.missed > 1 else "a missed fire"
@@ -390,7 +395,9 @@ class Scheduler:
             if run.owner_pid == os.getpid():
                 self.store.finish_run(run.id, RunResult("error", SCHEDULER_STOPPED))
                 if run.session_id is not None:
-                    self.store.end_session(run.session_id, "scheduler_stopped")
+                    self.store.end_session(
+                        run.session_id, "scheduler_stopped", "the scheduler stopped during the run"
+                    )
 
 
 async def _spawn_child(words: list[str]) -> asyncio.subprocess.Process:

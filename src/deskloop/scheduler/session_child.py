@@ -83,7 +83,6 @@ async def run_session(run_id: int, endpoint: str, embedded: bool) -> RunEnded:
                 first_output = False
             if isinstance(step, RunEnded):
                 ended = step
-        session.store.end_session(session.session_id, ended.reason)
     return ended
 
 

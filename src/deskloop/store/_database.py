@@ -74,7 +74,7 @@ class Store(
 
     def resume(self, session_id: int) -> ResumedConversation:
         """Reopen a session; tool calls cut off by a crash get an `is_error` result first."""
-        with self.transaction() as db:
+        with self.transaction():
             self._require_session(session_id)
             history = self.messages(session_id)
             dangling: list[str] = []
@@ -99,10 +99,8 @@ class Store(
                     ],
                 )
             self._interrupt_running_calls(session_id)
-            db.execute(
-                "UPDATE sessions SET ended_at = NULL, end_reason = NULL WHERE id = ?",
-                (session_id,),
-            )
+            # How it last ended stays until a new run starts (agent/ending.py words it).
+            self.hold_session(session_id)
         return ResumedConversation(
             self.session(session_id),
             [message.as_api_message() for message in self.messages(session_id)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import cast
 
 from deskloop.store._connection import Connected, dumps
@@ -33,6 +34,10 @@ def searchable_text(blocks: Sequence[ContentBlock]) -> str:
             elif isinstance(inner, list):
                 parts.extend(str(b.get("text", "")) for b in inner if b.get("type") == "text")
     return "\n".join(part for part in parts if part)
+
+
+# Matching messages read to group them by session; counts stop there.
+SEARCH_ROWS = 5000
 
 
 def _fts_query(text: str) -> str:
@@ -74,7 +79,8 @@ class MessageAccess(Connected):
         ]
 
     def search(self, text: str, limit: int = 20) -> list[SearchHit]:
-        """Messages holding a word that starts with each word of `text`, best match first."""
+        """Sessions with a message holding a word that starts with each word of `text`:
+        one hit per session (its best message, and how many match), best session first."""
         query = _fts_query(text)
         if not query:
             return []
@@ -83,6 +89,12 @@ class MessageAccess(Connected):
             " snippet(messages_fts, 0, '[', ']', '…', 12), m.created_at"
             " FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid"
             " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-            (query, limit),
+            (query, SEARCH_ROWS),
         ).fetchall()
-        return [SearchHit(*row) for row in rows]
+        best: dict[int, SearchHit] = {}
+        counts: dict[int, int] = {}
+        for row in rows:
+            if row[0] not in best and len(best) < limit:
+                best[row[0]] = SearchHit(*row)
+            counts[row[0]] = counts.get(row[0], 0) + 1
+        return [replace(hit, hits=counts[session]) for session, hit in best.items()]

@@ -267,6 +267,14 @@ def m007_browser_profile(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m008_session_state(db: sqlite3.Connection) -> None:
+    # How a session's last run ended in words (failed: why, stopped at which limit), and
+    # the process holding it open, so a session whose process died is not "running".
+    db.execute("ALTER TABLE sessions ADD COLUMN end_detail TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE sessions ADD COLUMN owner_pid INTEGER")
+
+
 def apply_migrations(db: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction; returns their names."""
     db.execute(

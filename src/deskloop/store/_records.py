@@ -19,6 +19,9 @@ class SessionRecord:
     started_at: float
     ended_at: float | None
     end_reason: str | None
+    # What the last run's end said (which limit, why it failed); the process holding it open.
+    end_detail: str = ""
+    owner_pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +63,14 @@ class TurnUsage:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
+    """One session that matched: its best message and how many of its messages match."""
+
     session_id: int
     message_id: int
     role: Role
     snippet: str
     created_at: float
+    hits: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from deskloop.tools.contract import (
     ToolInput,
     ToolOutput,
 )
+from deskloop.tools.tool_names import SessionToolNames
 
 _NAME = {"type": "string", "description": "The routine's name: letters, digits, . _ -"}
 _FIELDS: dict[str, Any] = {
@@ -88,6 +89,7 @@ async def _create(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
             endpoint=str(tool_input.get("endpoint", "")),
             model=str(tool_input.get("model", "")),
             timeout_s=tool_input.get("timeout_s", context.settings.scheduler.routine_timeout_s),
+            check_tools=SessionToolNames.for_context(context).check,
         )
     except RoutineError as exc:
         raise BadToolArguments(str(exc)) from exc
@@ -106,7 +108,12 @@ async def _update(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
         enabled=tool_input.get("enabled"),
     )
     try:
-        routine = update_routine(context.store, str(tool_input["name"]), changes)
+        routine = update_routine(
+            context.store,
+            str(tool_input["name"]),
+            changes,
+            check_tools=SessionToolNames.for_context(context).check,
+        )
     except RoutineError as exc:
         raise BadToolArguments(str(exc)) from exc
     return f"updated: {json.dumps(routine_to_json(routine), ensure_ascii=False)}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from deskloop.agent.history import speaker
 from deskloop.agent.steps import Step, ToolCallFinished, step_to_json
 from deskloop.store import MessageRecord
 
@@ -29,14 +30,17 @@ def transcript_events(messages: Sequence[MessageRecord]) -> list[Event]:
     events: list[Event] = []
     names: dict[str, str] = {}
     for message in messages:
-        for index, block in enumerate(message.content):
+        for block in message.content:
             kind = block.get("type")
-            if kind == "text" and message.role == "user":
-                # A user message's later text blocks are context the agent added (the screen).
-                name = "user_message" if index == 0 else "context"
-                events.append({"event": name, "text": str(block.get("text", ""))})
+            who = speaker(message.role, block, message.content) if kind == "text" else ""
+            text = str(block.get("text", ""))
+            if who == "you":
+                events.append({"event": "user_message", "text": text})
+            elif who in ("screen", "deskloop"):
+                # What deskloop sent with the person's words or a tool's result.
+                events.append({"event": "context", "who": who, "text": text})
             elif kind == "text":
-                events.append({"event": "text_delta", "text": str(block.get("text", ""))})
+                events.append({"event": "text_delta", "text": text})
             elif kind == "tool_use":
                 names[str(block.get("id"))] = str(block.get("name"))
                 events.append(

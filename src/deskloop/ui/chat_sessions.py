@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
+from deskloop.agent.commands import PromptCounter, prompt_counter
 from deskloop.agent.loop import AgentSession
 from deskloop.agent.session import SessionOptions, open_session
-from deskloop.agent.steps import ApprovalNeeded, Step
+from deskloop.agent.steps import ApprovalNeeded, Step, TurnStarted
 from deskloop.errors import DeskloopError
 from deskloop.tools import Answer, PermissionRequest
 from deskloop.ui.chat_events import Event, step_event
@@ -148,7 +149,7 @@ class ChatSessions:
 
     async def start(self, text: str) -> LiveSession:
         """A new session, already working on `text`."""
-        live = await self._open(SessionOptions(title=text))
+        live = await self._open(SessionOptions(title=text, task=text))
         self.send(live.session_id, text)
         return live
 
@@ -205,8 +206,7 @@ class ChatSessions:
                 opened.set_result(None)
                 for step in agent.take_notices():
                     live.publish_step(step)
-                reason = await self._serve(live, agent)
-                agent.store.end_session(agent.session_id, reason)
+                await self._serve(live, agent)  # each run's end is stored as it ends
         except Exception as exc:
             if not opened.done():
                 opened.set_exception(exc)
@@ -221,15 +221,17 @@ class ChatSessions:
                 del self.live[live.session_id]
             live.publish({"event": "session_closed"})
 
-    async def _serve(self, live: LiveSession, agent: AgentSession) -> str:
-        """Run each message of the inbox as a turn; the reason the session ended."""
+    async def _serve(self, live: LiveSession, agent: AgentSession) -> None:
+        """Run each message of the inbox as a turn, until the session is closed."""
         while True:
             text = await live.inbox.get()
             if text is None:
-                return "user_closed"
+                return
             live.running = True
             live.publish({"event": "busy", "running": True})
-            live.turn = asyncio.ensure_future(_publish_steps(live, agent.send(text)))
+            live.turn = asyncio.ensure_future(
+                _publish_steps(live, agent.send(text), prompt_counter(agent))
+            )
             try:
                 await live.turn
             except asyncio.CancelledError:
@@ -245,6 +247,23 @@ class ChatSessions:
                 live.publish({"event": "busy", "running": False})
 
 
-async def _publish_steps(live: LiveSession, steps: AsyncIterator[Step]) -> None:
-    async for step in steps:
-        live.publish_step(step)
+async def _publish_steps(
+    live: LiveSession, steps: AsyncIterator[Step], count_prompt: PromptCounter | None = None
+) -> None:
+    """The steps to the page; at each turn's start, the prompt's size too, as the terminal's
+    status line says it ("waiting for the model (3154 prompt tokens)")."""
+    counting: asyncio.Task[None] | None = None
+
+    async def count(turn: int, counter: PromptCounter) -> None:
+        tokens = await counter()
+        if tokens is not None:
+            live.publish({"event": "prompt_size", "turn": turn, "tokens": tokens})
+
+    try:
+        async for step in steps:
+            live.publish_step(step)
+            if isinstance(step, TurnStarted) and count_prompt is not None:
+                counting = asyncio.ensure_future(count(step.turn, count_prompt))
+    finally:
+        if counting is not None:
+            counting.cancel()

@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from deskloop.agent.ending import session_state
+from deskloop.agent.history import search_sessions, session_title
 from deskloop.store import SessionRecord, Store
 from deskloop.ui.chat_events import transcript_events
 from deskloop.ui.http import BadRequest
@@ -15,15 +17,18 @@ from deskloop.ui.http import BadRequest
 LIMIT = 50
 
 
-def session_json(record: SessionRecord) -> dict[str, Any]:
+def session_json(record: SessionRecord, store: Store) -> dict[str, Any]:
+    state = session_state(record)
     return {
         "id": record.id,
-        "title": record.title,
+        "title": session_title(store, record),
         "endpoint": record.endpoint,
         "model": record.model,
         "started_at": record.started_at,
         "ended_at": record.ended_at,
         "end_reason": record.end_reason,
+        "state": state.state,
+        "state_words": state.words,
     }
 
 
@@ -35,27 +40,27 @@ def _limit(request: Request) -> int:
 
 
 async def history(request: Request) -> Response:
-    """`?q=words`: the messages holding every word, best first; without it, recent sessions."""
+    """`?q=words`: one row per session whose messages hold every word, best first, with the
+    number of matching messages and the best excerpt; without it, recent sessions."""
     query = request.query_params.get("q", "").strip()
     with Store.open() as store:
         if not query:
-            return JSONResponse(
-                {"sessions": [session_json(s) for s in store.sessions(limit=_limit(request))]}
-            )
-        hits = store.search(query, limit=_limit(request))
-        titles = {hit.session_id: store.session(hit.session_id).title for hit in hits}
+            sessions = store.sessions(limit=_limit(request))
+            return JSONResponse({"sessions": [session_json(s, store) for s in sessions]})
+        matches = search_sessions(store, query, _limit(request))
     return JSONResponse(
         {
             "query": query,
             "hits": [
                 {
-                    "session_id": hit.session_id,
-                    "title": titles[hit.session_id],
-                    "role": hit.role,
-                    "snippet": hit.snippet,
-                    "created_at": hit.created_at,
+                    "session_id": match.session_id,
+                    "title": match.title,
+                    "who": match.who,
+                    "snippet": match.excerpt,
+                    "hits": match.hits,
+                    "created_at": match.created_at,
                 }
-                for hit in hits
+                for match in matches
             ],
         }
     )
@@ -66,9 +71,10 @@ def stored_session(session_id: int, messages_before: int | None = None) -> dict[
     with Store.open() as store:
         record = store.session(session_id)
         messages = store.messages(session_id)
+        session = session_json(record, store)
     if messages_before is not None:
         messages = messages[:messages_before]
-    return {"session": session_json(record), "transcript": transcript_events(messages)}
+    return {"session": session, "transcript": transcript_events(messages)}
 
 
 async def one_session(request: Request) -> Response:

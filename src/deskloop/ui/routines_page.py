@@ -25,6 +25,7 @@ from deskloop.routines import (
     update_routine,
 )
 from deskloop.store import Store
+from deskloop.tools.tool_names import tool_list_check
 from deskloop.ui.http import BadRequest, json_body, text_field
 
 RUNS_SHOWN = 20
@@ -79,6 +80,7 @@ async def create(request: Request) -> Response:
             model=text_field(body, "model"),
             timeout_s=_timeout(body),
             enabled=_enabled(body),
+            check_tools=tool_list_check(store),
         )
         return JSONResponse(routines_view(store), status_code=201)
 
@@ -100,7 +102,8 @@ async def edit(request: Request) -> Response:
         new_name=text_field(body, "name") or None,
     )
     with Store.open() as store:
-        update_routine(store, request.path_params["name"], changes)
+        name = request.path_params["name"]
+        update_routine(store, name, changes, check_tools=tool_list_check(store))
         return JSONResponse(routines_view(store))
 
 

@@ -6,6 +6,9 @@
   const message = document.getElementById("message");
   const match = location.pathname.match(/^\/chat\/(\d+)$/);
 
+  const FOLD_CHARS = 1200;
+  const FOLD_LINES = 16;
+
   function fail(error) {
     banner(message, "error", error.message || String(error));
   }
@@ -27,6 +30,7 @@
         if (document.getElementById("new-tab").checked) {
           window.open(url, "_blank");
           task.value = "";
+          banner(message, "ok", `Session #${started.session_id} is open in its own tab.`);
           refresh();
         } else {
           location.assign(url);
@@ -81,6 +85,10 @@
     const tools = new Map();
     const asks = new Map();
     const openQuestions = [];
+    // What the session is doing now, from the same steps the terminal's status line reads.
+    let status = null; // {text, since}
+    let ended = "";    // how the last run ended, in the store's words
+    setInterval(showState, 1000);
 
     function follow(node) {
       const atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 80;
@@ -89,12 +97,40 @@
       return node;
     }
 
+    function showState() {
+      const running = !stop.disabled;
+      let words = live ? "waiting for you" : (ended || "not running");
+      if (running) {
+        words = status ? `${status.text} for ${Math.round((Date.now() - status.since) / 1000)} s` : "working";
+      }
+      document.getElementById("state-text").textContent = words;
+    }
+
+    function setStatus(text, keepSince) {
+      status = {text, since: keepSince && status ? status.since : Date.now()};
+      showState();
+    }
+
     function setRunning(running) {
       document.getElementById("dot").className = `status-dot ${running ? "running" : ""}`;
-      document.getElementById("state-text").textContent =
-        running ? "working" : live ? "waiting for you" : "not running";
       stop.disabled = !running;
       send.disabled = running;
+      if (running && !status) setStatus("starting");
+      if (!running) status = null;
+      showState();
+    }
+
+    // A long message shows its start; the rest opens on a click.
+    function folded(textContent, className) {
+      const lines = textContent.split("\n");
+      if (textContent.length <= FOLD_CHARS && lines.length <= FOLD_LINES) {
+        return el("div", {class: className}, textContent);
+      }
+      const head = lines.slice(0, FOLD_LINES).join("\n").slice(0, FOLD_CHARS);
+      const rest = el("details", {class: "fold"},
+        el("summary", {}, `Show all ${textContent.length.toLocaleString()} characters`),
+        el("div", {}, textContent.slice(head.length)));
+      return el("div", {class: `${className} folded`}, head, rest);
     }
 
     function setLive(isLive) {
@@ -203,22 +239,33 @@
             card.classList.add("answered");
             for (const button of card.querySelectorAll("button")) button.disabled = true;
           }
-          follow(el("div", {class: "msg user"}, event.text));
+          follow(folded(event.text, "msg user"));
           break;
         case "context":
-          follow(el("details", {class: "context"}, el("summary", {}, "screen data sent with it"),
+          follow(el("details", {class: "context"},
+            el("summary", {}, event.who === "screen" ? "screen data sent with it" : "deskloop's note to the agent"),
             el("pre", {}, event.text)));
           break;
         case "text_delta":
           if (!bubble) bubble = follow(el("div", {class: "msg assistant"}));
           bubble.append(event.text);
+          if (status && status.text !== "writing") setStatus("writing");
           break;
-        case "turn_start": case "turn_break": case "usage":
+        case "turn_start":
+          bubble = null;
+          setStatus("waiting for the model");
+          break;
+        case "prompt_size":
+          if (status && status.text.startsWith("waiting for the model")) {
+            setStatus(`waiting for the model (${event.tokens} prompt tokens)`, true);
+          }
+          break;
+        case "turn_break": case "usage":
           bubble = null;
           break;
-        case "tool_start": toolCall(event); break;
+        case "tool_start": toolCall(event); setStatus(`running ${event.name}`); break;
         case "tool_end": toolResult(event); break;
-        case "approval_needed": approval(event); break;
+        case "approval_needed": approval(event); setStatus("waiting for your approval"); break;
         case "approval_answered": approvalAnswered(event); break;
         case "question": question(event); break;
         case "busy": setRunning(event.running); break;
@@ -229,8 +276,13 @@
           break;
         case "error": line(event.message, "error"); break;
         case "run_end":
-          if (!["end_turn", "ask_followup"].includes(event.reason)) {
-            line(event.message, event.reason === "endpoint_error" ? "error" : "");
+          ended = event.words || "";
+          if (ended) document.getElementById("session-ended").textContent = `Last run: ${ended}`;
+          if (event.state && event.state !== "finished") {
+            line(event.words || event.message, event.state === "failed" ? "error" : "");
+          }
+          if (event.state === "stopped_at_limit") {
+            line("Your next message goes on with a new set of turns under the same limits.");
           }
           break;
         case "session_closed":
@@ -294,6 +346,8 @@
       document.getElementById("session-title").textContent = `#${session.id} ${short(session.title || "", 70)}`;
       document.title = `#${session.id} ${short(session.title || "", 40)} · deskloop`;
       document.getElementById("session-meta").textContent = `${session.model} at ${session.endpoint}`;
+      ended = session.state === "running" ? "" : session.state_words;
+      if (ended) document.getElementById("session-ended").textContent = `Last run: ${ended}`;
       for (const event of data.transcript) render(event);
       bubble = null;
       setLive(data.live);

@@ -25,16 +25,17 @@
     results.replaceChildren(...sessions.map((session) => el("li", {dataset: {session: session.id}},
       el("a", {href: `/chat/${session.id}`}, `#${session.id} ${short(session.title || "(no title)", 90)}`),
       el("div", {class: "small muted"},
-        `${when(session.started_at)} · ${session.end_reason || "open"} · ${session.model} at ${session.endpoint}`))));
+        `${when(session.started_at)} · ${session.state_words} · ${session.model} at ${session.endpoint}`))));
     if (!sessions.length) results.append(el("li", {class: "muted"}, "No sessions yet."));
   }
 
   function showHits(query, hits) {
-    title.textContent = `${hits.length} message${hits.length === 1 ? "" : "s"} matching “${query}”`;
+    title.textContent = `${hits.length} session${hits.length === 1 ? "" : "s"} matching “${query}”`;
     results.replaceChildren(...hits.map((hit) => el("li", {dataset: {session: hit.session_id}},
       el("a", {href: `/chat/${hit.session_id}`}, `#${hit.session_id} ${short(hit.title || "(no title)", 90)}`),
-      el("div", {}, el("span", {class: "muted small"}, `${hit.role}: `), snippet(hit.snippet)),
-      el("div", {class: "small muted"}, when(hit.created_at)))));
+      el("div", {}, el("span", {class: "muted small who"}, `${hit.who}: `), snippet(hit.snippet)),
+      el("div", {class: "small muted"},
+        `${hit.hits} matching message${hit.hits === 1 ? "" : "s"} · ${when(hit.created_at)}`))));
   }
 
   async function load(query) {
