@@ -1,4 +1,5 @@
-"""Token guides used by the engine tests: a fixed allowed set, and llguidance driven by a JSON schema."""
+"""Token guides used by the engine tests: a fixed allowed set, llguidance driven by a JSON
+schema, and a scripted call guide for closing calls and choosing whole values."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from deskloop.engines.base import ValueCandidates
 
 
 class FixedSetGuide:
@@ -51,3 +54,58 @@ class SchemaGuide:
     @property
     def error(self) -> str:
         return str(self._matcher.get_error())
+
+
+class ScriptedCallGuide:
+    """A `CallGuide` for the decode loop's tests: free choice, a call that `closing` closes,
+    and an optional choice among whole values offered after `choice_after` tokens.
+
+    The call counts as closed once its closing tokens have come out in order; until then
+    closing needs the rest of them, and `closing_step` writes them all at once.
+    """
+
+    def __init__(
+        self,
+        closing: list[int],
+        *,
+        required: bool,
+        values: list[list[int]] | None = None,
+        choice_after: int = 0,
+        ends: Iterable[int] = (),
+        vocab_size: int = 16,
+    ) -> None:
+        self.closing = closing
+        self.required = required
+        self.close_requested = False
+        self.values = values
+        self.choice_after = choice_after
+        self.ends = np.zeros(vocab_size, dtype=np.bool_)
+        self.ends[list(ends)] = True
+        self.accepted: list[int] = []
+        self.progress = 0  # closing tokens out so far, in order
+        self.needs_asked = 0
+
+    def allowed_tokens(self) -> npt.NDArray[np.bool_] | None:
+        return None
+
+    def accept(self, token: int) -> None:
+        self.accepted.append(token)
+        if self.progress < len(self.closing) and token == self.closing[self.progress]:
+            self.progress += 1
+        elif not self.is_complete():
+            self.progress = 0
+
+    def is_complete(self) -> bool:
+        return self.progress == len(self.closing)
+
+    def closing_need(self, limit: int) -> int | None:
+        self.needs_asked += 1
+        return None if self.is_complete() else len(self.closing) - self.progress
+
+    def closing_step(self) -> list[int]:
+        return [] if self.is_complete() else self.closing[self.progress :]
+
+    def value_choice(self) -> ValueCandidates | None:
+        if self.values is None or len(self.accepted) != self.choice_after:
+            return None
+        return ValueCandidates(self.values, self.ends)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deskloop.engines import create_engine
@@ -15,6 +16,7 @@ from deskloop.engines.decoding import common_prefix_length
 from deskloop.engines.llamacpp import LlamaCppEngine, load_llamacpp_engine
 from tests.engines.chat import CAPITAL_QUESTION, STORY_REQUEST, SYSTEM, render, text_of
 from tests.engines.guides import FixedSetGuide, SchemaGuide
+from tests.engines.trees import same_choice, tree_against_one_by_one
 
 pytestmark = [pytest.mark.slow, pytest.mark.llamacpp]
 
@@ -158,6 +160,21 @@ def test_json_schema_guide_through_llguidance_gives_valid_arguments(
     assert arguments["button"] in ("ok", "cancel")
     assert isinstance(arguments["double"], bool)
     assert set(arguments) == {"button", "double"}
+
+
+def test_a_tree_of_values_is_evaluated_in_one_batch_as_each_alone(
+    engine: LlamaCppEngine,
+) -> None:
+    pairs, kept, afresh = tree_against_one_by_one(engine)
+    for key, (in_tree, alone) in pairs.items():
+        assert np.array_equal(in_tree, alone), key
+    assert same_choice(kept, afresh)
+    # The tree's sequences are gone; the answer's own runs on from the kept path.
+    import llama_cpp
+
+    memory = llama_cpp.llama_get_memory(engine._context)
+    assert all(llama_cpp.llama_memory_seq_pos_max(memory, seq) == -1 for seq in range(1, 4))
+    assert llama_cpp.llama_memory_seq_pos_max(memory, 0) == len(engine._cached_tokens) - 1
 
 
 def test_seeded_sampling_repeats_and_different_seeds_differ(engine: LlamaCppEngine) -> None:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from deskloop.engines import create_engine
@@ -19,6 +20,7 @@ from deskloop.engines.models import embedded_model_path
 from tests.engines.chat import CAPITAL_QUESTION, STORY_REQUEST, SYSTEM, render, text_of
 from tests.engines.guides import FixedSetGuide, SchemaGuide
 from tests.engines.mlx_folder import export_mlx_folder
+from tests.engines.trees import tree_against_one_by_one
 
 pytestmark = [pytest.mark.slow, pytest.mark.mlx]
 
@@ -183,6 +185,14 @@ def test_json_schema_guide_with_the_hf_tokenizer(engine: MlxEngine) -> None:
     prompt = engine.tokenize(render(engine, [SYSTEM, {"role": "user", "content": "JSON?"}]))
     tokens, _ = generate(engine, prompt, Sampling(max_tokens=12, temperature=0), guide)
     assert set(json.loads(text_of(engine, tokens))) == {"ok"}
+
+
+def test_a_tree_of_values_is_evaluated_in_one_pass_as_each_alone(engine: MlxEngine) -> None:
+    pairs, kept, afresh = tree_against_one_by_one(engine)
+    for key, (in_tree, alone) in pairs.items():
+        assert np.allclose(in_tree, alone, atol=1e-3), key
+    # The kept path's keys and values are the ones a plain evaluation writes.
+    assert np.allclose(kept, afresh, atol=1e-3)
 
 
 def test_seeded_sampling_repeats(engine: MlxEngine) -> None:

@@ -116,7 +116,9 @@ def test_forced_call_streams_its_input_in_pieces_and_validates(embedded_url: str
     assert element in ("e1", "e2")
 
 
-def test_call_cut_by_max_tokens_is_not_returned(embedded_url: str) -> None:
+def test_a_forced_call_arrives_even_when_max_tokens_cannot_hold_it(embedded_url: str) -> None:
+    """tool_choice any must answer with a call (issue 17): the shortest whole call wins over
+    max_tokens 4, where it used to be cut and dropped."""
     client = anthropic.Anthropic(base_url=embedded_url, api_key="unused")
     message = client.messages.create(
         model="claude-opus-5-5",
@@ -126,8 +128,10 @@ def test_call_cut_by_max_tokens_is_not_returned(embedded_url: str) -> None:
         tool_choice={"type": "any"},
         extra_body=GREEDY,
     )
-    assert message.stop_reason == "max_tokens"
-    assert [block for block in message.content if block.type == "tool_use"] == []
+    assert message.stop_reason == "tool_use"
+    [call] = [block for block in message.content if block.type == "tool_use"]
+    assert call.name == "click" and call.input["element_id"] in ("e1", "e2")  # type: ignore[index]
+    assert message.usage.output_tokens > 4
 
 
 def grounded_click(first: int, last: int) -> dict[str, object]:

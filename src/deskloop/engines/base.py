@@ -16,7 +16,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +76,50 @@ class TokenGuide(Protocol):
     def allowed_tokens(self) -> npt.NDArray[np.bool_] | None: ...
 
     def accept(self, token: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class ValueCandidates:
+    """The whole values a guide allows at one point, to be scored whole by the model.
+
+    `sequences` are the values' tokens; `ends` marks the tokens that end a value (a value
+    that is the start of a longer one is chosen by how likely the model ends it there).
+    """
+
+    sequences: list[list[int]]
+    ends: npt.NDArray[np.bool_]
+
+
+@runtime_checkable
+class CallGuide(TokenGuide, Protocol):
+    """A guide for tool calls: the decode loop can have it close an open call, and score
+    a choice among a few whole values (`engines/decoding.py`)."""
+
+    # Set when the call should be closed now (a runaway inside a call).
+    close_requested: bool
+
+    @property
+    def required(self) -> bool:
+        """A call must still arrive (tool_choice any/tool): it is closed even past max_tokens."""
+        ...
+
+    def is_complete(self) -> bool:
+        """The output so far is a whole answer."""
+        ...
+
+    def closing_need(self, limit: int) -> int | None:
+        """About how many tokens closing what is open takes (at most `limit` looked at);
+        None when nothing is open or it cannot be closed."""
+        ...
+
+    def closing_step(self) -> list[int]:
+        """Tokens the guide writes itself to close what is open (forced ones, or a closer
+        such as a quote); empty where the model has to choose."""
+        ...
+
+    def value_choice(self) -> ValueCandidates | None:
+        """The values allowed here when they are a small set of whole values, else None."""
+        ...
 
 
 @dataclass(frozen=True)

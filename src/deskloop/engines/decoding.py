@@ -1,8 +1,10 @@
 """The decode loop shared by the in-process engines: prefix reuse, guide masking, exact sampling.
 
-An engine supplies two primitives (drop cached positions, evaluate tokens into logits);
-everything the server relies on (what is reused, when `cancel` is checked, how a
-token is chosen) lives here once, so llama.cpp and MLX behave the same.
+An engine supplies two primitives (drop cached positions, evaluate tokens into logits),
+and may supply a third (evaluate a tree of tokens in one batch); everything the server
+relies on (what is reused, when `cancel` is checked, how a token is chosen, how a call
+is closed when the tokens run out, how a few whole values are scored) lives here once,
+so llama.cpp and MLX behave the same.
 """
 
 from __future__ import annotations
@@ -16,9 +18,22 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from deskloop.engines.base import EngineError, LocalEngine, PrefillReport, Sampling, TokenGuide
+from deskloop.engines.base import (
+    CallGuide,
+    EngineError,
+    LocalEngine,
+    PrefillReport,
+    Sampling,
+    TokenGuide,
+    ValueCandidates,
+)
 
 Logits = npt.NDArray[np.float32]
+
+# From this many tokens before max_tokens on, an open call's closing is planned each step.
+CLOSING_LOOKAHEAD = 48
+# The most tokens a closing writes; a grammar that needs more is left to max_tokens.
+CLOSING_LIMIT = 256
 
 
 def common_prefix_length(first: Sequence[int], second: Sequence[int]) -> int:
@@ -70,6 +85,17 @@ class TokenSampler:
         position = min(int(np.searchsorted(cumulative, draw, side="right")), len(candidates) - 1)
         return int(candidates[position])
 
+    def choose_among(self, scores: npt.NDArray[np.float64]) -> int:
+        """An index into `scores` (log-probabilities of whole values): argmax at temperature 0,
+        else drawn in proportion to exp(score / temperature)."""
+        if self._temperature <= 0:
+            return int(np.argmax(scores))
+        tempered = scores / self._temperature
+        weights = np.exp(tempered - tempered.max())
+        cumulative = np.cumsum(weights)
+        draw = self._random.random() * cumulative[-1]
+        return min(int(np.searchsorted(cumulative, draw, side="right")), len(scores) - 1)
+
 
 class NativeSampler(Protocol):
     """A library's own sampler for unguided generation: chooses from the last logits in place."""
@@ -120,6 +146,19 @@ class PrefixCachingEngine(LocalEngine):
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
         """Run `tokens` after the cached ones; return the logits of the last one."""
 
+    def _evaluate_tree(self, tokens: Sequence[int], parents: Sequence[int]) -> Logits | None:
+        """Evaluate a tree of tokens after the cached ones in one batch: token i follows
+        token `parents[i]` (an earlier index), or the last cached token where that is -1.
+        Returns one row of logits per token, or None where this engine cannot.
+
+        `_keep_tree_path` is always called next.
+        """
+        return None
+
+    def _keep_tree_path(self, path: Sequence[int]) -> None:
+        """Keep the tree tokens at `path` (indices from a root down) as the continuation
+        of the cached sequence, and forget the rest of the tree."""
+
     def _native_sampler(self, sampling: Sampling) -> NativeSampler | None:
         """The library's sampler for `sampling`, used when no guide steers; None: TokenSampler."""
         return None
@@ -167,12 +206,38 @@ class PrefixCachingEngine(LocalEngine):
             on_prefill(PrefillReport(len(prompt), reused, time.perf_counter() - started))
         sampler = TokenSampler(sampling)
         native = self._native_sampler(sampling) if guide is None else None
+        calls = guide if isinstance(guide, CallGuide) else None
         stops = self.stop_token_ids
         context_window = self.info.context_window
+        produced = 0
+        planned_until = 0  # no need to plan a closing before this many tokens are out
         try:
-            for produced in range(1, sampling.max_tokens + 1):
+            while True:
                 if cancel.is_set():
                     return
+                left = sampling.max_tokens - produced
+                if calls is not None and (calls.close_requested or produced >= planned_until):
+                    close, wait = self._closing_plan(calls, left)
+                    if close:
+                        yield from self._close(calls, sampler, logits, cancel, left)
+                        return
+                    planned_until = produced + wait
+                if left <= 0:
+                    return
+                if calls is not None:
+                    candidates = calls.value_choice()
+                    chosen = (
+                        self._choose_whole(candidates, logits, sampler)
+                        if candidates is not None
+                        else None
+                    )
+                    if chosen is not None:
+                        tokens, logits = chosen
+                        for token in tokens:
+                            calls.accept(token)
+                            yield token
+                        produced += len(tokens)
+                        continue
                 if native is not None:
                     token = native.sample()
                 else:
@@ -182,13 +247,129 @@ class PrefixCachingEngine(LocalEngine):
                 if token in stops:
                     return
                 yield token
-                full = len(self._cached_tokens) >= context_window
-                if produced == sampling.max_tokens or full or cancel.is_set():
+                produced += 1
+                if len(self._cached_tokens) >= context_window or cancel.is_set():
+                    return
+                if produced == sampling.max_tokens and not (
+                    calls is not None and calls.required and not calls.is_complete()
+                ):
                     return
                 logits = self._extend([token])
         finally:
             if native is not None:
                 native.close()
+
+    def _closing_plan(self, calls: CallGuide, left: int) -> tuple[bool, int]:
+        """Whether what the guide has open must be closed now to end within `left` tokens,
+        and how many tokens may pass before asking again.
+
+        A required call is closed even where that takes more than `left`: a forced
+        tool_choice that ends without a call is the worse answer (issue 17). The need is
+        worked out again halfway to where it would no longer fit: a token rarely opens
+        more than a key or a bracket (working it out takes about 0.5 ms here).
+        """
+        if calls.close_requested:
+            return not calls.is_complete(), 0
+        if left > CLOSING_LOOKAHEAD:
+            return False, left - CLOSING_LOOKAHEAD
+        need = calls.closing_need(CLOSING_LIMIT)
+        if need is None:
+            return False, 1
+        if need < left:
+            return False, max(1, (left - need) // 2)
+        return calls.required or need == left, 1
+
+    def _close(
+        self,
+        calls: CallGuide,
+        sampler: TokenSampler,
+        logits: Logits,
+        cancel: threading.Event,
+        left: int,
+    ) -> Iterator[int]:
+        """Close what is open: the guide writes what it can (forced tokens, a quote, a brace,
+        the end marker), the model chooses only where the grammar leaves a choice."""
+        limit = CLOSING_LIMIT if calls.required else left
+        written = 0
+        unevaluated: list[int] = []
+        while written < limit and not calls.is_complete():
+            if cancel.is_set():
+                return
+            tokens = calls.closing_step()
+            if not tokens:
+                if unevaluated:
+                    if len(self._cached_tokens) + len(unevaluated) > self.info.context_window:
+                        return
+                    logits = self._extend(unevaluated)
+                    unevaluated = []
+                allowed = calls.allowed_tokens()
+                if allowed is None:
+                    return  # the guide gave up (a token outside its grammar): nothing to close
+                tokens = [sampler.choose(logits, allowed)]
+            for token in tokens:
+                calls.accept(token)
+                yield token
+            unevaluated.extend(tokens)
+            written += len(tokens)
+
+    def _choose_whole(
+        self, candidates: ValueCandidates, logits: Logits, sampler: TokenSampler
+    ) -> tuple[list[int], Logits] | None:
+        """One of a few whole values, chosen by the model's score of each (issue 17).
+
+        The values' tokens form a tree (shared starts once); the tokens that have a token
+        after them are evaluated in one batch, so a choice among e1..e40 costs one pass of
+        a few tokens where token by token a small model picks an id by its first digit.
+        A value's score is the log-probability of its tokens, plus that of ending there
+        where another value goes on (e1 beside e12). Returns the value's tokens and the
+        logits after them, or None where the engine cannot evaluate a tree.
+        """
+        tree = _ValueTree(candidates.sequences)
+        inner = tree.inner()  # the only tokens whose logits are needed
+        rows: Logits | None = None
+        if inner:
+            row_of = {node: row for row, node in enumerate(inner)}
+            rows = self._tree_rows(
+                [tree.tokens[node] for node in inner],
+                [row_of.get(tree.parents[node], -1) for node in inner],
+            )
+            if rows is None:
+                return None
+        log_softmax = _LogSoftmax(logits, rows, inner)
+        scores = np.zeros(len(tree.ends), dtype=np.float64)
+        for index, end in enumerate(tree.ends):
+            for node in tree.path(end):
+                scores[index] += log_softmax.of(tree.parents[node], tree.tokens[node])
+            if end in log_softmax.rows:
+                scores[index] += log_softmax.mass(end, candidates.ends)
+        path = tree.path(tree.ends[sampler.choose_among(scores)])
+        # Inner nodes are a prefix of any path: those were evaluated and are kept.
+        kept = [log_softmax.rows[node] for node in path if node in log_softmax.rows]
+        value = [tree.tokens[node] for node in path]
+        self._commit_path(kept, value[: len(kept)])
+        if rows is not None and len(kept) == len(path):
+            return value, rows[kept[-1]]  # the value's last token was evaluated in the tree
+        return value, self._extend(value[len(kept) :])
+
+    def _tree_rows(self, tokens: list[int], parents: list[int]) -> Logits | None:
+        if len(self._cached_tokens) + len(tokens) > self.info.context_window:
+            return None
+        try:
+            return self._evaluate_tree(tokens, parents)
+        except EngineError:
+            self._reset_cache()
+            raise
+        except (RuntimeError, ValueError, OSError) as exc:
+            self._reset_cache()
+            raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
+
+    def _commit_path(self, path: list[int], tokens: list[int]) -> None:
+        try:
+            self._keep_tree_path(path)
+        except (RuntimeError, ValueError, OSError) as exc:
+            self._reset_cache()
+            raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
+        self._cached_tokens.extend(tokens)
 
     def _extend(self, tokens: list[int]) -> Logits:
         """Evaluate `tokens` and record them as cached; on failure forget the whole cache."""
@@ -211,3 +392,74 @@ class PrefixCachingEngine(LocalEngine):
     def _forget_from(self, keep: int) -> None:
         if keep < len(self._cached_tokens):
             del self._cached_tokens[self._drop_cache_after(keep) :]
+
+
+class _ValueTree:
+    """Values' tokens as a tree, each shared start once: node i is `tokens[i]` after node
+    `parents[i]` (-1: after what came before the values); value j ends at node `ends[j]`."""
+
+    def __init__(self, values: list[list[int]]) -> None:
+        self.tokens: list[int] = []
+        self.parents: list[int] = []
+        self.ends: list[int] = []
+        nodes: dict[tuple[int, ...], int] = {}
+        for value in values:
+            parent = -1
+            for depth, token in enumerate(value):
+                key = tuple(value[: depth + 1])
+                if key not in nodes:
+                    nodes[key] = len(self.tokens)
+                    self.tokens.append(token)
+                    self.parents.append(parent)
+                parent = nodes[key]
+            self.ends.append(parent)
+
+    def inner(self) -> list[int]:
+        """Nodes with a node after them, in order (a parent before its children)."""
+        return sorted({parent for parent in self.parents if parent >= 0})
+
+    def path(self, node: int) -> list[int]:
+        """The nodes from a root down to `node`."""
+        path = []
+        while node >= 0:
+            path.append(node)
+            node = self.parents[node]
+        return path[::-1]
+
+
+class _LogSoftmax:
+    """Log-probabilities from the logits before a tree (`root`) and at its inner nodes."""
+
+    def __init__(self, root: Logits, rows: Logits | None, inner: list[int]) -> None:
+        self.rows = {node: index for index, node in enumerate(inner)}
+        self._root = root
+        self._tree = rows
+        self._norms: dict[int, float] = {}
+
+    def _row(self, node: int) -> Logits:
+        if node < 0:
+            return self._root
+        assert self._tree is not None
+        row: Logits = self._tree[self.rows[node]]
+        return row
+
+    def _norm(self, node: int) -> float:
+        norm = self._norms.get(node)
+        if norm is None:
+            row = self._row(node).astype(np.float64)
+            top = float(row.max())
+            norm = self._norms[node] = top + float(np.log(np.exp(row - top).sum()))
+        return norm
+
+    def of(self, node: int, token: int) -> float:
+        """log P(token | the tokens up to `node`); node -1 is before the tree."""
+        return float(self._row(node)[token]) - self._norm(node)
+
+    def mass(self, node: int, tokens: npt.NDArray[np.bool_]) -> float:
+        """log P(any of `tokens` | the tokens up to `node`)."""
+        row = self._row(node).astype(np.float64)
+        chosen = row[_fit_mask(tokens, row.shape[0])]
+        if chosen.size == 0:
+            return float("-inf")
+        top = float(chosen.max())
+        return top + float(np.log(np.exp(chosen - top).sum())) - self._norm(node)

@@ -30,6 +30,9 @@ DEFAULT_CONTEXT_CAP = 32768  # without --context-window, a model's trained windo
 # llama-server's physical batch (n_ubatch); prefill is handed over in pieces of this size,
 # so a cancel waits for at most one of them.
 BATCH_SIZE = 512
+# Sequences besides the answer's own, for scoring a choice among up to this many values in
+# one batch (decoding.py); they share the answer's cache cells, so they cost no memory.
+TREE_SEQUENCES = 64
 
 
 class LlamaCppEngine(PrefixCachingEngine):
@@ -52,6 +55,9 @@ class LlamaCppEngine(PrefixCachingEngine):
         self._bindings = llama_cpp
         self._llama = llama
         self._context = llama._ctx.ctx
+        self._memory = llama_cpp.llama_get_memory(self._context)
+        self._tree_start = 0  # the position of the first token of the last evaluated tree
+        self._tree_sequences: list[list[int]] = []  # the sequences through each tree token
         # A fixed --threads wins; otherwise the count follows the cores left free.
         self._budget = None if threads else CoreBudget()
         self._threads = threads or int(llama.n_threads)
@@ -135,9 +141,11 @@ class LlamaCppEngine(PrefixCachingEngine):
             size = -written  # llama.cpp returns the negated size it needs
 
     def _drop_cache_after(self, keep: int) -> int:
+        bindings = self._bindings
+        # Every sequence (-1): a tree's sequences are gone already, unless it failed midway.
         # llama.cpp refuses a partial removal where it cannot do one (recurrent models).
-        if not self._llama._ctx.kv_cache_seq_rm(-1, keep, -1):
-            self._llama._ctx.kv_cache_seq_rm(-1, 0, -1)
+        if not bindings.llama_memory_seq_rm(self._memory, -1, keep, -1):
+            bindings.llama_memory_seq_rm(self._memory, -1, 0, -1)
             keep = 0
         return keep
 
@@ -156,6 +164,65 @@ class LlamaCppEngine(PrefixCachingEngine):
         # A view of llama.cpp's own buffer: valid until the next eval, which is after sampling.
         logits: Logits = np.ctypeslib.as_array(pointer, shape=(self._vocab_size,))
         return logits
+
+    def _evaluate_tree(self, tokens: Sequence[int], parents: Sequence[int]) -> Logits | None:
+        # One sequence per leaf, sharing the answer's cells (a copy of sequence 0): a token
+        # belongs to the sequences of the leaves below it, so it sees the prompt and its
+        # ancestors only. One llama_decode for the whole tree, logits for every token.
+        bindings = self._bindings
+        count = len(tokens)
+        has_child = {parent for parent in parents if parent >= 0}
+        leaves = [node for node in range(count) if node not in has_child]
+        if count > BATCH_SIZE or len(leaves) > TREE_SEQUENCES:
+            return None
+        depth: list[int] = []
+        for parent in parents:
+            depth.append(depth[parent] + 1 if parent >= 0 else 0)
+        sequences: list[list[int]] = [[] for _ in range(count)]
+        for sequence, leaf in enumerate(leaves, start=1):
+            node = leaf
+            while node >= 0:
+                sequences[node].append(sequence)
+                node = parents[node]
+        self._fit_threads()
+        self._tree_start = start = len(self._cached_tokens)
+        self._tree_sequences = sequences
+        for sequence in range(1, len(leaves) + 1):
+            bindings.llama_memory_seq_cp(self._memory, 0, sequence, -1, -1)
+        batch = bindings.llama_batch_init(count, 0, len(leaves))
+        try:
+            for index, token in enumerate(tokens):
+                batch.token[index] = token
+                batch.pos[index] = start + depth[index]
+                batch.n_seq_id[index] = len(sequences[index])
+                for slot, sequence in enumerate(sequences[index]):
+                    batch.seq_id[index][slot] = sequence
+                batch.logits[index] = True
+            batch.n_tokens = count
+            status = bindings.llama_decode(self._context, batch)
+            if status != 0:
+                raise EngineError(
+                    f"llama.cpp could not evaluate a tree of {count} tokens (llama_decode: {status})"
+                )
+            rows: Logits = np.empty((count, self._vocab_size), dtype=np.float32)
+            for index in range(count):
+                pointer = bindings.llama_get_logits_ith(self._context, index)
+                rows[index] = np.ctypeslib.as_array(pointer, shape=(self._vocab_size,))
+        finally:
+            bindings.llama_batch_free(batch)
+        return rows
+
+    def _keep_tree_path(self, path: Sequence[int]) -> None:
+        bindings = self._bindings
+        sequences, self._tree_sequences = self._tree_sequences, []
+        if path:
+            # Any sequence through the path's last token holds the whole path.
+            through = sequences[path[-1]][0]
+            start = self._tree_start
+            bindings.llama_memory_seq_cp(self._memory, through, 0, start, start + len(path))
+        leaves = max((max(through) for through in sequences if through), default=0)
+        for sequence in range(1, leaves + 1):
+            bindings.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
     def _fit_threads(self) -> None:
         if self._budget is None:
@@ -239,7 +306,7 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
     try:
         llama = llama_cpp.Llama(
             model_path=str(model_ref.path),
-            n_ctx=context_window,
+            n_ctx=BATCH_SIZE,  # a stand-in: the context deskloop uses is made next
             n_batch=BATCH_SIZE,
             n_ubatch=BATCH_SIZE,
             n_threads=threads,
@@ -249,9 +316,30 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
             verbose=False,
             **stretch,
         )
+        _use_tree_context(llama, context_window)
     except (ValueError, RuntimeError, OSError) as exc:
         raise EngineError(f"llama.cpp could not load {model_ref.path}: {exc}") from exc
     return LlamaCppEngine(llama, model_ref, context_window, threads=fixed_threads)
+
+
+def _use_tree_context(llama: Any, context_window: int) -> None:
+    """Give `llama` a context of `context_window` tokens that also holds TREE_SEQUENCES
+    sequences in the same cells (a unified KV cache), for scoring choices in one batch.
+
+    llama-cpp-python's Llama makes a one-sequence context and has no setting for more.
+    """
+    import llama_cpp
+    from llama_cpp._internals import LlamaContext
+
+    params = llama_cpp.llama_context_params.from_buffer_copy(llama.context_params)
+    params.n_ctx = context_window
+    params.n_batch = params.n_ubatch = BATCH_SIZE
+    params.n_seq_max = 1 + TREE_SEQUENCES
+    params.kv_unified = True
+    context = LlamaContext(model=llama._model, params=params, verbose=False)
+    llama._ctx.close()
+    llama._ctx = context
+    llama.context_params = params
 
 
 def _not_gguf_message(model: str, model_ref: ModelRef) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -23,6 +24,11 @@ INSTALL_HINT = "pip install 'deskloop[mlx]' (on Linux it brings the mlx-cpu whee
 # chunks of 16 or 64 measured the same speed; mlx-lm prefills 2048 at a time on the GPU.
 CPU_PREFILL_CHUNK = 16
 GPU_PREFILL_CHUNK = 512
+# Tokens of a scored choice's tree evaluated in one pass (decoding.py). On the GPU a pass of
+# a few hundred costs about one step; on this CPU each token costs a step either way (0.2 s),
+# so only small trees (ids up to e99: `e` and its first digits) are worth it there.
+CPU_TREE_LIMIT = 16
+GPU_TREE_LIMIT = 512
 DEFAULT_CONTEXT_CAP = 32768  # without --context-window, a model's trained window up to this size
 # Control tokens that end a turn in the common chat formats, for GGUFs that name only one eos.
 END_OF_TURN_TEXTS = frozenset(
@@ -55,6 +61,7 @@ class MlxEngine(PrefixCachingEngine):
         self._mx = mx
         on_cpu = mx.default_device().type == mx.DeviceType.cpu
         self.prefill_chunk = CPU_PREFILL_CHUNK if on_cpu else GPU_PREFILL_CHUNK
+        self.tree_limit = CPU_TREE_LIMIT if on_cpu else GPU_TREE_LIMIT
         # Since MLX 0.31.2 GPU streams belong to the thread that made them, and the server
         # generates in worker threads ("There is no Stream(gpu, N) in current thread",
         # ml-explore/mlx#3727); a thread-local stream gives every thread its own.
@@ -64,6 +71,7 @@ class MlxEngine(PrefixCachingEngine):
         self._model = loaded.model
         self._cache: list[Any] = make_prompt_cache(loaded.model)
         self._guidance_tokenizer: Any = None
+        self._tree_keys: list[tuple[Any, Any]] = []  # each layer's keys and values of the last tree
 
     @property
     def info(self) -> ModelInfo:
@@ -135,6 +143,96 @@ class MlxEngine(PrefixCachingEngine):
         mx.eval(last)
         result: Logits = np.asarray(last)
         return result
+
+    def _evaluate_tree(self, tokens: Sequence[int], parents: Sequence[int]) -> Logits | None:
+        if len(tokens) > self.tree_limit or not self._can_evaluate_trees():
+            return None
+        if self._stream is None:
+            return self._tree_forward(tokens, parents)
+        with self._mx.stream(self._stream):
+            return self._tree_forward(tokens, parents)
+
+    def _can_evaluate_trees(self) -> bool:
+        from mlx_lm.models.cache import KVCache
+
+        inner = getattr(self._model, "model", None)
+        return (
+            self._loaded.info.architecture == "llama"
+            and inner is not None
+            and all(type(cache) is KVCache for cache in self._cache)
+        )
+
+    def _tree_forward(self, tokens: Sequence[int], parents: Sequence[int]) -> Logits:
+        # mlx-lm's llama layers, run by hand: each token at the position of its depth, seeing
+        # the cached prompt and its own ancestors (a tree mask); one pass for the whole tree.
+        mx = self._mx
+        inner = self._model.model
+        count = len(tokens)
+        start = self._cache[0].offset
+        depth: list[int] = []
+        sees = np.zeros((count, start + count), dtype=np.bool_)
+        sees[:, :start] = True
+        for index, parent in enumerate(parents):
+            depth.append(depth[parent] + 1 if parent >= 0 else 0)
+            if parent >= 0:
+                sees[index] = sees[parent]
+            sees[index, start + index] = True
+        mask = mx.array(sees)
+        levels = sorted(set(depth))
+        by_level = [[i for i in range(count) if depth[i] == level] for level in levels]
+        order = [i for group in by_level for i in group]
+        restore = mx.array(np.argsort(order))
+
+        def rope(rotate: Any, x: Any) -> Any:
+            # The tokens of one depth share a position: rotated as a batch of one-token rows.
+            pieces = []
+            for level, group in zip(levels, by_level, strict=True):
+                rows = x[:, :, mx.array(group), :].transpose(2, 1, 0, 3)
+                pieces.append(rotate(rows, offset=start + level).transpose(2, 1, 0, 3))
+            return mx.take(mx.concatenate(pieces, axis=2), restore, axis=2)
+
+        h = inner.embed_tokens(mx.array([list(tokens)]))
+        self._tree_keys = []
+        for layer, cache in zip(inner.layers, self._cache, strict=True):
+            attention = layer.self_attn
+            x = layer.input_layernorm(h)
+            queries = attention.q_proj(x).reshape(1, count, attention.n_heads, -1)
+            keys = attention.k_proj(x).reshape(1, count, attention.n_kv_heads, -1)
+            values = attention.v_proj(x).reshape(1, count, attention.n_kv_heads, -1)
+            queries = rope(attention.rope, queries.transpose(0, 2, 1, 3))
+            keys = rope(attention.rope, keys.transpose(0, 2, 1, 3))
+            values = values.transpose(0, 2, 1, 3)
+            self._tree_keys.append((keys, values))
+            if start:
+                cached_keys, cached_values = (
+                    cache.keys[..., :start, :],
+                    cache.values[..., :start, :],
+                )
+                keys = mx.concatenate([cached_keys, keys], axis=2)
+                values = mx.concatenate([cached_values, values], axis=2)
+            out = mx.fast.scaled_dot_product_attention(
+                queries, keys, values, scale=attention.scale, mask=mask
+            )
+            h = h + attention.o_proj(out.transpose(0, 2, 1, 3).reshape(1, count, -1))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        hidden = inner.norm(h)
+        head = getattr(self._model, "lm_head", None)
+        logits = head(hidden) if head is not None else inner.embed_tokens.as_linear(hidden)
+        rows = logits[0].astype(mx.float32)
+        mx.eval(rows)
+        result: Logits = np.asarray(rows)
+        return result
+
+    def _keep_tree_path(self, path: Sequence[int]) -> None:
+        trees, self._tree_keys = self._tree_keys, []
+        if not path:
+            return
+        mx = self._mx
+        with mx.stream(self._stream) if self._stream is not None else nullcontext():
+            picked = mx.array(list(path))
+            for cache, (keys, values) in zip(self._cache, trees, strict=True):
+                cache.update_and_fetch(keys[:, :, picked, :], values[:, :, picked, :])
+            mx.eval([part for cache in self._cache for part in (cache.keys, cache.values)])
 
 
 def load_mlx_engine(model: str, **options: Any) -> MlxEngine:

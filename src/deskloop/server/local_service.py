@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deskloop.engines.base import (
+    CallGuide,
     EngineError,
     Finish,
     LocalEngine,
@@ -327,8 +328,22 @@ class LocalModelService:
             if stops.matched or (state.calls_done and not prepared.parallel):
                 break
             if runaway.push(piece, in_call=state.open_call, calls_done=state.calls_done):
-                log.warning("stopped a runaway answer after %d tokens: %s",
-                            state.output_tokens, runaway.reason)
+                if isinstance(guide, CallGuide) and not guide.is_complete():
+                    # Inside a call: the decoder closes it (a quote, a brace, the end marker)
+                    # rather than cutting it, so a forced call still arrives (issue 17).
+                    if not guide.close_requested:
+                        log.warning(
+                            "closing a runaway call after %d tokens: %s",
+                            state.output_tokens,
+                            runaway.reason,
+                        )
+                        guide.close_requested = True
+                    continue
+                log.warning(
+                    "stopped a runaway answer after %d tokens: %s",
+                    state.output_tokens,
+                    runaway.reason,
+                )
                 break
         take_text(joiner.flush())
         tail = stops.flush()

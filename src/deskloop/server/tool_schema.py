@@ -192,7 +192,8 @@ def _compact_schema(schema: Any) -> Any:
         if "type" not in compact and kind is not None:
             compact = {"type": kind, **compact}
         return compact
-    return {key: _compact_schema(value) for key, value in schema.items()}
+    # The mark is for the server, not the model: left out of every prompt.
+    return {key: _compact_schema(value) for key, value in schema.items() if key != GROUNDED_KEY}
 
 
 def compact_enums(tools: list[Tool]) -> list[Tool]:

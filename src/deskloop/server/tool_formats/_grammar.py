@@ -6,12 +6,11 @@ import json
 from typing import Any
 
 from deskloop.server.protocol import Tool
+from deskloop.server.tool_formats.base import MarkerSyntax, lark_string
 
 # Keys that explain a schema without constraining it; left out of grammars (smaller, and
 # a description quoting a marker like "<tool_call>" cannot confuse the grammar).
-_EXPLANATORY = frozenset(
-    {"title", "description", "examples", "$comment", "default", "x-grounded"}
-)
+_EXPLANATORY = frozenset({"title", "description", "examples", "$comment", "default", "x-grounded"})
 # Keys whose values are data, not subschemas: copied untouched.
 _LITERAL_VALUES = frozenset({"enum", "const", "required"})
 
@@ -48,50 +47,85 @@ def constraint_schema(schema: Any) -> Any:
 
 
 def input_schema(tool: Tool) -> dict[str, Any]:
-    """A tool's input schema as a constraint: always an object."""
+    """A tool's input schema as a constraint: always an object, of its declared properties only."""
     schema = constraint_schema(tool.input_schema)
     if not isinstance(schema, dict):
-        return {"type": "object"}
+        schema = {"type": "object"}
     if "type" not in schema:
         schema["type"] = "object"
-    return schema
+    closed = declared_properties_only(schema, top=True)
+    assert isinstance(closed, dict)
+    return closed
 
 
-_DEFINITION_KEYS = ("$defs", "definitions")
+# Keywords that combine or refer to other schemas: an object described through them may get
+# its properties from elsewhere, so it is left as written.
+_COMPOSED = frozenset({"allOf", "anyOf", "oneOf", "$ref", "not", "if", "dependentSchemas"})
+# Keywords whose value is one subschema, and those whose value is a list of them.
+_ONE_SUBSCHEMA = ("items", "additionalProperties", "contains", "not", "if", "then", "else")
+_SUBSCHEMA_LISTS = ("prefixItems", "allOf", "anyOf", "oneOf")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
 
 
-def _rewrite_refs(schema: Any, renames: dict[str, str]) -> Any:
+def _closes(schema: dict[str, Any], *, top: bool) -> bool:
+    if "additionalProperties" in schema or "unevaluatedProperties" in schema:
+        return False  # the schema says what it allows beyond its properties
+    if _COMPOSED & schema.keys():
+        return False
+    is_object = schema.get("type") == "object" or "properties" in schema
+    # A nested `{"type": "object"}` that declares nothing is a free mapping by intent (headers,
+    # metadata): closed it could only ever be {}. The input itself declares its arguments.
+    return is_object and (top or "properties" in schema or "patternProperties" in schema)
+
+
+def declared_properties_only(schema: Any, *, top: bool = False) -> Any:
+    """`schema` where an object admits only its declared properties, required ones first.
+
+    JSON Schema allows undeclared properties unless `additionalProperties` says otherwise,
+    and a grammar built from it lets a small model run on inside them (SmolLM2-135M asked
+    for `click` with one `id` wrote `{"id": "e2", "args": {...` four objects deep until
+    max_tokens, issue 17). An explicit `additionalProperties` (true or a schema) is kept.
+    llguidance writes properties in schema order, so required ones first means the object
+    can end as soon as they are written.
+    """
     if isinstance(schema, list):
-        return [_rewrite_refs(item, renames) for item in schema]
+        return [declared_properties_only(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key == "$ref" and isinstance(value, str) and value in renames:
-            out[key] = renames[value]
-        elif key in _LITERAL_VALUES:
-            out[key] = value
+        if key in _SUBSCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: declared_properties_only(sub) for name, sub in value.items()}
+        elif key in _ONE_SUBSCHEMA or key in _SUBSCHEMA_LISTS:
+            out[key] = declared_properties_only(value)
         else:
-            out[key] = _rewrite_refs(value, renames)
+            out[key] = value
+    if not _closes(out, top=top):
+        return out
+    properties = out.get("properties")
+    properties = dict(properties) if isinstance(properties, dict) else {}
+    required = [name for name in out.get("required", []) if isinstance(name, str)]
+    for name in required:
+        properties.setdefault(name, {})  # required but undeclared: declared, any value
+    first = {name: sub for name, sub in properties.items() if name in required}
+    rest = {name: sub for name, sub in properties.items() if name not in required}
+    if properties:
+        out["properties"] = {**first, **rest}
+    out["additionalProperties"] = False
     return out
 
 
-def hoist_definitions(schema: dict[str, Any], prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`schema` without its `$defs`/`definitions`, and those definitions renamed with `prefix`.
+def ordered_properties(schema: dict[str, Any]) -> list[tuple[str, Any, bool]]:
+    """(name, subschema, required) of an object schema's properties, required ones first."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return []
+    required = set(schema.get("required", []))
+    listed = [(name, sub, name in required) for name, sub in properties.items()]
+    return [item for item in listed if item[2]] + [item for item in listed if not item[2]]
 
-    A tool schema nested inside a call schema cannot keep its own definitions: `#/$defs/X`
-    resolves against the root. Pydantic-generated (MCP) schemas use them for every model.
-    """
-    definitions: dict[str, Any] = {}
-    renames: dict[str, str] = {}
-    for key in _DEFINITION_KEYS:
-        for name, definition in (schema.get(key) or {}).items():
-            renames[f"#/{key}/{name}"] = f"#/$defs/{prefix}{name}"
-            definitions[f"{prefix}{name}"] = definition
-    if not renames:
-        return schema, {}
-    body = {key: value for key, value in schema.items() if key not in _DEFINITION_KEYS}
-    return _rewrite_refs(body, renames), _rewrite_refs(definitions, renames)
+
+_DEFINITION_KEYS = ("$defs", "definitions")
 
 
 def with_definitions(sub_schema: Any, root: dict[str, Any]) -> dict[str, Any]:
@@ -103,25 +137,19 @@ def with_definitions(sub_schema: Any, root: dict[str, Any]) -> dict[str, Any]:
     return standalone
 
 
-def call_object_schema(tools: list[Tool], *, arguments_key: str) -> dict[str, Any]:
-    """`{"name": <a declared tool>, <arguments_key>: <that tool's input>}` as one schema."""
-    choices = []
-    definitions: dict[str, Any] = {}
-    for index, tool in enumerate(tools):
-        arguments, tool_definitions = hoist_definitions(input_schema(tool), f"t{index}_")
-        definitions.update(tool_definitions)
-        choices.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": tool.name}, arguments_key: arguments},
-                "required": ["name", arguments_key],
-                "additionalProperties": False,
-            }
-        )
-    schema: dict[str, Any] = choices[0] if len(choices) == 1 else {"anyOf": choices}
-    if definitions:
-        schema = {**schema, "$defs": definitions}
-    return {**schema, "x-guidance": JSON_STYLE}
+def named_calls(
+    tools: list[Tool], marker: MarkerSyntax, *, before: str, between: str, after: str
+) -> str:
+    """Lark alternatives `before NAME between ARGUMENTS after`, one per tool.
+
+    The name is written in the tokens the vocabulary uses for it there (`MarkerSyntax.spelled`),
+    the arguments follow that tool's schema.
+    """
+    return " | ".join(
+        f"{marker.spelled(tool.name, before=before, after=between)} "
+        f"{json_rule(json_schema_with_style(input_schema(tool)))} {lark_string(after)}"
+        for tool in tools
+    )
 
 
 def json_rule(schema: dict[str, Any]) -> str:

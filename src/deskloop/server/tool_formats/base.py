@@ -67,6 +67,41 @@ ParsedEvent = ParsedText | ParsedCallStart | ParsedInputDelta | ParsedCallEnd | 
 
 GuideMode = Literal["auto", "forced", "none"]
 
+# Up to this many values, a choice is scored whole in one batched evaluation (issue 17).
+CHOICE_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class ValueChoice:
+    """A place in a call where one of a few whole values goes (ids on screen, app names).
+
+    `opening` is the text right before the value, `values` the values as the call writes
+    them, `closing` the text (or marker) that ends one. The decoder scores each value whole:
+    token by token a small model picks an id by its first digit.
+    """
+
+    opening: str
+    values: tuple[str, ...]
+    closing: str
+
+
+def small_enums(schema: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(property, values) for each top-level property of `schema` that is a choice among
+    2 to CHOICE_LIMIT strings."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return []
+    found = []
+    for name, sub in properties.items():
+        values = sub.get("enum") if isinstance(sub, dict) else None
+        if (
+            isinstance(values, list)
+            and 2 <= len(values) <= CHOICE_LIMIT
+            and all(isinstance(value, str) for value in values)
+        ):
+            found.append((name, values))
+    return found
+
 
 class ToolCallParser(ABC):
     """Turns model output, fed in arbitrary pieces, into text and tool-call events."""
@@ -87,12 +122,13 @@ class MarkerSyntax(Protocol):
         quoted string otherwise."""
         ...
 
-    def spelled(self, text: str) -> str:
-        """`text` in its own tokens only (how the tokenizer writes it), for a choice among
-        names: otherwise a one-letter token such as `t` stands for every name that starts
-        with it, and a small model picks it for what it wanted to write after (measured:
-        SmolLM2-135M wanted "toggle", took `t`, and was held to "type_text" instead of
-        "click", in 13 of 14 tasks of bench tasks)."""
+    def spelled(self, text: str, *, before: str = "", after: str = "") -> str:
+        """`before + text + after`, with `text` in the tokens the vocabulary writes for it
+        there (a token that also covers a bit of `before` or `after` comes along), for a
+        choice among names: otherwise a one-letter token such as `t` stands for every name
+        that starts with it, and a small model picks it for what it wanted to write after
+        (measured: SmolLM2-135M wanted "toggle", took `t`, and was held to "type_text"
+        instead of "click", in 13 of 14 tasks of bench tasks)."""
         ...
 
 
@@ -112,6 +148,9 @@ class ToolFormat(ABC):
     name: ClassVar[str]
     # Text that opens a call in the model's output (e.g. "<tool_call>").
     call_opener: ClassVar[str]
+    # Texts (or markers) that end what a call has open, tried in this order when a call must
+    # be closed within the tokens left: a string, an object, a list, the call.
+    closers: ClassVar[tuple[str, ...]] = ('"', "}", "]")
 
     def template_input(
         self, system: str, messages: list[Message], tools: list[Tool]
@@ -132,6 +171,18 @@ class ToolFormat(ABC):
         `guided`: the output was generated under `grammar`, so a call's input may stream
         as it arrives; unguided, a call is validated (and repaired) before it starts.
         """
+
+    def value_choices(self, tools: list[Tool]) -> list[ValueChoice]:
+        """Where calls choose among a few values; the JSON families write `"key": "VALUE"`."""
+        return [
+            ValueChoice(
+                f'{json.dumps(key, ensure_ascii=False)}: "',
+                tuple(json.dumps(value, ensure_ascii=False)[1:-1] for value in values),
+                '"',
+            )
+            for tool in tools
+            for key, values in small_enums(tool.input_schema)
+        ]
 
     @abstractmethod
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from deskloop.server.protocol import Tool
-from deskloop.server.tool_formats._grammar import input_schema
+from deskloop.server.tool_formats._grammar import input_schema, ordered_properties
 from deskloop.server.tool_formats._stepwise import StepwiseParser
 from deskloop.server.tool_formats._text import partial_suffix
 from deskloop.server.tool_formats.base import (
@@ -24,7 +24,9 @@ from deskloop.server.tool_formats.base import (
     ParsedInputDelta,
     ToolCallParser,
     ToolFormat,
+    ValueChoice,
     lark_string,
+    small_enums,
 )
 from deskloop.server.tool_schema import validate_input
 
@@ -233,6 +235,14 @@ class GemmaParser(StepwiseParser):
 class GemmaFormat(ToolFormat):
     name = "gemma"
     call_opener = OPENER
+    closers = (ESCAPE, "}", "]", CLOSER)
+
+    def value_choices(self, tools: list[Tool]) -> list[ValueChoice]:
+        return [
+            ValueChoice(f"{key}:{ESCAPE}", tuple(values), ESCAPE)
+            for tool in tools
+            for key, values in small_enums(tool.input_schema)
+        ]
 
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return GemmaParser(tools, guided=guided)
@@ -258,16 +268,19 @@ class GemmaFormat(ToolFormat):
             r"INTEGER: /-?[0-9]+/",
         ]
         for index, tool in enumerate(tools):
-            lines.extend(_function_rules(index, tool))
+            lines.extend(_function_rules(index, tool, marker))
         return "\n".join(lines)
 
 
-def _value_expression(schema: Any) -> str:
+def _value_expression(schema: Any, marker: MarkerSyntax) -> str:
     if not isinstance(schema, dict):
         return "gvalue"
     values = schema.get("enum")
     if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
-        return "gstr"  # narrowed by validation; the escape text is free
+        # Only the listed values, like the JSON families' enums (ids are grounded this way).
+        escape = marker(ESCAPE)
+        choices = " | ".join(lark_string(value) for value in values)
+        return f"({escape} ({choices}) {escape})"
     kind = schema.get("type")
     return {
         "string": "gstr",
@@ -292,16 +305,14 @@ def _sequence(items: list[tuple[str, bool]]) -> str:
     return f"({with_first} | {without})" if without else f"({with_first})?"
 
 
-def _function_rules(index: int, tool: Tool) -> list[str]:
+def _function_rules(index: int, tool: Tool, marker: MarkerSyntax) -> list[str]:
     schema = input_schema(tool)
-    properties = schema.get("properties", {}) if isinstance(schema.get("properties"), dict) else {}
-    required = set(schema.get("required", []))
     lines = []
     items = []
-    for number, (name, sub) in enumerate(properties.items()):
+    for number, (name, sub, required) in enumerate(ordered_properties(schema)):
         rule = f"f{index}_p{number}"
-        lines.append(f"{rule}: {lark_string(name + ':')} {_value_expression(sub)}")
-        items.append((rule, name in required))
-    head = lark_string(f"call:{tool.name}{{")
+        lines.append(f"{rule}: {lark_string(name + ':')} {_value_expression(sub, marker)}")
+        items.append((rule, required))
+    head = marker.spelled(tool.name, before="call:", after="{")
     lines.insert(0, f'f{index}: {head} {_sequence(items)} "}}"')
     return lines

@@ -12,18 +12,13 @@ from typing import Any, ClassVar
 
 from deskloop.server.protocol import Message, Tool, ToolResultBlock, ToolUseBlock
 from deskloop.server.tool_formats._conversation import result_text, to_template_messages
-from deskloop.server.tool_formats._grammar import (
-    input_schema,
-    json_rule,
-    json_schema_with_style,
-)
+from deskloop.server.tool_formats._grammar import named_calls
 from deskloop.server.tool_formats._json_calls import JsonCallParser
 from deskloop.server.tool_formats.base import (
     MarkerSyntax,
     TemplateInput,
     ToolCallParser,
     ToolFormat,
-    lark_string,
 )
 
 
@@ -59,6 +54,7 @@ class GenericFormat(ToolFormat):
     name = "generic"
     call_opener = "<tool_call>"
     call_closer: ClassVar[str] = "</tool_call>"
+    closers = ('"', "}", "]", "</tool_call>")
 
     def write_call(self, name: str, arguments: Any) -> str:
         call = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
@@ -107,15 +103,10 @@ class GenericFormat(ToolFormat):
         # One call per turn, whatever `parallel` says: models without tool training repeat
         # calls when allowed several (SmolLM2-135M, guided: click e10, e11, e12... until
         # max_tokens). Answering with one call is always a valid answer.
-        # The name as its own tokens, then that tool's arguments: the same text as
+        # The name in its own tokens, then that tool's arguments: the same text as
         # {"name": ..., "arguments": ...} in one schema, but a name cannot start with a
         # one-letter token that several names share (MarkerSyntax.spelled).
-        choices = " | ".join(
-            f"{marker.spelled(tool.name)} {lark_string(NAME_TO_ARGUMENTS)} "
-            f"{json_rule(json_schema_with_style(input_schema(tool)))} {lark_string('}')}"
-            for tool in tools
+        choices = named_calls(
+            tools, marker, before=CALL_TO_NAME, between=NAME_TO_ARGUMENTS, after="}"
         )
-        return (
-            f"calls: call\ncall: body {marker(self.call_closer)}\n"
-            f"body: {lark_string(CALL_TO_NAME)} ({choices})"
-        )
+        return f"calls: call\ncall: body {marker(self.call_closer)}\nbody: {choices}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from deskloop.server.protocol import Tool
-from deskloop.server.tool_formats._grammar import call_object_schema, json_rule
+from deskloop.server.tool_formats._grammar import named_calls
 from deskloop.server.tool_formats._json_calls import JsonCallParser
 from deskloop.server.tool_formats.base import (
     MarkerSyntax,
@@ -22,6 +22,7 @@ class HermesFormat(ToolFormat):
     name = "hermes"
     call_opener = "<tool_call>"
     call_closer: ClassVar[str] = "</tool_call>"
+    closers = ('"', "}", "]", "</tool_call>")
 
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return JsonCallParser(
@@ -29,7 +30,10 @@ class HermesFormat(ToolFormat):
         )
 
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
-        body = json_rule(call_object_schema(tools, arguments_key="arguments"))
+        # Each tool's name in its own tokens (MarkerSyntax.spelled), then its arguments.
+        body = named_calls(
+            tools, marker, before='{"name": "', between='", "arguments": ', after="}"
+        )
         more = f' ("\\n"? {marker(self.call_opener)} call)*' if parallel else ""
         return (
             f'calls: call{more}\ncall: "\\n"? body "\\n"? {marker(self.call_closer)}\nbody: {body}'

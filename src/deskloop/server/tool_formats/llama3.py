@@ -12,7 +12,7 @@ from typing import Any
 
 from deskloop.server.protocol import Message, Tool
 from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
-from deskloop.server.tool_formats._grammar import call_object_schema, json_rule
+from deskloop.server.tool_formats._grammar import named_calls
 from deskloop.server.tool_formats._json_calls import JsonCallParser
 from deskloop.server.tool_formats.base import (
     GuideMode,
@@ -71,7 +71,11 @@ class Llama3Format(ToolFormat):
 
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         # One call per turn: Llama 3.1 was not trained on parallel calls.
-        return "calls: " + json_rule(call_object_schema(tools, arguments_key="parameters"))
+        # Each tool's name in its own tokens (MarkerSyntax.spelled), then its parameters.
+        body = named_calls(
+            tools, marker, before='{"name": "', between='", "parameters": ', after="}"
+        )
+        return f"calls: {body}"
 
     def grammar(
         self, tools: list[Tool], *, mode: GuideMode, parallel: bool, marker: MarkerSyntax

@@ -13,10 +13,10 @@ import string
 from deskloop.server.protocol import Message, Tool
 from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
 from deskloop.server.tool_formats._grammar import (
-    call_object_schema,
     input_schema,
     json_rule,
     json_schema_with_style,
+    named_calls,
 )
 from deskloop.server.tool_formats._json_calls import JsonCallParser
 from deskloop.server.tool_formats.base import (
@@ -24,7 +24,6 @@ from deskloop.server.tool_formats.base import (
     TemplateInput,
     ToolCallParser,
     ToolFormat,
-    lark_string,
 )
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -58,7 +57,10 @@ class MistralFormat(ToolFormat):
 
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         more = ' (", " body)*' if parallel else ""
-        body = json_rule(call_object_schema(tools, arguments_key="arguments"))
+        # Each tool's name in its own tokens (MarkerSyntax.spelled), then its arguments.
+        body = named_calls(
+            tools, marker, before='{"name": "', between='", "arguments": ', after="}"
+        )
         return f'calls: " "? "[" body{more} "]"\nbody: {body}'
 
 
@@ -72,5 +74,5 @@ class MistralV11Format(MistralFormat):
         lines = [f"calls: call{more}", "call: " + " | ".join(f"f{i}" for i in range(len(tools)))]
         for index, tool in enumerate(tools):
             schema = json_rule(json_schema_with_style(input_schema(tool)))
-            lines.append(f"f{index}: {lark_string(tool.name)} {marker(ARGS)} {schema}")
+            lines.append(f"f{index}: {marker.spelled(tool.name)} {marker(ARGS)} {schema}")
         return "\n".join(lines)

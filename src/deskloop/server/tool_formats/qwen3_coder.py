@@ -22,6 +22,7 @@ from deskloop.server.tool_formats._grammar import (
     input_schema,
     json_rule,
     json_schema_with_style,
+    ordered_properties,
     with_definitions,
 )
 from deskloop.server.tool_formats._stepwise import StepwiseParser
@@ -34,7 +35,9 @@ from deskloop.server.tool_formats.base import (
     ParsedInputDelta,
     ToolCallParser,
     ToolFormat,
+    ValueChoice,
     lark_string,
+    small_enums,
 )
 from deskloop.server.tool_schema import validate_input
 
@@ -216,6 +219,14 @@ class Qwen3CoderParser(StepwiseParser):
 class Qwen3CoderFormat(ToolFormat):
     name = "qwen3_coder"
     call_opener = OPENER
+    closers = (PARAMETER_END, FUNCTION_END, CLOSER)
+
+    def value_choices(self, tools: list[Tool]) -> list[ValueChoice]:
+        return [
+            ValueChoice(f"<parameter={key}>\n", tuple(values), PARAMETER_END)
+            for tool in tools
+            for key, values in small_enums(tool.input_schema)
+        ]
 
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return Qwen3CoderParser(tools, guided=guided)
@@ -228,7 +239,7 @@ class Qwen3CoderFormat(ToolFormat):
             "function: " + " | ".join(f"f{index}" for index in range(len(tools))),
         ]
         for index, tool in enumerate(tools):
-            lines.extend(_function_rules(index, tool))
+            lines.extend(_function_rules(index, tool, marker))
         return "\n".join(lines)
 
 
@@ -255,19 +266,17 @@ def _value_rule(rule: str, schema: Any, root: dict[str, Any]) -> str:
     return f"{rule}[lazy]: /(?s:.*)\\n<\\/parameter>/"
 
 
-def _function_rules(index: int, tool: Tool) -> list[str]:
+def _function_rules(index: int, tool: Tool, marker: MarkerSyntax) -> list[str]:
     schema = input_schema(tool)
-    properties = schema.get("properties", {}) if isinstance(schema.get("properties"), dict) else {}
-    required = set(schema.get("required", []))
     parts = []
     lines = []
-    for number, (name, sub) in enumerate(properties.items()):
+    for number, (name, sub, required) in enumerate(ordered_properties(schema)):
         rule = f"f{index}_p{number}"
         value = f"{rule}_v"
         opening = lark_string(f"<parameter={name}>" + "\n")
         lines.append(f'{rule}: {opening} {value} "\\n"')
         lines.append(_value_rule(value, sub, schema))
-        parts.append(rule if name in required else f"{rule}?")
-    head = lark_string(f"<function={tool.name}>" + "\n")
+        parts.append(rule if required else f"{rule}?")
+    head = marker.spelled(tool.name, before="<function=", after=">\n")
     lines.insert(0, f"f{index}: {head} {' '.join(parts)} {lark_string(FUNCTION_END)}")
     return lines
