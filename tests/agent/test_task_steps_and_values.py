@@ -9,7 +9,7 @@ STEPS = [
     ("Tick the unticked checkbutton in the widget factory.",
      [("Tick the unticked checkbutton in the widget factory", "point")]),
     ("In the widget factory, replace the text entry with the word deskloop.",
-     [("In the widget factory, replace the text entry with the word deskloop", "type")]),
+     [("In the widget factory, replace the text entry with the word deskloop", "set")]),
     ("Type hello into the first text entry, then select the radio button named Page 2",
      [("Type hello into the first text entry", "type"),
       ("select the radio button named Page 2", "point")]),
@@ -26,7 +26,7 @@ STEPS = [
     ("Type the words Buy milk at the end of the text in Mousepad",
      [("Type the words Buy milk at the end of the text in Mousepad", "type")]),
     ("Set the spin button of the widget factory to 42.",
-     [("Set the spin button of the widget factory to 42", "type")]),
+     [("Set the spin button of the widget factory to 42", "set")]),
     ("Press the togglebutton in the widget factory.",
      [("Press the togglebutton in the widget factory", "point")]),
     # "and" between two nouns is not a second step.

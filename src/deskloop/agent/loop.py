@@ -322,13 +322,16 @@ class AgentSession:
     async def _model_turn(self) -> AsyncIterator[TextDelta | tuple[list[ContentBlock], TurnUsage]]:
         started = time.monotonic()
         self._answer_started = False
+        # The choice first: it reads what a repeat left out, which the definitions consume.
+        choice = self.turn_tools.tool_choice(self.plan, self._last_outcomes)
+        tools = await self.turn_tools.definitions(self.plan, self._last_outcomes)
         async with self.client.messages.stream(
             model=self.model,
             max_tokens=self.limits.max_tokens_per_turn,
             system=self.system_prompt,
             messages=self.messages,  # type: ignore[arg-type]
-            tools=await self.turn_tools.definitions(self.plan, self._last_outcomes),  # type: ignore[arg-type]
-            tool_choice=self.turn_tools.tool_choice(self.plan, self._last_outcomes),
+            tools=tools,  # type: ignore[arg-type]
+            tool_choice=choice,
             # Small models (every turn a call) decode greedily: sampled at the API's default
             # temperature 1.0, SmolLM2-135M typed made-up text ("mac-application help") into
             # whatever had the focus (bench_tasks).

@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-StepKind = Literal["type", "point", "keys", "look", "any"]
+StepKind = Literal["type", "set", "point", "keys", "look", "any"]
 
-_TYPE_VERBS = (
-    "type", "write", "enter", "add", "fill", "input", "put", "replace", "set", "change",
-    "rename", "paste",
-)
+_TYPE_VERBS = ("type", "write", "enter", "add", "fill", "input", "put", "paste")
+# Verbs that replace a field's whole value (set_value) rather than type at the cursor.
+_SET_VERBS = ("replace", "set", "change", "rename")
 _POINT_VERBS = (
     "click", "double-click", "press", "select", "tick", "check", "untick", "uncheck",
     "clear", "open", "show", "switch", "toggle", "choose", "pick", "go", "close", "expand",
@@ -25,7 +24,7 @@ _POINT_VERBS = (
 )
 _LOOK_VERBS = ("capture", "take", "screenshot", "look", "describe", "say", "tell", "read")
 _OTHER_VERBS = ("save", "scroll", "find", "copy", "delete", "remove", "wait", "focus", "start")
-VERBS = frozenset(_TYPE_VERBS + _POINT_VERBS + _LOOK_VERBS + _OTHER_VERBS)
+VERBS = frozenset(_TYPE_VERBS + _SET_VERBS + _POINT_VERBS + _LOOK_VERBS + _OTHER_VERBS)
 _LEAD_INS = ("first", "please", "now", "next", "finally", "also", "and", "then", "after that")
 
 # Where a task breaks into steps: "then" in its forms, semicolons, and sentence ends.
@@ -81,8 +80,10 @@ def step_kind(text: str) -> StepKind:
         return "keys"
     if verb in _TYPE_VERBS:
         return "type"
+    if verb in _SET_VERBS:
+        return "set"
     if verb == "clear" and _TYPING_TARGET.search(text) and not re.search(r"tick|check", text, re.I):
-        return "type"
+        return "set"
     if verb in _POINT_VERBS:
         return "point"
     if verb in _LOOK_VERBS:
@@ -129,10 +130,12 @@ def _ends_a_phrase(piece: str) -> bool:
     return bool(re.match(r"(?:in|on|of|at|into|from|inside)\b", piece, re.IGNORECASE))
 
 
-# The screen tools each step kind offers a small model (with `finish` once the last step
-# is done). Steps of kind "any" are offered every tool.
+# The call each step kind needs from a small model, forced through `tool_choice` so the
+# tool list (and with it the server's prefix cache) stays the same from step to step;
+# `finish` is forced once the last step is done. Steps of kind "any" choose freely.
 STEP_TOOLS: dict[StepKind, frozenset[str]] = {
-    "type": frozenset({"type_text", "set_value"}),
+    "type": frozenset({"type_text"}),
+    "set": frozenset({"set_value"}),
     # Not scroll: Qwen2.5-Coder-0.5B, asked to select a radio button, scrolled three times.
     "point": frozenset({"click"}),
     "keys": frozenset({"press_keys"}),

@@ -56,6 +56,12 @@ class TurnTools:
             return {"type": "auto", "disable_parallel_tool_use": single}
         if self.finish_only(plan, last_outcomes):
             return {"type": "tool", "name": FINISH_TOOL_NAME, "disable_parallel_tool_use": single}
+        if plan is not None:
+            names = [d["name"] for d in self.offered(plan, last_outcomes, consume=False)]
+            narrowed = plan.narrowed(names)
+            if narrowed is not None and len(narrowed) == 1:
+                (name,) = narrowed
+                return {"type": "tool", "name": name, "disable_parallel_tool_use": single}
         return {"type": "any", "disable_parallel_tool_use": single}
 
     def finish_only(self, plan: TaskPlan | None, last_outcomes: Sequence[ToolOutcome]) -> bool:
@@ -66,23 +72,19 @@ class TurnTools:
         return plan is not None and plan.narrowed([FINISH_TOOL_NAME]) == {FINISH_TOOL_NAME}
 
     def offered(
-        self, plan: TaskPlan | None, last_outcomes: Sequence[ToolOutcome]
+        self, plan: TaskPlan | None, last_outcomes: Sequence[ToolOutcome], *, consume: bool = True
     ) -> list[dict[str, Any]]:
-        """The tools this turn offers: the session's offer, less what a repeat left out,
-        narrowed to what the task's current step needs."""
+        """The tools this turn offers: the session's offer, less what a repeat left out.
+        What the current step needs is forced through the tool choice, not by leaving
+        tools out, so the prompt stays the same from turn to turn."""
         registry = self.dispatcher.registry
-        withheld, self.dispatcher.withheld = self.dispatcher.withheld, set()
+        withheld = self.dispatcher.withheld
+        if consume:
+            self.dispatcher.withheld = set()
         tools = list(registry)
         if self.session_tools is not None:
             tools = self.session_tools.offered_tools(tools)
-        names = [tool.name for tool in tools if tool.name not in withheld]
-        if self.finish_only(plan, last_outcomes):
-            names = [FINISH_TOOL_NAME]
-        elif plan is not None:
-            narrowed = plan.narrowed(names)
-            if narrowed is not None:
-                names = [name for name in names if name in narrowed]
-        return [tool.definition() for tool in tools if tool.name in names]
+        return [tool.definition() for tool in tools if tool.name not in withheld]
 
     async def definitions(
         self, plan: TaskPlan | None, last_outcomes: Sequence[ToolOutcome]
