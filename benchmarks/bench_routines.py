@@ -2,9 +2,9 @@
 
 - Fire to first output: from the moment a run row is claimed to the first model output
   reaching the run's session, on the embedded model (real llama.cpp).
-  Resident: `deskloop scheduler` with its embedded server kept up between fires (its
+  Resident: `deskloop scheduler` with the resident embedded server up between fires (its
   first fire, which starts the server, is left out). Cold: `deskloop routines run` with
-  no scheduler up, which starts the server, so the model loads, for every fire. Only the
+  no scheduler up and the resident server stopped before each, so the model loads. Only the
   routines tool family is on, so prefill stays small on both sides.
   Target (issue 10): resident <= 2 s and >= 5x faster than cold.
 - Idle CPU: a scheduler with routines that are not due, over a minute. Target: about 0.
@@ -65,6 +65,7 @@ def cold_fires(env: dict[str, str], count: int) -> list[float]:
     """`deskloop routines run` with no scheduler: each run starts the server, loading the model."""
     found = []
     for _ in range(count):
+        stop_resident(env)  # else the run reuses the last run's resident server
         done = subprocess.run(
             deskloop("routines", "run", "bench"), env=env, capture_output=True, text=True,
             timeout=600,
@@ -74,6 +75,11 @@ def cold_fires(env: dict[str, str], count: int) -> list[float]:
             raise SystemExit(f"cold run gave no latency:\n{done.stdout}\n{done.stderr}")
         found.append(float(match.group(3)))
     return found
+
+
+def stop_resident(env: dict[str, str]) -> None:
+    code = "from deskloop.agent.resident_server import stop_resident_server as s; s()"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 
 def resident_fires(env: dict[str, str], count: int, log: Path) -> list[float]:
@@ -166,6 +172,7 @@ def main() -> int:
         resident = resident_fires(env, args.fires, home / "scheduler.log")
         subprocess.run(deskloop("routines", "update", "bench", "--schedule", "every:86400"),
                        env=env, check=True, capture_output=True)  # fmt: skip
+        stop_resident(env)
         linux = sys.platform == "linux"
         cpu, percent, standby_mb = idle_cpu(env, args.idle_seconds) if linux else (0, 0, 0)
     cold_s, resident_s = statistics.median(cold), statistics.median(resident)

@@ -86,6 +86,9 @@ class ServerSettings:
     tool_diet: bool = False
     # `claude-*` names and these aliases map to the served model.
     aliases: list[str] = field(default_factory=list)
+    # The embedded model server that commands share stops after this many minutes with no
+    # request and no command using it (agent/resident_server.py).
+    idle_minutes: float = 15.0
 
 
 @dataclass

@@ -91,7 +91,7 @@ def settings(page: Page, *, endpoint: str, external: str = "ask") -> None:
     page.get_by_label("Custom API Endpoint URL").fill(endpoint)
     page.get_by_label("External (send, post, third-party)").select_option(external)
     page.get_by_role("button", name="Save settings").click()
-    expect(page.locator("#message")).to_contain_text("Saved.")
+    expect(page.locator("#message")).to_contain_text("Saved")
 
 
 def start_chat(page: Page, task: str) -> None:

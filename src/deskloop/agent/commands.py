@@ -22,7 +22,7 @@ from deskloop.agent.session import (
     SessionOptions,
     embedded_server_needed,
     open_session,
-    stop_embedded_server,
+    release_embedded_server,
 )
 from deskloop.agent.steps import FollowupAsked, RunEnded, SessionStarted, Step, TurnStarted
 from deskloop.agent.terminal import TerminalView
@@ -186,7 +186,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args))
     finally:
-        stop_embedded_server()
+        release_embedded_server()
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -223,7 +223,7 @@ def chat_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_chat(args))
     finally:
-        stop_embedded_server()
+        release_embedded_server()
 
 
 async def _chat(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Which Messages endpoint a session talks to, the embedded server, and endpoint errors in words.
 
 First that is set: `--endpoint`, the `agent.endpoint` setting, `ANTHROPIC_BASE_URL`, else
-the embedded server started as a child process on a free loopback port.
+the embedded server: the resident one every command shares (agent/resident_server.py).
+`EmbeddedServer` is a private child server, for benchmarks and tests.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def resolve_endpoint(agent: AgentSettings, cli_endpoint: str | None = None) -> E
 
 
 class EmbeddedServer:
-    """`deskloop serve --port 0` as a child process, resident while this process lives."""
+    """`deskloop serve --port 0` as a child process of this one, stopped with it."""
 
     def __init__(self, extra_args: list[str] | None = None) -> None:
         self.extra_args = extra_args or []

@@ -11,13 +11,14 @@ from typing import Any
 
 import anthropic
 
-from deskloop.agent.endpoint import EmbeddedServer, Endpoint, check_endpoint, resolve_endpoint
+from deskloop.agent.endpoint import Endpoint, check_endpoint, resolve_endpoint
 from deskloop.agent.events import SessionLog
 from deskloop.agent.finish import FINISH
 from deskloop.agent.grounding import server_grounds_enums
 from deskloop.agent.loop import AgentSession, SessionLimits
 from deskloop.agent.model_size import endpoint_health, judge_model_size
 from deskloop.agent.prompt import build_system_prompt
+from deskloop.agent.resident_server import ServerHold, find_resident_server, use_resident_server
 from deskloop.agent.steps import Notice, SessionStarted, StepChannel
 from deskloop.agent.task_size import check_task_fits, context_window
 from deskloop.agent.tool_routing import SessionTools, group_by_family, routing_mode
@@ -71,28 +72,32 @@ class SessionOptions:
     task: str = ""
 
 
-_embedded: EmbeddedServer | None = None
+_hold: ServerHold | None = None  # this process's hold on the resident embedded server
 
 
 async def _endpoint_url(options: SessionOptions) -> tuple[Endpoint, str, bool]:
-    """Where the URL comes from, the URL, and whether it is the embedded server (started once)."""
-    global _embedded
+    """Where the URL comes from, the URL, and whether it is the embedded server.
+
+    The embedded server is the resident one (agent/resident_server.py), started when none
+    answers; this process holds it until `release_embedded_server`.
+    """
+    global _hold
     agent = load_settings().agent
     endpoint = resolve_endpoint(agent, options.endpoint)
     if endpoint.url is not None:
         return endpoint, endpoint.url, False
-    if _embedded is None:
-        server = EmbeddedServer()
-        server.spawn()
-        await asyncio.to_thread(server.wait_until_ready)
-        _embedded = server
-    return endpoint, _embedded.url, True
+    server, hold = await asyncio.to_thread(use_resident_server)
+    if _hold is None:
+        _hold = hold
+    else:
+        hold.release()
+    return endpoint, server.url, True
 
 
 def embedded_server_needed(options: SessionOptions) -> bool:
     """Whether opening a session will start the embedded model server first (takes seconds)."""
     endpoint = resolve_endpoint(load_settings().agent, options.endpoint)
-    return endpoint.url is None and _embedded is None
+    return endpoint.url is None and find_resident_server() is None
 
 
 def calls_required(setting: str, small_model: bool) -> bool:
@@ -100,11 +105,12 @@ def calls_required(setting: str, small_model: bool) -> bool:
     return setting == "required" or (setting == "auto" and small_model)
 
 
-def stop_embedded_server() -> None:
-    global _embedded
-    if _embedded is not None:
-        _embedded.stop()
-        _embedded = None
+def release_embedded_server() -> None:
+    """This process no longer needs the resident server; it stops once idle."""
+    global _hold
+    if _hold is not None:
+        _hold.release()
+        _hold = None
 
 
 def approved_tools(registry: ToolRegistry, listed: frozenset[str] | None) -> frozenset[str]:

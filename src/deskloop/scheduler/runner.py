@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
-from deskloop.agent.endpoint import EmbeddedServer, EndpointError, resolve_endpoint
+from deskloop.agent.endpoint import EndpointError, resolve_endpoint
+from deskloop.agent.resident_server import use_resident_server
 from deskloop.routines.outcome import SessionEnd, judge_run
 from deskloop.routines.routines import (
     SCHEDULER_STOPPED,
@@ -89,12 +90,17 @@ def next_after_run(routine: RoutineRecord, finished: float) -> float | None:
 
 
 class ModelServers:
-    """The endpoint each routine talks to; the embedded server is started once and kept."""
+    """The endpoint each routine talks to; the embedded one is the resident server that every
+    command shares (agent/resident_server.py), checked at each fire and started if gone.
+
+    No hold is kept between fires, so an idle scheduler lets it stop after
+    `server.idle_minutes`; a fire's requests keep it up while the fire runs.
+    """
 
     def __init__(self, agent: AgentSettings, embedded_args: Sequence[str] = ()) -> None:
         self.agent = agent
         self.embedded_args = list(embedded_args)
-        self._embedded: EmbeddedServer | None = None
+        self._embedded_url: str | None = None
         self._starting = asyncio.Lock()
 
     async def url_for(self, endpoint: str = "") -> tuple[str, bool]:
@@ -106,24 +112,18 @@ class ModelServers:
         if configured.url is not None:
             return configured.url, False
         async with self._starting:
-            server = self._embedded
-            if server is not None and (server.process is None or server.process.poll() is not None):
-                self._embedded = None  # it died (a crash in the engine): start it again
-            if self._embedded is None:
-                server = EmbeddedServer(self.embedded_args)
-                server.spawn()  # on the loop's thread: PR_SET_PDEATHSIG follows that thread
-                await asyncio.to_thread(server.wait_until_ready)
-                self._embedded = server
-            return self._embedded.url, True
+            server, hold = await asyncio.to_thread(use_resident_server, self.embedded_args)
+            hold.release()
+            self._embedded_url = server.url
+            return server.url, True
 
     @property
     def embedded_url(self) -> str | None:
-        return None if self._embedded is None else self._embedded.url
+        return self._embedded_url
 
     def close(self) -> None:
-        if self._embedded is not None:
-            self._embedded.stop()
-            self._embedded = None
+        """Nothing to stop: the resident server outlives the scheduler until it is idle."""
+        self._embedded_url = None
 
 
 def _die_with_parent() -> None:

@@ -89,7 +89,10 @@ class DoctorReport:
 
 # Checks other parts add to `deskloop doctor`, by `module:function` (returning list[Check]),
 # so the screen package imports none of them.
-EXTRA_CHECKS = ("deskloop.tools.browser.doctor:browser_checks",)
+EXTRA_CHECKS = (
+    "deskloop.tools.browser.doctor:browser_checks",
+    "deskloop.agent.resident_server:doctor_checks",
+)
 
 
 def add_extra_checks(report: DoctorReport) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from deskloop.agent.commands import PromptCounter, prompt_counter
 from deskloop.agent.loop import AgentSession
-from deskloop.agent.session import SessionOptions, open_session
+from deskloop.agent.session import SessionOptions, open_session, release_embedded_server
 from deskloop.agent.steps import ApprovalNeeded, Step, TurnStarted
 from deskloop.errors import DeskloopError
 from deskloop.tools import Answer, PermissionRequest
@@ -219,6 +219,8 @@ class ChatSessions:
             live.running = False
             if self.live.get(live.session_id) is live:
                 del self.live[live.session_id]
+            if not self.live and not self._opening.locked():
+                release_embedded_server()  # the resident server may stop once idle
             live.publish({"event": "session_closed"})
 
     async def _serve(self, live: LiveSession, agent: AgentSession) -> None:

@@ -36,7 +36,7 @@ def can_open_browser() -> bool:
 def ui_command(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from deskloop.agent.session import stop_embedded_server
+    from deskloop.agent.session import release_embedded_server
     from deskloop.ui.app import create_app
     from deskloop.ui.security import Access
 
@@ -60,5 +60,5 @@ def ui_command(args: argparse.Namespace) -> int:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        stop_embedded_server()
+        release_embedded_server()
     return 0

@@ -1,8 +1,12 @@
-"""MCP servers: list, add, enable, disable, remove; the same mcp-servers.json `deskloop mcp` edits."""
+"""MCP servers: list, add, edit, enable, disable, remove; the same mcp-servers.json `deskloop mcp`
+edits. Messages speak the page (its fields and its Replace box), not the command line.
+"""
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 from typing import Any
 
 from starlette.requests import Request
@@ -27,10 +31,17 @@ def servers_view() -> dict[str, Any]:
     for name, entry in read_servers_file(path)["mcpServers"].items():
         config = parse_server(name, entry, path)
         if isinstance(config, HttpServerConfig):
-            kind, target = "http", config.url
+            kind, target, pairs = "http", config.url, config.headers
         else:
-            kind, target = "stdio", shlex.join([config.command, *config.args])
-        listed.append({"name": name, "kind": kind, "target": target, "enabled": config.enabled})
+            kind, target, pairs = "stdio", shlex.join([config.command, *config.args]), config.env
+        listed.append({
+            "name": name,
+            "kind": kind,
+            "target": target,
+            "enabled": config.enabled,
+            # What the form shows when the server is edited.
+            "pairs": "".join(f"{key}={value}\n" for key, value in pairs.items()),
+        })  # fmt: skip
     return {"servers": listed, "file": str(path)}
 
 
@@ -63,8 +74,17 @@ def entry_from(body: dict[str, Any]) -> dict[str, Any]:
         words = shlex.split(command)
     except ValueError as exc:
         raise BadRequest(f"cannot read the command line ({exc}); check its quotes") from exc
-    return {"command": words[0], "args": words[1:], "env": _pairs(pairs, "environment variables"),
-            "enabled": True}
+    env = _pairs(pairs, "environment variables")
+    search_path = env.get("PATH", os.environ.get("PATH"))
+    if not words:
+        raise BadRequest("type the Command that starts the server, e.g. uvx mcp-server-time")
+    if shutil.which(words[0], path=search_path) is None:
+        where = "is not an executable file" if os.sep in words[0] else "is not on PATH"
+        raise BadRequest(
+            f"cannot start {words[0]!r}: it {where}. Install it, or type its full path "
+            "in Command (e.g. /usr/local/bin/mcp-server-time)"
+        )
+    return {"command": words[0], "args": words[1:], "env": env, "enabled": True}
 
 
 async def list_servers(request: Request) -> Response:
@@ -72,8 +92,24 @@ async def list_servers(request: Request) -> Response:
 
 
 async def add(request: Request) -> Response:
+    """Add a server; with `replace`, one of that name is replaced (the Edit form sets it, with
+    `previous_name` when the name itself was changed)."""
     body = await json_body(request)
-    add_server(text_field(body, "name", required=True), entry_from(body))
+    name = text_field(body, "name", required=True)
+    replace = body.get("replace") is True
+    previous = text_field(body, "previous_name") or name
+    entry = entry_from(body)
+    known = read_servers_file(servers_file())["mcpServers"]
+    if name in known and not replace:
+        raise BadRequest(
+            f"a server named {name!r} is already listed; tick Replace to replace it, or "
+            "choose another Name"
+        )
+    if previous in known:  # an edit keeps the server on or off as it was
+        entry["enabled"] = parse_server(previous, known[previous], servers_file()).enabled
+    add_server(name, entry, replace=True)
+    if previous != name and previous in known:
+        remove_server(previous)
     return JSONResponse(servers_view())
 
 

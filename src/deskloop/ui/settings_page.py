@@ -1,12 +1,14 @@
 """Settings: which model answers (embedded, cloud, or a custom endpoint), model, timeouts, policy, voice.
 
 Reads and writes the same config.toml as `deskloop config`, through its validation. A save
-is all or nothing: when one value is refused, the file is put back as it was.
+is all or nothing: when one value is refused, the file is put back as it was. Only what the
+person changed is written, so a later change to a default still reaches them.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -15,10 +17,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from deskloop.agent.endpoint import resolve_endpoint
+from deskloop.agent.resident_server import find_resident_server
+from deskloop.engines.models import EMBEDDED_MODEL_ID
 from deskloop.settings import (
     CHOICES,
     Settings,
     SettingsError,
+    checked_value,
+    default_setting,
     load_settings,
     paths,
     set_setting,
@@ -31,6 +37,11 @@ CLOUD_URL = "https://api.anthropic.com"
 ModelSource = Literal["embedded", "cloud", "custom"]
 MODEL_SOURCES: tuple[ModelSource, ...] = ("embedded", "cloud", "custom")
 APPLIES = "Changes apply to the next session; sessions already open keep what they started with."
+NO_CLOUD_KEY = (
+    "The Anthropic cloud needs an API key, and none is saved or set: sessions will fail. "
+    "Type your key (from console.anthropic.com) in API key and save, or set "
+    "ANTHROPIC_API_KEY where deskloop runs."
+)
 
 # The page's groups of plain fields: (title, note, keys). Voice keys are found by name, so
 # the group fills in as the speech settings arrive.
@@ -99,6 +110,21 @@ def _env_name(key: str) -> str:
     return f"DESKLOOP_{section}_{name}".upper()
 
 
+def embedded_model_name(settings: Settings) -> str:
+    """The embedded server's own model name: the running one's, else what it would load."""
+    running = find_resident_server()
+    if running is not None:
+        return running.model
+    model = settings.server.model
+    if not model or model in ("embedded", "smollm2"):
+        return EMBEDDED_MODEL_ID
+    return model.rstrip("/").rsplit("/", 1)[-1].removesuffix(".gguf").lower()
+
+
+def label_of(key: str) -> str:
+    return LABELS.get(key, key.partition(".")[2].replace("_", " ").capitalize())
+
+
 def model_source(endpoint: str) -> ModelSource:
     if not endpoint:
         return "embedded"
@@ -111,7 +137,7 @@ def describe_next_session(settings: Settings) -> str:
     """Which model the next session will talk to, said as the page shows it."""
     endpoint = resolve_endpoint(settings.agent)
     if endpoint.url is None:
-        return "the embedded model on this machine"
+        return f"the embedded model on this machine ({embedded_model_name(settings)})"
     if endpoint.url == CLOUD_URL:
         return f"the Anthropic cloud ({CLOUD_URL}), model {settings.agent.model}"
     return f"{endpoint.url} ({endpoint.source}), model {settings.agent.model}"
@@ -127,7 +153,8 @@ def settings_view() -> dict[str, Any]:
         if _env_name(key) in os.environ
     }
     notes = [
-        f"{env} is set where `deskloop ui` runs, and wins over what is saved here for {key}."
+        f"{env} is set where `deskloop ui` runs, and wins over what is saved here for "
+        f"{_saved_label(key)}."
         for key, env in overridden.items()
     ]
     if not agent.endpoint and os.environ.get("ANTHROPIC_BASE_URL"):
@@ -135,6 +162,11 @@ def settings_view() -> dict[str, Any]:
             "ANTHROPIC_BASE_URL is set where `deskloop ui` runs: with the embedded choice, "
             f"sessions go to {os.environ['ANTHROPIC_BASE_URL']} instead."
         )
+    source = model_source(agent.endpoint)
+    key_missing = source == "cloud" and not agent.api_key and not os.environ.get(
+        "ANTHROPIC_API_KEY"
+    )
+    warnings = [NO_CLOUD_KEY] if key_missing else []
     groups = []
     for title, note, keys in page_groups():
         group_fields = []
@@ -143,7 +175,7 @@ def settings_view() -> dict[str, Any]:
             group_fields.append(
                 {
                     "key": key,
-                    "label": LABELS.get(key, key.partition(".")[2].replace("_", " ")),
+                    "label": label_of(key),
                     "kind": _kind(default),
                     "value": _value(settings, key),
                     "choices": list(CHOICES.get(key, ())),
@@ -151,8 +183,10 @@ def settings_view() -> dict[str, Any]:
             )
         groups.append({"title": title, "note": note, "fields": group_fields})
     return {
-        "model_source": model_source(agent.endpoint),
-        "custom_url": agent.endpoint if model_source(agent.endpoint) == "custom" else "",
+        "model_source": source,
+        "custom_url": agent.endpoint if source == "custom" else "",
+        "embedded_model": embedded_model_name(settings),
+        "warnings": warnings,
         "cloud_url": CLOUD_URL,
         "api_key_set": bool(agent.api_key),
         "api_key_from_environment": bool(os.environ.get("ANTHROPIC_API_KEY")),
@@ -181,8 +215,13 @@ def check_endpoint_url(url: str) -> str:
 
 
 def planned_changes(body: dict[str, Any]) -> dict[str, str | None]:
-    """The keys this save writes, with their raw values (None: back to the default)."""
+    """The keys this save writes, with their raw values (None: back to the default).
+
+    Values are checked here, so a refusal names the page's label, not the setting's key;
+    a value the person left as it was is not written.
+    """
     changes: dict[str, str | None] = {}
+    current = load_settings()
     source = body.get("model_source")
     if source is not None:
         if source not in MODEL_SOURCES:
@@ -206,12 +245,44 @@ def planned_changes(body: dict[str, Any]) -> dict[str, str | None]:
     for key, raw in values.items():
         if key not in allowed:
             raise BadRequest(f"{key!r} is not a setting this page changes")
+        label = label_of(key)
         if isinstance(raw, bool):
             raw = "true" if raw else "false"
         if not isinstance(raw, str | int | float):
-            raise BadRequest(f"{key} must be a single value")
-        changes[key] = str(raw)
-    return changes
+            raise BadRequest(f"{label} must be a single value")
+        if isinstance(raw, str) and not raw.strip():
+            raise BadRequest(
+                f"{label} must not be empty; type a value (its default is {default_setting(key)})"
+            )
+        try:
+            value = checked_value(key, raw, label)
+        except SettingsError as exc:
+            raise BadRequest(str(exc)) from exc
+        if value == _value(current, key):
+            continue  # as it was: a default stays a default
+        changes[key] = None if value == default_setting(key) else str(raw).strip()
+    return {key: raw for key, raw in changes.items() if not _unchanged(key, raw)}
+
+
+def _unchanged(key: str, raw: str | None) -> bool:
+    """Whether writing `raw` (None: unset) would leave config.toml's value for `key` as it is."""
+    if raw is None:
+        section, _, name = key.partition(".")
+        table = _saved().get(section, {})
+        return not isinstance(table, dict) or name not in table
+    if key in ("agent.endpoint", "agent.api_key"):  # the model choice: as saved, not as set
+        section, _, name = key.partition(".")
+        table = _saved().get(section, {})
+        return isinstance(table, dict) and table.get(name) == raw
+    return False
+
+
+def _saved() -> dict[str, Any]:
+    config_file = paths().config_file
+    try:
+        return tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
 
 
 def apply_changes(changes: dict[str, str | None]) -> None:
@@ -241,7 +312,14 @@ async def save_settings(request: Request) -> Response:
     apply_changes(changes)
     view = settings_view()
     view["saved"] = sorted(changes)
+    view["saved_labels"] = [_saved_label(key) for key in sorted(changes)]
     return JSONResponse(view)
+
+
+def _saved_label(key: str) -> str:
+    return {"agent.endpoint": "Which model answers", "agent.api_key": "API key"}.get(
+        key, label_of(key)
+    )
 
 
 def settings_routes() -> list[BaseRoute]:

@@ -68,11 +68,36 @@ const deskloop = (() => {
     });
   }
 
+  // A time as a person reads it, in this browser's zone: "today 14:05", "tomorrow 08:00",
+  // "yesterday 21:30", "Fri 09:00" within the week ahead, else "24 Dec 18:00" (and the year
+  // when it is not this one). Takes epoch seconds or an ISO string.
+  function readable(value) {
+    if (value === null || value === undefined || value === "") return "";
+    const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    if (Number.isNaN(date.getTime())) return String(value);
+    const clock = date.toLocaleTimeString(undefined, {hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+    const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+    const days = Math.round((day(date) - day(new Date())) / 86_400_000);
+    if (days === 0) return `today ${clock}`;
+    if (days === 1) return `tomorrow ${clock}`;
+    if (days === -1) return `yesterday ${clock}`;
+    if (days > 1 && days < 7) return `${date.toLocaleDateString(undefined, {weekday: "short"})} ${clock}`;
+    const sameYear = date.getFullYear() === new Date().getFullYear();
+    const dayMonth = date.toLocaleDateString(undefined, {day: "numeric", month: "short", year: sameYear ? undefined : "numeric"});
+    return `${dayMonth} ${clock}`;
+  }
+
+  // The full local date and time, for a tooltip beside `readable`.
+  function fullTime(value) {
+    const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    return Number.isNaN(date.getTime()) ? "" : date.toLocaleString(undefined, {dateStyle: "full", timeStyle: "short"});
+  }
+
   function short(value, limit) {
     const text = typeof value === "string" ? value : JSON.stringify(value);
     return text.length > limit ? text.slice(0, limit - 1) + "…" : text;
   }
 
   document.addEventListener("DOMContentLoaded", renderNav);
-  return {api, el, banner, when, short};
+  return {api, el, banner, when, readable, fullTime, short};
 })();

@@ -2,7 +2,8 @@
 "use strict";
 
 (() => {
-  const {api, el, banner, short} = deskloop;
+  const {api, el, banner, readable, fullTime, short} = deskloop;
+  const REFRESH_MS = 60_000; // "today 08:00" becomes "yesterday" at midnight; fires move times
   const message = document.getElementById("message");
   const form = document.getElementById("routine-form");
   let editing = null; // the name of the routine the form edits, or null for a new one
@@ -74,7 +75,8 @@
     const rows = data.routines.map((routine) => el("tr", {dataset: {routine: routine.name}},
       el("td", {class: "mono"}, routine.name),
       el("td", {}, el("span", {class: "mono small"}, routine.schedule),
-        el("div", {class: "small muted"}, routine.next_fire_at ? `next: ${routine.next_fire_at}` : "not scheduled")),
+        el("div", {class: "small muted next-fire", title: routine.next_fire_at ? fullTime(routine.next_fire_at) : ""},
+          routine.next_fire_at ? `next: ${readable(routine.next_fire_at)}` : "not scheduled")),
       el("td", {class: "small"}, short(routine.prompt, 90)),
       el("td", {}, el("span", {class: `badge ${routine.enabled ? "on" : "off"}`}, routine.enabled ? "on" : "off")),
       el("td", {class: "row"},
@@ -95,7 +97,7 @@
       document.getElementById("runs-card").classList.remove("hidden");
       document.getElementById("runs-title").textContent = `Runs of ${name}`;
       const rows = data.runs.map((run) => el("tr", {dataset: {run: run.id, status: run.status}},
-        el("td", {class: "small"}, run.started_at || "",
+        el("td", {class: "small", title: run.started_at ? fullTime(run.started_at) : ""}, readable(run.started_at),
           run.session_id ? el("div", {}, el("a", {href: `/chat/${run.session_id}`}, `session #${run.session_id}`)) : null),
         el("td", {}, el("span", {class: `badge ${run.status === "ok" ? "ok" : run.status === "running" ? "running" : "fail"}`}, run.status),
           run.duration_s !== null ? el("div", {class: "small muted"}, `${run.duration_s.toFixed(1)} s`) : null),
@@ -105,7 +107,10 @@
       const running = data.runs.some((run) => run.status === "running");
       const awaited = follow && follow.name === name && Date.now() < follow.until &&
         data.runs.length <= follow.known;
-      if (!running && !awaited && follow && follow.name === name) follow = null;
+      if (!running && !awaited && follow && follow.name === name) {
+        follow = null;
+        refresh(); // the run may have moved the next fire (every: counts from a run's end)
+      }
       if ((running || awaited) && shownRuns === name) {
         setTimeout(() => { if (shownRuns === name) showRuns(name); }, 1000);
       }
@@ -128,6 +133,11 @@
     }
   });
 
+  function refresh() {
+    return api("GET", "/api/routines").then(render).catch((error) => banner(message, "error", error.message));
+  }
+
   buildForm();
-  api("GET", "/api/routines").then(render).catch((error) => banner(message, "error", error.message));
+  refresh();
+  setInterval(refresh, REFRESH_MS);
 })();
