@@ -115,6 +115,12 @@ def _add_screen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "doctor", help="check that deskloop can see and act on this desktop"
     )
     doctor.add_argument("--json", action="store_true", help="the checks as JSON")
+    doctor.add_argument(
+        "--endpoint",
+        type=base_url,
+        help="also ask the model server at URL (a deskloop server or an OpenAI-compatible "
+        "upstream) what it can enforce for tool calls",
+    )
     doctor.set_defaults(handler=_lazy("deskloop.screen.commands:doctor_command"))
 
 

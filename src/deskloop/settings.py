@@ -84,6 +84,9 @@ class ServerSettings:
     ping_interval_s: float = 5.0
     tool_format: str = ""  # empty: chosen from the model's metadata and template
     tool_diet: bool = False
+    # Through an upstream: "read" a call the model wrote as text (a lone JSON object naming
+    # a declared tool, with valid arguments) as a tool_use; "off" leaves it text.
+    text_tool_calls: str = "read"
     # `claude-*` names and these aliases map to the served model.
     aliases: list[str] = field(default_factory=list)
     # The embedded model server that commands share stops after this many minutes with no
@@ -261,6 +264,7 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
 # Settings that take one of a few words; checked wherever a value comes in.
 _POLICY = ("auto", "ask", "deny")
 CHOICES: dict[str, tuple[str, ...]] = {
+    "server.text_tool_calls": ("read", "off"),
     "agent.tool_calls": ("auto", "required", "free"),
     "agent.model_size": ("auto", "small", "large"),
     "agent.tool_routing": ("auto", "all", "task"),

@@ -30,3 +30,15 @@ def test_what_the_server_reports_wins_and_the_setting_wins_over_both() -> None:
     forced = judge_model_size("large", "qwen2.5-0.5b", None)
     assert not forced.small and forced.why == "agent.model_size = large"
     assert judge_model_size("small", "claude-opus-5-5", None).small
+
+
+def test_grounded_enums_go_to_local_engines_and_to_upstreams_that_enforce_them() -> None:
+    from deskloop.agent.grounding import server_grounds_enums
+
+    assert server_grounds_enums({"engine": "llamacpp"})
+    enforcing = {"engine": "openai", "upstream": {"forced_calls_through": "json_schema"}}
+    assert server_grounds_enums(enforcing)
+    honours_nothing = {"engine": "openai", "upstream": {"forced_calls_through": None}}
+    assert not server_grounds_enums(honours_nothing)
+    assert not server_grounds_enums({"engine": "openai", "upstream": {"probing": True}})
+    assert not server_grounds_enums(None)

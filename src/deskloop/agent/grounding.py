@@ -197,8 +197,14 @@ def ground_refs(
 
 
 def server_grounds_enums(health: dict[str, Any] | None) -> bool:
-    """Whether the endpoint is a deskloop server that renders the prompt itself (its /health)."""
-    return health is not None and health.get("engine") in LOCAL_ENGINES
+    """Whether the endpoint is a deskloop server that keeps grounded enums out of the
+    prompt and enforces them: its own engine renders the prompt, or (`--engine openai`)
+    its upstream honours a constraint that forced calls go through (its /health)."""
+    if health is None:
+        return False
+    upstream = health.get("upstream")
+    through_upstream = isinstance(upstream, dict) and bool(upstream.get("forced_calls_through"))
+    return health.get("engine") in LOCAL_ENGINES or through_upstream
 
 
 async def screen_grounds(

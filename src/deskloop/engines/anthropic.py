@@ -1,12 +1,16 @@
 """The `anthropic` engine: passthrough to an Anthropic-compatible upstream.
 
 The cloud API, a corporate gateway, or another deskloop server. The request goes on
-unchanged (streaming); the upstream's SSE comes back as neutral events.
+unchanged (streaming); the upstream's SSE comes back as neutral events. A gateway in front
+of another model may ignore `tool_choice`: a forced choice answered without a call is asked
+once more with the structured-output constraint the upstream was found to honour
+(`output_config.format`), else it is an error naming the upstream, never an `end_turn`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,7 +30,9 @@ from deskloop.engines.base import (
     UpstreamError,
     Usage,
 )
+from deskloop.engines.openai_probe import PROBE_SCHEMA, Enforcement, is_probe_answer
 from deskloop.engines.openai_translate import parse_tool_arguments
+from deskloop.engines.upstream_calls import CallReader, call_schema, chosen_tools, closing
 from deskloop.engines.upstream_http import (
     API_KEY_HINT,
     DEFAULT_READ_TIMEOUT_S,
@@ -41,7 +47,12 @@ from deskloop.engines.upstream_http import (
     unreachable,
 )
 
+log = logging.getLogger("deskloop.server")
+
 ANTHROPIC_VERSION = "2023-06-01"
+FORCED_CHOICES = ("any", "tool")
+# The Messages API's structured outputs: `output_config.format` (its structured-outputs docs).
+OUTPUT_FORMAT = "output_config.format"
 
 # The fields `/v1/messages/count_tokens` takes; the cloud refuses others (`max_tokens`).
 COUNT_TOKENS_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
@@ -66,6 +77,7 @@ class AnthropicEngine(UpstreamEngine):
         self._root = api_root(upstream)
         self._headers = anthropic_headers(api_key, anthropic_beta)
         self._client = new_client(read_timeout_s, transport)
+        self._enforcement: Enforcement | None = None
 
     @property
     def model_id(self) -> str:
@@ -76,7 +88,15 @@ class AnthropicEngine(UpstreamEngine):
         return f"{self._root}/v1/messages"
 
     async def stream(self, request: dict[str, Any]) -> AsyncIterator[OutputEvent]:
+        choice = request.get("tool_choice") or {}
         body = forwarded_body(request, self._model)
+        forced = request.get("tools") and choice.get("type") in FORCED_CHOICES
+        answer = self._forced(request, body) if forced else self._attempt(body)
+        async with closing(answer):  # a client that goes away closes the upstream stream
+            async for event in answer:
+                yield event
+
+    async def _attempt(self, body: dict[str, Any]) -> AsyncIterator[OutputEvent]:
         reader = AnthropicStreamReader()
         try:
             async with self._client.stream(
@@ -98,6 +118,120 @@ class AnthropicEngine(UpstreamEngine):
             )
         for event in reader.finish():
             yield event
+
+    async def _forced(
+        self, request: dict[str, Any], body: dict[str, Any]
+    ) -> AsyncIterator[OutputEvent]:
+        """A forced choice: held until a call starts; asked again once if none came."""
+        held: list[OutputEvent] = []
+        called = False
+        async with closing(self._attempt(body)) as answer:
+            async for event in answer:
+                if called:
+                    yield event
+                elif isinstance(event, ToolCallStart):
+                    called = True
+                    for earlier in held:
+                        yield earlier
+                    yield event
+                else:
+                    held.append(event)
+        if called:
+            return
+        said = "".join(e.text for e in held if isinstance(e, TextDelta))
+        choice = request["tool_choice"]["type"]
+        enforcement = await self.enforcement()
+        if enforcement.constraint is None:
+            raise UpstreamError(
+                f"the upstream at {self.messages_url} ignored tool_choice {choice!r} (it "
+                f"answered without a tool call: {said[:200]!r}) and honours no structured "
+                "output to enforce it with; serve this model through an engine that enforces "
+                "tool_choice",
+                status=502,
+            )
+        log.warning(
+            "the upstream at %s ignored tool_choice %r; asking once more with %s",
+            self.messages_url,
+            choice,
+            OUTPUT_FORMAT,
+        )
+        first = next((e for e in held if isinstance(e, Usage)), Usage(input_tokens=0))
+        yield first
+        async with closing(self._constrained(request, body, said)) as again:
+            async for event in again:
+                yield event
+
+    async def _constrained(
+        self, request: dict[str, Any], body: dict[str, Any], said: str
+    ) -> AsyncIterator[OutputEvent]:
+        schema = call_schema(chosen_tools(request["tools"], request["tool_choice"]))
+        output_config = {**(body.get("output_config") or {}), "format": _json_format(schema)}
+        retry = {**body, "tool_choice": {"type": "auto"}, "output_config": output_config}
+        reader = CallReader()
+        called = False
+        tail: list[OutputEvent] = []
+        started = False
+        try:
+            async with closing(self._attempt(retry)) as answer:
+                async for event in answer:
+                    if not started and isinstance(event, Usage):
+                        started = True  # the input was reported by the first answer
+                    elif isinstance(event, TextDelta):
+                        for call_event in reader.feed(event.text):
+                            yield call_event
+                    elif isinstance(event, ToolCallStart | ToolInputDelta | ToolCallEnd):
+                        called = True
+                        yield event
+                    elif isinstance(event, Usage | Finish):
+                        tail.append(event)
+        except UpstreamError as exc:
+            raise UpstreamError(
+                f"the upstream at {self.messages_url} ignored tool_choice "
+                f"{request['tool_choice']['type']!r}, then refused it with {OUTPUT_FORMAT}: {exc}",
+                status=502,
+            ) from exc
+        ending = reader.finish()
+        if not (called or ending):
+            raise UpstreamError(
+                f"the upstream at {self.messages_url} ignored tool_choice "
+                f"{request['tool_choice']['type']!r} twice, the second time with "
+                f"{OUTPUT_FORMAT} set (it answered {said[:100]!r}, then "
+                f"{reader.text[:100]!r})",
+                status=502,
+            )
+        for event in ending:
+            yield event
+        for event in tail:
+            yield Finish("tool_use") if isinstance(event, Finish) else event
+
+    async def enforcement(self) -> Enforcement:
+        """Whether the upstream honours `output_config.format`, asked once when first needed."""
+        if self._enforcement is None or not self._enforcement.probed:
+            self._enforcement = await self._probe()
+        return self._enforcement
+
+    async def _probe(self) -> Enforcement:
+        body = {
+            "model": self._model,
+            "max_tokens": 24,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "output_config": {"format": _json_format(PROBE_SCHEMA)},
+        }
+        try:
+            response = await self._client.post(self.messages_url, json=body, headers=self._headers)
+        except httpx.TransportError as exc:
+            return Enforcement(self._root, "anthropic", error=str(exc), probed=False)
+        honoured = False
+        if response.status_code < 400:
+            try:
+                content = response.json().get("content") or []
+            except (json.JSONDecodeError, AttributeError):
+                content = []
+            text = "".join(b.get("text", "") for b in content if isinstance(b, dict))
+            honoured = is_probe_answer(text)
+        found = (OUTPUT_FORMAT,) if honoured else ()
+        ignored = () if honoured else (OUTPUT_FORMAT,)
+        return Enforcement(self._root, "anthropic", found, ignored)
 
     def _event_data(self, data: str) -> dict[str, Any]:
         try:
@@ -171,6 +305,10 @@ def forwarded_body(request: dict[str, Any], model: str) -> dict[str, Any]:
         # thinking block; without one, this turn goes on without thinking instead.
         body.pop("thinking", None)
     return body
+
+
+def _json_format(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_schema", "schema": schema}
 
 
 def is_unsigned_thinking(block: dict[str, Any]) -> bool:

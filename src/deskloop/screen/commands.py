@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 
 from deskloop.screen.actions import ScreenSession
@@ -52,11 +53,30 @@ def observe_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# `--endpoint URL`: what the model server there enforces, by `module:function` (as the
+# doctor's extra checks are), so the screen package imports no engine.
+ENDPOINT_SECTION = "deskloop.engines.openai_probe:endpoint_section"
+
+
 def doctor_command(args: argparse.Namespace) -> int:
     """Check that deskloop can see and act on this desktop; exit 0 only if it can."""
     from deskloop.screen.doctor import add_extra_checks, run_doctor
 
     report = asyncio.run(run_doctor())
     add_extra_checks(report)
-    print(json.dumps(report.to_json(), indent=1) if args.json else report.render())
+    endpoint = getattr(args, "endpoint", None)
+    section: tuple[dict[str, object], list[str]] | None = None
+    if endpoint:
+        module_name, _, function_name = ENDPOINT_SECTION.partition(":")
+        section = getattr(importlib.import_module(module_name), function_name)(endpoint)
+    if args.json:
+        data = report.to_json()
+        if section is not None:
+            data["endpoint"] = section[0]
+        print(json.dumps(data, indent=1))
+    else:
+        print(report.render())
+        if section is not None:
+            print("\nmodel endpoint:")
+            print("\n".join(f"  {line}" for line in section[1]))
     return report.exit_code

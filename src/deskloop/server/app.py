@@ -254,16 +254,19 @@ class MessagesAPI:
 
     async def health(self, request: Request) -> Response:
         queue = self.service.queue
-        return JSONResponse(
-            {
-                "status": "ok",
-                "model": self.service.model_id,
-                "engine": self.engine_name,
-                **self._model_traits(),
-                "busy": queue.busy,
-                "waiting": queue.waiting,
-            }
-        )
+        payload: dict[str, Any] = {
+            "status": "ok",
+            "model": self.service.model_id,
+            "engine": self.engine_name,
+            **self._model_traits(),
+            "busy": queue.busy,
+            "waiting": queue.waiting,
+        }
+        # Behind an upstream: what it enforces (server/upstream_service.py, probed once).
+        upstream_report = getattr(self.service, "upstream_report", None)
+        if upstream_report is not None:
+            payload["upstream"] = await upstream_report()
+        return JSONResponse(payload)
 
 
 async def _wait_for_disconnect(request: Request) -> None:
@@ -330,9 +333,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = InternalError("internal server error")
     response = error_response(error, request_id)
     response.headers.update(headers)
-    log.info(
-        "%s %s -> %d %s", request.method, request.url.path, response.status_code, request_id
-    )
+    log.info("%s %s -> %d %s", request.method, request.url.path, response.status_code, request_id)
     return response
 
 

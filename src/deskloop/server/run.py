@@ -12,6 +12,7 @@ from dataclasses import replace
 from deskloop.engines import create_engine
 from deskloop.engines.base import LocalEngine
 from deskloop.engines.models import default_engine_name
+from deskloop.engines.openai import OpenAIEngine
 from deskloop.errors import DeskloopError
 from deskloop.listening import listening_socket
 from deskloop.server.app import ModelService, create_app
@@ -70,7 +71,7 @@ def engine_name_for(settings: ServerSettings) -> str:
 
 
 def build_service(
-    settings: ServerSettings, *, script: str | None = None
+    settings: ServerSettings, *, script: str | None = None, probe: bool = False
 ) -> tuple[ModelService, str]:
     name = engine_name_for(settings)
     if name in UPSTREAM_ENGINES:
@@ -83,7 +84,14 @@ def build_service(
             upstream_api_key=settings.upstream_api_key,
         )
         assert not isinstance(upstream_engine, LocalEngine)
-        return UpstreamModelService(upstream_engine, queue_size=settings.queue_size), name
+        if isinstance(upstream_engine, OpenAIEngine) and probe:
+            upstream_engine.probe_now()  # what it enforces, in the log before serving
+        upstream = UpstreamModelService(
+            upstream_engine,
+            queue_size=settings.queue_size,
+            text_tool_calls=settings.text_tool_calls != "off",
+        )
+        return upstream, name
     engine = create_engine(
         name, settings.model, context_window=settings.context_window, script=script
     )
@@ -117,8 +125,14 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     check_binding(settings)
     sock = bind_socket(settings.host, settings.port)
-    print(f"deskloop: loading {settings.model or 'the embedded model'} ...", file=sys.stderr)
-    service, engine_name = build_service(settings, script=args.script)
+    if engine_name_for(settings) in UPSTREAM_ENGINES:
+        # The openai engine asks the upstream what it can enforce before serving (a few
+        # short generations: a minute on a small CPU upstream).
+        said = f"asking {settings.upstream or 'the upstream'} what it serves and enforces"
+    else:
+        said = f"loading {settings.model or 'the embedded model'}"
+    print(f"deskloop: {said} ...", file=sys.stderr)
+    service, engine_name = build_service(settings, script=args.script, probe=True)
     app = create_app(service, settings, engine_name)
     host, port = sock.getsockname()[:2]
     shown_host = f"[{host}]" if ":" in host else host
