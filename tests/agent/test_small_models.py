@@ -129,6 +129,7 @@ def test_sessions_of_required_calls_get_clicks_without_guessable_options() -> No
     lean = {d["name"]: d["input_schema"] for d in lean_definitions(definitions(), SCREEN_TOOLS)}  # type: ignore[index]
     assert set(lean["click"]["properties"]) == {"id"}  # type: ignore[arg-type]
     assert "open_app" not in lean and "focus_window" not in lean and "observe" in lean
+    assert "scroll" not in lean and "wait_for" not in lean
     assert "text" in lean["type_text"]["properties"] and "id" in lean["type_text"]["properties"]  # type: ignore[operator]
     assert lean_definitions(definitions(), frozenset()) == definitions()  # other tools untouched
     # finish's summary is capped, so the grammar closes it before a runaway can start.

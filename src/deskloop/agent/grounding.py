@@ -119,7 +119,9 @@ LEAN_DROPS: dict[str, tuple[str, ...]] = {
 # "select the Assistant demo" with focus_window on the window it was in: one to three of
 # the 14 first calls of bench tasks, depending on the prompt, went to these two tools.
 # observe(app) still moves the session to another running app.
-LEAN_LEFT_OUT = frozenset({"open_app", "focus_window"})
+# scroll and wait_for too: Qwen2.5-Coder-0.5B scrolled where it was asked to select a radio
+# button, and the two schemas are ~180 of a small model's first-prompt tokens (bench tasks).
+LEAN_LEFT_OUT = frozenset({"open_app", "focus_window", "scroll", "wait_for"})
 
 
 # Typing "into the focus" lands wherever the focus happens to be; a small model names the

@@ -251,7 +251,7 @@ async def open_session(options: SessionOptions) -> AsyncIterator[AgentSession]:
 def _app_names() -> list[str]:
     """Installed applications by name and by command, for choosing the task's tools."""
     names: list[str] = []
-    for app in installed_apps():
+    for app in installed_apps(hidden_too=True):
         names.append(app.name)
         names.append(app.command[0].rsplit("/", 1)[-1])
     return names

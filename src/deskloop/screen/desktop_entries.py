@@ -33,7 +33,7 @@ def _data_dirs() -> list[Path]:
     return [home, *(Path(part) for part in system.split(":") if part)]
 
 
-def _entry(path: Path) -> InstalledApp | None:
+def _entry(path: Path, *, hidden_too: bool = False) -> InstalledApp | None:
     parser = configparser.RawConfigParser(interpolation=None, strict=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
     try:
@@ -43,7 +43,7 @@ def _entry(path: Path) -> InstalledApp | None:
         return None
     if section.get("Type", "Application") != "Application":
         return None
-    if section.get("NoDisplay", "false").lower() == "true":
+    if section.get("NoDisplay", "false").lower() == "true" and not hidden_too:
         return None
     if section.get("Hidden", "false").lower() == "true":
         return None
@@ -65,8 +65,12 @@ def macos_app_folders() -> list[Path]:
     return [folder for root in roots for folder in (root, root / "Utilities")]
 
 
-def installed_apps() -> list[InstalledApp]:
-    """Launchable apps of this machine by name, sorted; empty where none are listed."""
+def installed_apps(*, hidden_too: bool = False) -> list[InstalledApp]:
+    """Launchable apps of this machine by name, sorted; empty where none are listed.
+
+    `hidden_too`: also the entries menus hide (NoDisplay), which a person may still name
+    in a task ("in gtk3-widget-factory").
+    """
     if sys.platform == "darwin":
         folders = macos_app_folders()
         names = {p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.app")}
@@ -83,7 +87,7 @@ def installed_apps() -> list[InstalledApp]:
             if path.name in seen:
                 continue  # hidden by an entry of the same file name found earlier
             seen.add(path.name)
-            app = _entry(path)
+            app = _entry(path, hidden_too=hidden_too)
             if app is not None:
                 by_name.setdefault(app.name, app)
     return [by_name[name] for name in sorted(by_name, key=str.lower)]
