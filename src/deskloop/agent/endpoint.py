@@ -7,9 +7,7 @@ the embedded server: the resident one every command shares (agent/resident_serve
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +16,7 @@ from typing import IO
 
 import anthropic
 
+from deskloop.agent.child_server import die_with_parent, read_ready_line
 from deskloop.agent.transport_failure import TransportFailure, classify, describe
 from deskloop.errors import DeskloopError
 from deskloop.settings import AgentSettings
@@ -87,7 +86,7 @@ class EmbeddedServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
 
     def wait_until_ready(self) -> str:
@@ -97,18 +96,7 @@ class EmbeddedServer:
         errors: list[str] = []
         # The server writes its log to stderr; keep the tail for a failure message.
         threading.Thread(target=_keep_tail, args=(self.process.stderr, errors), daemon=True).start()
-        ready = threading.Event()
-        first_line: list[str] = []
-
-        def read_stdout() -> None:
-            first_line.append(stdout.readline())
-            ready.set()
-            for _ in stdout:  # keep the pipe drained for the server's lifetime
-                pass
-
-        threading.Thread(target=read_stdout, daemon=True).start()
-        ready.wait(EMBEDDED_START_TIMEOUT_S)
-        line = first_line[0] if first_line else ""
+        line = read_ready_line(stdout, EMBEDDED_START_TIMEOUT_S)
         if " at http" not in line:
             self.stop()
             said = "\n".join(errors[-5:]) or "no output"
@@ -133,16 +121,6 @@ class EmbeddedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel sends the server SIGTERM when its parent dies, even by SIGKILL.
-
-    prctl(2): the signal follows the death of the *thread* that forked, hence `spawn`
-    runs on the event loop's thread, not a worker thread.
-    """
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _keep_tail(stream: IO[str], lines: list[str]) -> None:

@@ -62,7 +62,8 @@ class Grounds:
 GROUNDED_KEY = "x-grounded"
 
 
-def _enum(schema: dict[str, Any], values: Sequence[str]) -> dict[str, Any]:
+def grounded_enum(schema: dict[str, Any], values: Sequence[str]) -> dict[str, Any]:
+    """`schema` as an `x-grounded` enum of `values`, keeping its description."""
     grounded: dict[str, Any] = {"type": "string", "enum": list(values), GROUNDED_KEY: True}
     if "description" in schema:
         grounded["description"] = schema["description"]
@@ -95,7 +96,7 @@ def ground_definitions(
         changed = copy.deepcopy(definition)
         for parameter, values in choices.items():
             schema = changed["input_schema"]["properties"][parameter]
-            changed["input_schema"]["properties"][parameter] = _enum(schema, values)
+            changed["input_schema"]["properties"][parameter] = grounded_enum(schema, values)
         grounded.append(changed)
     return grounded
 
@@ -193,7 +194,7 @@ def ground_refs(
             continue
         changed = copy.deepcopy(definition)
         schema = changed["input_schema"]["properties"][REF_PARAMETER]
-        changed["input_schema"]["properties"][REF_PARAMETER] = _enum(schema, refs)
+        changed["input_schema"]["properties"][REF_PARAMETER] = grounded_enum(schema, refs)
         grounded.append(changed)
     return grounded
 

@@ -11,7 +11,6 @@ Run as `python -m deskloop.agent.resident_keeper FOLDER IDLE_MINUTES FINGERPRINT
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+
+from deskloop.agent.child_server import die_with_parent, read_ready_line
 
 # Loading the model from disk; a first run may also convert or page it in.
 START_TIMEOUT_S = 300.0
@@ -90,24 +91,12 @@ class Keeper:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=_die_with_keeper if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         assert self.server.stdout is not None and self.server.stderr is not None
         tail: list[str] = []
         threading.Thread(target=self._read_log, args=(self.server.stderr, tail), daemon=True).start()
-        first: list[str] = []
-        ready = threading.Event()
-        stdout = self.server.stdout
-
-        def read_ready() -> None:
-            first.append(stdout.readline())
-            ready.set()
-            for _ in stdout:  # keep the pipe drained for the server's lifetime
-                pass
-
-        threading.Thread(target=read_ready, daemon=True).start()
-        ready.wait(START_TIMEOUT_S)
-        line = first[0] if first else ""
+        line = read_ready_line(self.server.stdout, START_TIMEOUT_S)
         if READY not in line:
             self.stop_server()
             said = "; ".join(tail[-5:]) or "no output"
@@ -206,11 +195,6 @@ def _exclusive_now(path: Path) -> Any:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _die_with_keeper() -> None:
-    # prctl(2) PR_SET_PDEATHSIG = 1: SIGTERM the server when the keeper dies, even by SIGKILL.
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 
 
 def main(argv: list[str]) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deskloop.agent.finish import FINISH_TOOL_NAME
+from deskloop.agent.grounding import grounded_enum
 from deskloop.agent.task_steps import STEP_TOOLS, TaskStep, split_steps
 from deskloop.agent.task_values import value_spans
 from deskloop.tools import ToolOutcome
@@ -20,7 +21,6 @@ from deskloop.tools.dispatch import changed_nothing
 
 # The parameters that carry typed text, by tool.
 TYPED_PARAMETERS = {"type_text": "text", "set_value": "value"}
-GROUNDED_KEY = "x-grounded"
 
 
 @dataclass
@@ -106,8 +106,7 @@ class TaskPlan:
                 grounded.append(definition)
                 continue
             changed = copy.deepcopy(definition)
-            schema = changed["input_schema"]["properties"][parameter]
-            schema.pop("maxLength", None)
-            schema.update({"type": "string", "enum": list(values), GROUNDED_KEY: True})
+            properties = changed["input_schema"]["properties"]
+            properties[parameter] = grounded_enum(properties[parameter], values)
             grounded.append(changed)
         return grounded
