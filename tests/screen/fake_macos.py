@@ -19,6 +19,17 @@ them as it would import pyobjc. What it models:
   None only when none are left: mouse events need no permission; key events need Input
   Monitoring for a listen-only tap and Accessibility for an active tap (WWDC19 session 701).
 - `activateWithOptions_` does nothing from the background on macOS 14 and later.
+- Run loops are per thread: a tap's or an AXObserver's run loop source delivers its events
+  and notifications only while the thread it was added to turns its run loop
+  (`CFRunLoopRunInMode` runs until its timeout unless told to return after a source, and
+  returns kCFRunLoopRunStopped after `CFRunLoopStop`, kCFRunLoopRunFinished with no sources).
+- A tap sees input only once enabled; macOS disables a tap whose callback is too slow and
+  tells the callback so with kCGEventTapDisabledByTimeout.
+- AXObserver: notifications registered on an application element arrive for all of its
+  elements; registering needs the Accessibility grant (-25211 without), an unknown
+  notification is -25207, a second registration -25209.
+- `AXUIElementCopyElementAtPosition` hit-tests the frontmost window at the point and returns
+  the deepest element there (a check box's label text, not the check box).
 """
 
 from __future__ import annotations
@@ -26,7 +37,10 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 import types
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +58,14 @@ CFNULL = object()  # marks an attribute whose value is kCFNull
 KEY_DOWN, KEY_UP, FLAGS_CHANGED, MOUSE_MOVED = 10, 11, 12, 5
 KEY_EVENT_BITS = (1 << KEY_DOWN) | (1 << KEY_UP) | (1 << FLAGS_CHANGED)
 TAP_DEFAULT, TAP_LISTEN_ONLY = 0, 1
+TAP_DISABLED_BY_TIMEOUT = 0xFFFFFFFE
+MOUSE_TYPES = {"left": (1, 2, 0), "right": (3, 4, 1), "middle": (25, 26, 2)}  # down, up, button
+# The notifications an application element accepts (AXNotificationConstants.h).
+AX_NOTIFICATIONS = frozenset({
+    "AXFocusedUIElementChanged", "AXValueChanged", "AXSelectedChildrenChanged",
+    "AXSelectedRowsChanged", "AXFocusedWindowChanged", "AXWindowCreated",
+    "AXMenuItemSelected", "AXApplicationActivated", "AXTitleChanged", "AXUIElementDestroyed",
+})
 NOMINAL_RESOLUTION = 1 << 4
 
 
@@ -107,6 +129,45 @@ class Event:
     down: bool = True
     flags: int = 0
     text: str | None = None
+    location: tuple[float, float] = (0.0, 0.0)
+    button: int = 0
+
+
+class Source:
+    """A CFRunLoopSource: work waiting for the run loop it was added to to turn."""
+
+    def __init__(self) -> None:
+        self.pending: deque[Callable[[], Any]] = deque()
+
+
+class RunLoop:
+    """One thread's CFRunLoop: its sources (with their modes), and a pending stop."""
+
+    def __init__(self) -> None:
+        self.sources: list[tuple[Source, str]] = []
+        self.stopped = False
+
+
+@dataclass(eq=False)
+class Tap:
+    """A CFMachPort of CGEventTapCreate; `mask` holds the event bits macOS let it keep."""
+
+    options: int
+    mask: int
+    callback: Any
+    enabled: bool = False
+    valid: bool = True
+    source: Source | None = None
+
+
+@dataclass(eq=False)
+class Observer:
+    """An AXObserverRef: the (element, notification) pairs it registered, and its source."""
+
+    pid: int
+    callback: Any
+    registered: set[tuple[Any, str]] = field(default_factory=set)
+    source: Source = field(default_factory=Source)
 
 
 @dataclass(frozen=True)
@@ -157,6 +218,12 @@ class FakeMac:
         self.keys: list[tuple[int, int]] = []  # (keycode, flags) of each key down
         self.taps: list[tuple[int, int, bool]] = []  # (options, mask, created)
         self.system_notifications: list[str] = []
+        # Recording: run loops by thread, created taps and observers, the focused element.
+        self.wake = threading.Condition()
+        self.run_loops: dict[int, RunLoop] = {}
+        self.created_taps: list[Tap] = []
+        self.observers: list[Observer] = []
+        self.focused: Element | None = None
         self._workspace: list[App] = []
         self._workspace_front: int | None = None
         self._pending = False
@@ -201,6 +268,93 @@ class FakeMac:
             "revoked_flag_no": (False, False, "api_disabled"),
         }[state]
 
+    # -- a person at the Mac (recording) -------------------------------------------------
+
+    def press(self, x: float, y: float, button: str = "left") -> None:
+        self._input(Event("mouse", location=(x, y), button=MOUSE_TYPES[button][2]),
+                    MOUSE_TYPES[button][0])
+
+    def release(self, x: float, y: float, button: str = "left") -> None:
+        self._input(Event("mouse", down=False, location=(x, y), button=MOUSE_TYPES[button][2]),
+                    MOUSE_TYPES[button][1])
+
+    def type_key(self, keycode: int, text: str = "", flags: int = 0) -> None:
+        """One key down and up, as the keyboard sends it (flags: kCGEventFlagMask* bits)."""
+        self._input(Event("key", keycode, True, flags, text), KEY_DOWN)
+        self._input(Event("key", keycode, False, flags, text), KEY_UP)
+
+    def _input(self, event: Event, kind: int) -> None:
+        with self.wake:
+            for tap in self.created_taps:
+                if tap.valid and tap.enabled and tap.mask & (1 << kind) and tap.source:
+                    tap.source.pending.append(_tap_call(tap, kind, event))
+            self.wake.notify_all()
+
+    def time_out_taps(self) -> None:
+        """macOS disables taps whose callbacks were too slow, and says so to each."""
+        with self.wake:
+            for tap in self.created_taps:
+                if tap.valid and tap.enabled and tap.source:
+                    tap.enabled = False
+                    tap.source.pending.append(_tap_call(tap, TAP_DISABLED_BY_TIMEOUT, None))
+            self.wake.notify_all()
+
+    def notify(self, node: Node | None, name: str, pid: int | None = None) -> None:
+        """The app posts `name` for `node` (None: the application element itself)."""
+        pid = pid if pid is not None else self.owner_of(node)
+        element = Element("node", pid, node) if node is not None else Element("app", pid)
+        with self.wake:
+            for observer in self.observers:
+                wanted = {(Element("app", pid), name), (element, name)}
+                if observer.pid == pid and observer.registered & wanted:
+                    observer.source.pending.append(_observer_call(observer, element, name))
+            self.wake.notify_all()
+
+    def set_value(self, node: Node, value: Any) -> None:
+        node.attributes["AXValue"] = value
+        self.notify(node, "AXValueChanged")
+
+    def focus(self, node: Node) -> None:
+        pid = self.owner_of(node)
+        if self.focused is not None and self.focused.node is not None:
+            self.focused.node.attributes["AXFocused"] = False
+        node.attributes["AXFocused"] = True
+        self.focused = Element("node", pid, node)
+        self.notify(node, "AXFocusedUIElementChanged")
+
+    def owner_of(self, node: Node | None) -> int:
+        for app in self.apps.values():
+            for window in app.windows:
+                if window.node is not None and _path_to(window.node, node):
+                    return app.pid
+        raise KeyError("no app shows this node")
+
+    def parent_of(self, element: Element) -> Element | None:
+        app = self.apps.get(element.pid)
+        if app is None or element.node is None:
+            return None
+        for window in app.windows:
+            assert window.node is not None
+            path = _path_to(window.node, element.node)
+            if path:
+                return Element("node", app.pid, path[-2]) if len(path) > 1 else Element("app", app.pid)
+        return None
+
+    def element_at(self, x: float, y: float) -> Element | None:
+        """The deepest element under (x, y) in the frontmost window there."""
+        order = sorted(self.apps.values(), key=lambda app: app.pid != self.frontmost)
+        for app in order:
+            for window in app.windows:
+                assert window.node is not None
+                if _contains(window.node, x, y):
+                    node = window.node
+                    while True:
+                        inner = [child for child in node.children if _contains(child, x, y)]
+                        if not inner:
+                            return Element("node", app.pid, node)
+                        node = inner[-1]  # the last child is drawn on top
+        return None
+
     def modules(self) -> dict[str, types.ModuleType]:
         return {
             "ApplicationServices": _module("ApplicationServices", ApplicationServicesCalls(self)),
@@ -218,6 +372,8 @@ class FakeMac:
                 if self.frontmost is None:
                     return AX_CODES["no_value"], None
                 return 0, Element("app", self.frontmost)
+            if name == "AXFocusedUIElement":
+                return (0, self.focused) if self.focused else (AX_CODES["no_value"], None)
             return AX_CODES["unsupported"], None
         if element.kind == "app":
             app = self.apps.get(element.pid)
@@ -235,19 +391,51 @@ class FakeMac:
                 return 0, self.frontmost == app.pid
             if name == "AXTitle":
                 return 0, app.name
+            if name == "AXFocusedUIElement" and self.focused and self.focused.pid == app.pid:
+                return 0, self.focused
             return AX_CODES["unsupported"], None
         assert element.node is not None
-        data = _node_data(element)
+        data = _node_data(element, self)
         if name not in data:
             return AX_CODES["no_value"], None
         value = data[name]
         return 0, None if value is CFNULL else _ax_wrapped(name, value)
 
 
-def _node_data(element: Element) -> dict[str, Any]:
+def _node_data(element: Element, mac: FakeMac) -> dict[str, Any]:
     assert element.node is not None
     children = [Element("node", element.pid, child) for child in element.node.children]
-    return {**element.node.attributes, "AXChildren": children}
+    data = {**element.node.attributes, "AXChildren": children}
+    parent = mac.parent_of(element)
+    if parent is not None:
+        data["AXParent"] = parent
+    return data
+
+
+def _path_to(top: Node, node: Node | None) -> list[Node]:
+    """The nodes from `top` down to `node`, both included; [] when `node` is not under it."""
+    if top is node:
+        return [top]
+    for child in top.children:
+        below = _path_to(child, node)
+        if below:
+            return [top, *below]
+    return []
+
+
+def _contains(node: Node, x: float, y: float) -> bool:
+    position, size = node.attributes.get("AXPosition"), node.attributes.get("AXSize")
+    if position is None or size is None:
+        return False
+    return bool(position[0] <= x < position[0] + size[0] and position[1] <= y < position[1] + size[1])
+
+
+def _tap_call(tap: Tap, kind: int, event: Event | None) -> Callable[[], Any]:
+    return lambda: tap.callback(None, kind, event, None)
+
+
+def _observer_call(observer: Observer, element: Element, name: str) -> Callable[[], Any]:
+    return lambda: observer.callback(observer, element, name, None)
 
 
 def _ax_wrapped(name: str, value: Any) -> Any:
@@ -299,7 +487,7 @@ class ApplicationServicesCalls:
             return AX_CODES[self._mac.ax_calls], None
         if element.kind != "node":
             return AX_CODES["unsupported"], None
-        data = _node_data(element)
+        data = _node_data(element, self._mac)
         values: list[Any] = []
         for name in names:
             if name not in data:
@@ -328,6 +516,50 @@ class ApplicationServicesCalls:
             element.node.attributes[name] = value
             return 0
         return AX_CODES["unsupported"]
+
+    def AXUIElementCopyElementAtPosition(
+        self, element: Element, x: float, y: float, out: None
+    ) -> tuple[int, Element | None]:
+        mac = self._mac
+        if mac.ax_calls != "ok":
+            return AX_CODES[mac.ax_calls], None
+        found = mac.element_at(x, y)
+        if found is None or (element.kind == "app" and found.pid != element.pid):
+            return AX_CODES["no_value"], None
+        return 0, found
+
+    def AXObserverCreate(self, pid: int, callback: Any, out: None) -> tuple[int, Observer | None]:
+        if pid not in self._mac.apps:
+            return AX_CODES["invalid"], None
+        observer = Observer(pid, callback)
+        self._mac.observers.append(observer)
+        return 0, observer
+
+    def AXObserverAddNotification(self, observer: Observer, element: Element, name: str,
+                                  refcon: Any) -> int:
+        mac = self._mac
+        if mac.ax_calls != "ok":
+            return AX_CODES[mac.ax_calls]
+        app = mac.apps.get(element.pid)
+        if app is None:
+            return AX_CODES["invalid"]
+        if app.ax_error is not None:
+            return app.ax_error
+        if name not in AX_NOTIFICATIONS:
+            return -25207  # kAXErrorNotificationUnsupported
+        if (element, name) in observer.registered:
+            return -25209  # kAXErrorNotificationAlreadyRegistered
+        observer.registered.add((element, name))
+        return 0
+
+    def AXObserverRemoveNotification(self, observer: Observer, element: Element, name: str) -> int:
+        if (element, name) not in observer.registered:
+            return -25210  # kAXErrorNotificationNotRegistered
+        observer.registered.discard((element, name))
+        return 0
+
+    def AXObserverGetRunLoopSource(self, observer: Observer) -> Source:
+        return observer.source
 
     def AXValueGetTypeID(self) -> int:
         return 7001
@@ -373,6 +605,12 @@ class QuartzCalls:
     kCGWindowNumber = "kCGWindowNumber"
     kCFRunLoopDefaultMode = "kCFRunLoopDefaultMode"
     kCFRunLoopRunFinished, kCFRunLoopRunTimedOut, kCFRunLoopRunHandledSource = 1, 3, 4
+    kCFRunLoopRunStopped = 2
+    kCFRunLoopCommonModes = "kCFRunLoopCommonModes"
+    kCGEventTapDisabledByTimeout = TAP_DISABLED_BY_TIMEOUT
+    kCGEventTapDisabledByUserInput = 0xFFFFFFFF
+    kCGMouseEventButtonNumber = 3
+    kCGKeyboardEventKeycode = 9
     CGRectInfinite = INFINITE
 
     def __init__(self, mac: FakeMac) -> None:
@@ -387,20 +625,78 @@ class QuartzCalls:
     def CFHash(self, value: Any) -> int:
         return hash(value) & 0xFFFFFFFF
 
+    def CFEqual(self, first: Any, second: Any) -> bool:
+        return bool(first == second)
+
     def CFMachPortInvalidate(self, port: Any) -> None:
-        pass
+        if isinstance(port, Tap):
+            port.valid = port.enabled = False
 
     def CGEventTapEnable(self, port: Any, enable: bool) -> None:
-        pass
+        if isinstance(port, Tap):
+            port.enabled = enable and port.valid
+
+    def CGEventTapIsEnabled(self, port: Any) -> bool:
+        return isinstance(port, Tap) and port.enabled
+
+    def CFMachPortCreateRunLoopSource(self, allocator: Any, port: Tap, order: int) -> Source:
+        port.source = Source()
+        return port.source
+
+    def CFRunLoopGetCurrent(self) -> RunLoop:
+        with self._mac.wake:
+            return self._mac.run_loops.setdefault(threading.get_ident(), RunLoop())
+
+    def CFRunLoopAddSource(self, loop: RunLoop, source: Source, mode: str) -> None:
+        with self._mac.wake:
+            loop.sources.append((source, mode))
+            self._mac.wake.notify_all()
+
+    def CFRunLoopRemoveSource(self, loop: RunLoop, source: Source, mode: str) -> None:
+        with self._mac.wake:
+            loop.sources = [(s, m) for s, m in loop.sources if (s, m) != (source, mode)]
+
+    def CFRunLoopStop(self, loop: RunLoop) -> None:
+        with self._mac.wake:
+            loop.stopped = True
+            self._mac.wake.notify_all()
+
+    def CFRunLoopWakeUp(self, loop: RunLoop) -> None:
+        with self._mac.wake:
+            self._mac.wake.notify_all()
 
     def CFRunLoopRunInMode(self, mode: str, seconds: float, return_after_source: bool) -> int:
         # Each thread has its own run loop; only the main one brings NSWorkspace news.
-        if threading.current_thread() is not threading.main_thread():
-            return self.kCFRunLoopRunFinished
-        if self._mac._pending:
-            self._mac.turn_run_loop()
+        mac = self._mac
+        main = threading.current_thread() is threading.main_thread()
+        if main and mac._pending:
+            mac.turn_run_loop()
             return self.kCFRunLoopRunHandledSource
-        return self.kCFRunLoopRunTimedOut
+        loop = mac.run_loops.get(threading.get_ident())
+        if loop is None or not loop.sources:
+            return self.kCFRunLoopRunTimedOut if main else self.kCFRunLoopRunFinished
+        deadline = time.monotonic() + seconds
+        while True:
+            with mac.wake:
+                while True:
+                    if loop.stopped:
+                        loop.stopped = False
+                        return self.kCFRunLoopRunStopped
+                    ready = [source for source, added in loop.sources if source.pending
+                             and added in (mode, self.kCFRunLoopCommonModes)]
+                    if ready:
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return self.kCFRunLoopRunTimedOut
+                    mac.wake.wait(left)
+                work = [ready[0].pending.popleft()] if return_after_source else [
+                    source.pending.popleft() for source in ready for _ in range(len(source.pending))
+                ]
+            for call in work:  # callbacks run on this thread, outside the machine's lock
+                call()
+            if return_after_source:
+                return self.kCFRunLoopRunHandledSource
 
     # Permissions
     def CGPreflightScreenCaptureAccess(self) -> bool:
@@ -425,7 +721,11 @@ class QuartzCalls:
         mac.taps.append((options, mask, created))
         if mask & KEY_EVENT_BITS and not keys_allowed:
             mac.system_notifications.append("deskloop was prevented from monitoring the keyboard")
-        return object() if created else None
+        if not created:
+            return None
+        tap = Tap(options, allowed, callback)
+        mac.created_taps.append(tap)
+        return tap
 
     # Events
     def CGEventCreateKeyboardEvent(self, source: Any, keycode: int, down: bool) -> Event:
@@ -437,6 +737,22 @@ class QuartzCalls:
 
     def CGEventSetFlags(self, event: Event, flags: int) -> None:
         event.flags = flags
+
+    def CGEventGetFlags(self, event: Event) -> int:
+        return event.flags
+
+    def CGEventGetLocation(self, event: Event) -> Point:
+        return Point(*event.location)
+
+    def CGEventGetIntegerValueField(self, event: Event, name: int) -> int:
+        return {self.kCGKeyboardEventKeycode: event.keycode,
+                self.kCGMouseEventButtonNumber: event.button}.get(name, 0)
+
+    def CGEventKeyboardGetUnicodeString(
+        self, event: Event, max_length: int, out_length: None, out_text: None
+    ) -> tuple[int, str]:
+        units = (event.text or "").encode("utf-16-le", "surrogatepass")[: 2 * max_length]
+        return len(units) // 2, units.decode("utf-16-le", "surrogatepass")
 
     def CGEventCreateMouseEvent(self, source: Any, kind: int, where: Any, button: int) -> Event:
         return Event("mouse", kind)

@@ -414,10 +414,10 @@ def _screen_recording_check(ax: AxApi) -> Check:
 def _input_monitoring_check(ax: AxApi) -> Check:
     if ax.input_monitoring_allowed():
         return Check("input monitoring", "ok",
-                     "granted: key presses can be watched (CGPreflightListenEventAccess)")
+                     "granted: `deskloop record` can hear key presses (CGPreflightListenEventAccess)")
     return Check(
         "input monitoring", "warn",
-        "not granted: watching key presses (recording a demonstration) needs it; reading "
-        "and acting need only Accessibility",
+        "not granted: recording a demonstration (`deskloop record`) needs it to hear the keys "
+        "typed; reading and acting need only Accessibility",
         INPUT_MONITORING_FIX,
     )

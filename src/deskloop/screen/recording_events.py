@@ -61,6 +61,8 @@ class KeyEvent:
     time: float
     # The text the key typed, if any ("" for Return, arrows, chords).
     text: str = ""
+    # Typed into a password role or protected field: `key` and `text` are withheld ("").
+    secret: bool = False
 
 
 ElementEventKind = Literal[
@@ -74,6 +76,8 @@ ElementEventKind = Literal[
     "selection_changed",
     "window_activated",
     "menu_chosen",
+    # A new window appeared (macOS AXWindowCreated); it may not have come forward.
+    "window_opened",
 ]
 
 
