@@ -92,5 +92,12 @@ install_python_packages() {
     echo "$want" >"$stamp"
 }
 
-install_system_packages
+# apt waits on the network and dpkg while llama-cpp-python's build keeps both cores busy,
+# so the two run side by side (neither needs the other).
+install_system_packages &
+system_packages=$!
 install_python_packages
+wait "$system_packages" || {
+    say "installing the system packages failed (see above); run scripts/bootstrap.sh again"
+    exit 1
+}

@@ -45,15 +45,16 @@ def peer() -> ModuleType:
 
 
 def llama_server_binary() -> Path:
-    """The cached build (or $LLAMA_SERVER); else it is built now, within BUILD_TIMEOUT_S."""
+    """The cached build (or $LLAMA_SERVER); else it is built now, within BUILD_TIMEOUT_S.
+
+    A build already running (scripts/test.sh starts one in the background) is waited for.
+    """
     given = os.environ.get("LLAMA_SERVER")
     if given:
         return Path(given)
-    server = peer()
-    version = server.metadata.version("llama-cpp-python")
-    cached = Path(server.CACHE) / f"build-{version}" / "bin" / "llama-server"
-    if cached.is_file():
-        return cached
+    cached = peer().built_binary()
+    if cached is not None:
+        return Path(cached)
     if shutil.which("cmake") is None:
         pytest.skip("building llama-server needs cmake")
     script = "import sys, peer_llama_server as p; print(p.find_or_build(lambda s: print(s, file=sys.stderr)))"
