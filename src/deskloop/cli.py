@@ -28,6 +28,7 @@ from deskloop.command_line import (
 )
 from deskloop.errors import DeskloopError
 from deskloop.mcp.arguments import add_mcp_command
+from deskloop.recordings.arguments import add_recording_commands
 from deskloop.scheduler.arguments import add_scheduler_commands
 
 Handler = Callable[[argparse.Namespace], int]
@@ -187,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_screen(commands)
     add_mcp_command(commands, _lazy)
     add_scheduler_commands(commands, _lazy)
+    add_recording_commands(commands, _lazy)
     _add_config(commands)
     _add_ui(commands)
     _add_bench(commands)

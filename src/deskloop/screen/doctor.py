@@ -145,6 +145,14 @@ def _display_check(report: DoctorReport) -> bool:
     else:
         report.add(Check("synthetic input", "fail", "the X server has no XTest extension",
                          "enable XTEST in the X server configuration", "act"))
+    # `deskloop record` hears the pointer and keys through RECORD (backends/atspi/x_input.py).
+    if x11.display.has_extension("RECORD"):
+        report.add(Check("recording", "ok", "the X RECORD extension hears the pointer and keys"))
+    else:
+        report.add(Check("recording", "warn", "the X server has no RECORD extension, so "
+                         "`deskloop record` cannot hear the pointer and keys",
+                         "enable RECORD in the X server (Xorg loads it by default; Xvfb: "
+                         "+extension RECORD)"))
     _screenshot_check(report, x11, box)
     x11.close()
     return True

@@ -18,6 +18,7 @@ from deskloop.ui.history_page import history_routes
 from deskloop.ui.http import UnexpectedErrors, deskloop_error
 from deskloop.ui.mcp_page import mcp_routes
 from deskloop.ui.pages import STATIC, page_routes
+from deskloop.ui.recordings_page import recordings_routes
 from deskloop.ui.routines_page import routines_routes
 from deskloop.ui.security import Access, AccessMiddleware
 from deskloop.ui.settings_page import settings_routes
@@ -40,6 +41,7 @@ def create_app(access: Access, chats: ChatSessions | None = None) -> Starlette:
         *history_routes(),
         *chat_routes(),
         *routines_routes(),
+        *recordings_routes(),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     app = Starlette(
