@@ -30,6 +30,7 @@ from deskloop.errors import DeskloopError
 from deskloop.mcp.arguments import add_mcp_command
 from deskloop.recordings.arguments import add_recording_commands
 from deskloop.scheduler.arguments import add_scheduler_commands
+from deskloop.scheduler.replay_arguments import add_replay_command
 
 Handler = Callable[[argparse.Namespace], int]
 # What a shell reports for a process ended by SIGPIPE (128 + 13).
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mcp_command(commands, _lazy)
     add_scheduler_commands(commands, _lazy)
     add_recording_commands(commands, _lazy)
+    add_replay_command(commands, _lazy)
     _add_config(commands)
     _add_ui(commands)
     _add_bench(commands)

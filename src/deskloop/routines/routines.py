@@ -64,6 +64,8 @@ class RoutineChanges:
     session_mode: SessionMode | None = None
     enabled: bool | None = None
     new_name: str | None = None
+    # The recording its runs replay ("" makes it a model routine again).
+    recording: str | None = None
 
 
 def _now(now: datetime | None) -> datetime:
@@ -146,8 +148,11 @@ def _checked(
             f"a routine name is 1-64 letters, digits, '.', '_' or '-', starting with a letter "
             f"or digit; {fields.name!r} is not one"
         )
-    if not fields.prompt.strip():
-        raise RoutineError("a routine needs a prompt: what the agent should do when it fires")
+    if not fields.prompt.strip() and not fields.recording:
+        raise RoutineError(
+            "a routine needs a prompt (what the agent should do when it fires) or a "
+            "recording to replay (--recording NAME)"
+        )
     if fields.timeout_s <= 0:
         raise RoutineError(f"the timeout is in seconds above 0, not {fields.timeout_s:g}")
     for tool in fields.tools or ():
@@ -183,9 +188,13 @@ def create_routine(
     enabled: bool = True,
     now: datetime | None = None,
     check_tools: ToolListCheck | None = None,
+    recording: str = "",
 ) -> RoutineRecord:
-    """A new routine; its first fire is computed from `now` in its zone."""
+    """A new routine; its first fire is computed from `now` in its zone. With `recording`,
+    each run replays that recording instead of running a model session."""
     moment = _now(now)
+    if recording and not prompt.strip():
+        prompt = f"replay the recording {recording}"
     fields = RoutineFields(
         name=name.strip(),
         prompt=prompt,
@@ -197,6 +206,7 @@ def create_routine(
         session_mode=session_mode,
         timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
         tools=_unique(tools),
+        recording=recording,
     )
     parsed = _checked(fields, moment, check_at=True, check_tools=check_tools)
     fields = replace(fields, schedule=str(parsed), timezone=parsed.zone_name)
@@ -234,6 +244,7 @@ def update_routine(
         session_mode=_pick(changes.session_mode, current.session_mode),
         timeout_s=_pick(changes.timeout_s, current.timeout_s),
         tools=tools,
+        recording=_pick(changes.recording, current.recording),
     )
     timing_changed = (
         changes.schedule is not None
@@ -343,6 +354,7 @@ def routine_to_json(routine: RoutineRecord) -> dict[str, Any]:
         "enabled": routine.enabled,
         "next_fire_at": _iso(routine.next_fire_at),
         "run_requested": routine.run_requested_at is not None,
+        "recording": routine.recording or None,
     }
 
 

@@ -18,7 +18,13 @@ def _routine_options(parser: argparse.ArgumentParser, *, adding: bool) -> None:
         metavar="SPEC",
         help="cron:<5 fields>, every:<seconds> (from the end of the last run), at:<ISO time>",
     )
-    parser.add_argument("--prompt", required=adding, metavar="TEXT", help="what the agent does")
+    parser.add_argument("--prompt", metavar="TEXT", help="what the agent does")
+    parser.add_argument(
+        "--recording",
+        metavar="REC",
+        help="replay this recording at each fire instead of a model session "
+        "(instead of --prompt; see `deskloop recordings list`)",
+    )
     parser.add_argument(
         "--tools",
         metavar="A,B,...",

@@ -46,10 +46,16 @@ def routines_command(args: argparse.Namespace) -> int:
     action = args.routines_action
     with Store.open() as store:
         if action == "add":
+            if not args.prompt and not args.recording:
+                raise RoutineError(
+                    "give --prompt TEXT (what the agent does) or --recording NAME (a "
+                    "recording to replay)"
+                )
             routine = create_routine(
                 store,
                 args.name,
-                prompt=args.prompt,
+                prompt=args.prompt or "",
+                recording=_recording(args.recording),
                 schedule=args.schedule,
                 tools=_tools(args.tools),
                 timezone=args.tz,
@@ -98,7 +104,18 @@ def _changes(args: argparse.Namespace) -> RoutineChanges:
         session_mode=mode,
         enabled=enabled,
         new_name=args.rename,
+        recording=None if args.recording is None else _recording(args.recording),
     )
+
+
+def _recording(name: str | None) -> str:
+    """A recording that exists (checked when the routine is made, not only when it fires)."""
+    if not name:
+        return ""
+    from deskloop.recordings.commands import recording_files
+
+    recording_files().load(name)
+    return name
 
 
 def _local(epoch: float | None, zone: str) -> str:
@@ -110,6 +127,8 @@ def _local(epoch: float | None, zone: str) -> str:
 def _describe(routine: RoutineRecord) -> str:
     state = "" if routine.enabled else ", disabled"
     mode = ", resumes its session" if routine.session_mode == "resume" else ""
+    if routine.recording:
+        mode += f", replays the recording {routine.recording!r}"
     return (
         f"{routine.schedule} ({routine.timezone}), next {_local(routine.next_fire_at, routine.timezone)}"
         f"; tools: {tools_words(routine.tools)}{mode}{state}"

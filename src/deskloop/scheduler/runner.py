@@ -32,6 +32,7 @@ from deskloop.routines.routines import (
 )
 from deskloop.routines.schedule import ScheduleError
 from deskloop.scheduler.observer import due_position
+from deskloop.scheduler.replay_run import replay_routine
 from deskloop.settings import AgentSettings
 from deskloop.store import (
     RoutineBusy,
@@ -289,6 +290,9 @@ class Scheduler:
         self._wake.set()
 
     async def _execute(self, routine: RoutineRecord, run: RunRecord, fire: Fire) -> None:
+        if routine.recording:  # a replay, no model session (scheduler/replay_run.py)
+            self._finish(routine, run, await replay_routine(self.store, routine, run))
+            return
         baseline_turn = 0
         if routine.session_mode == "resume" and routine.last_session_id is not None:
             baseline_turn = max(

@@ -275,6 +275,12 @@ def m008_session_state(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN owner_pid INTEGER")
 
 
+@migration
+def m009_routine_recording(db: sqlite3.Connection) -> None:
+    # A routine whose body is a recording (recordings/): its runs replay it, no model.
+    db.execute("ALTER TABLE routines ADD COLUMN recording TEXT NOT NULL DEFAULT ''")
+
+
 def apply_migrations(db: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction; returns their names."""
     db.execute(

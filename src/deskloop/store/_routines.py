@@ -22,7 +22,8 @@ SessionMode = Literal["new", "resume"]
 
 _ROUTINE_COLUMNS = (
     "id, name, prompt, schedule, timezone, endpoint, model, enabled, session_mode, timeout_s,"
-    " tools_json, next_fire_at, run_requested_at, last_session_id, created_at, updated_at"
+    " tools_json, next_fire_at, run_requested_at, last_session_id, created_at, updated_at,"
+    " recording"
 )
 _RUN_COLUMNS = (
     "id, kind, routine_id, status, slot, catch_up, started_at, finished_at, output,"
@@ -58,13 +59,15 @@ class RoutineRecord:
     last_session_id: int | None
     created_at: float
     updated_at: float
+    # A routine whose body is a recording: each run replays it instead of a model session.
+    recording: str = ""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RoutineRecord:
         tools = None if row[10] is None else tuple(json.loads(row[10]))
         return cls(
             row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]),
-            row[8], row[9], tools, row[11], row[12], row[13], row[14], row[15],
+            row[8], row[9], tools, row[11], row[12], row[13], row[14], row[15], row[16],
         )  # fmt: skip
 
 
@@ -114,6 +117,7 @@ class RoutineFields:
     session_mode: SessionMode = "new"
     timeout_s: float = 900.0
     tools: tuple[str, ...] | None = None
+    recording: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +160,12 @@ class RoutineAccess(Connected):
             db.execute(
                 "INSERT INTO routines (name, prompt, schedule, timezone, endpoint, model,"
                 " enabled, session_mode, timeout_s, tools_json, next_fire_at, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " updated_at, recording) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fields.name, fields.prompt, fields.schedule, fields.timezone,
                     fields.endpoint, fields.model, int(fields.enabled), fields.session_mode,
                     fields.timeout_s, _tools_json(fields.tools), next_fire_at, now, now,
+                    fields.recording,
                 ),
             )  # fmt: skip
         record = self.routine(fields.name)
@@ -174,12 +179,12 @@ class RoutineAccess(Connected):
             db.execute(
                 "UPDATE routines SET name = ?, prompt = ?, schedule = ?, timezone = ?,"
                 " endpoint = ?, model = ?, enabled = ?, session_mode = ?, timeout_s = ?,"
-                " tools_json = ?, next_fire_at = ?, updated_at = ? WHERE id = ?",
+                " tools_json = ?, next_fire_at = ?, updated_at = ?, recording = ? WHERE id = ?",
                 (
                     fields.name, fields.prompt, fields.schedule, fields.timezone,
                     fields.endpoint, fields.model, int(fields.enabled), fields.session_mode,
                     fields.timeout_s, _tools_json(fields.tools), next_fire_at, time.time(),
-                    routine_id,
+                    fields.recording, routine_id,
                 ),
             )  # fmt: skip
         record = self.routine_by_id(routine_id)

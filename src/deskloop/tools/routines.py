@@ -127,6 +127,32 @@ async def _remove(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
     return f"removed routine {tool_input['name']!r} and its runs"
 
 
+async def _replay(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
+    # Imported here: the screen and the recordings load only when a replay is asked for.
+    from deskloop.recordings.commands import recording_files
+    from deskloop.recordings.recording import RecordingError
+    from deskloop.recordings.replay import DEFAULT_STEP_TIMEOUT_S, Replayer
+    from deskloop.recordings.step_log import SessionStepLog
+    from deskloop.tools.screen import screen_session
+
+    files = recording_files()
+    try:
+        recording = files.load(str(tool_input["name"]))
+    except RecordingError as exc:
+        raise BadToolArguments(str(exc)) from exc
+    log = None
+    if context.session_id is not None and not tool_input.get("dry_run"):
+        log = SessionStepLog(context.store, context.session_id)
+    replayer = Replayer(
+        await screen_session(context),
+        files=files,
+        step_timeout_s=float(tool_input.get("step_timeout_s", DEFAULT_STEP_TIMEOUT_S)),
+        log=log,
+    )
+    report = await replayer.replay(recording, dry_run=bool(tool_input.get("dry_run", False)))
+    return report.text()
+
+
 async def _list(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
     routines = [routine_to_json(r) for r in list_routines(context.store)]
     return json.dumps(routines, ensure_ascii=False) if routines else "no routines yet"
@@ -192,6 +218,25 @@ def routines_tools(context: ToolContext) -> list[Tool]:
             risk="read",
             timeout_tier=TimeoutTier.INTERNAL,
             run=_runs,
+        ),
+        Tool(
+            name="replay_recording",
+            description="Do a recorded demonstration again on the screen, step by step, "
+            "without choosing each click; says which step failed and why.",
+            input_schema=_schema(
+                {
+                    "name": {"type": "string", "description": "The recording's name."},
+                    "dry_run": {
+                        "type": "boolean",
+                        "description": "Only check which steps would fail; do nothing.",
+                    },
+                    "step_timeout_s": {"type": "number", "minimum": 0.1, "maximum": 120},
+                },
+                ["name"],
+            ),
+            risk="act",
+            timeout_tier=TimeoutTier.OTHER,
+            run=_replay,
         ),
     ]
 
