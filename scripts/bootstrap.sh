@@ -55,10 +55,12 @@ llama_build_flags() {
     esac
 }
 
-# What builds from source: llama-cpp-python's multimodal library (llava/mtmd) is not used by
-# deskloop and is a fifth of the build.
+# What builds from source: llama-cpp-python's multimodal library (llava/mtmd) and llama.cpp's
+# common library are not used by deskloop's engine (the bindings load libllama and ggml
+# only); leaving them out halves the compile (scripts/cmake/skip-llama-common.cmake).
 llama_cmake_args() {
-    echo "-DLLAVA_BUILD=OFF"
+    printf -- '-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=%q' \
+        "$root/scripts/cmake/skip-llama-common.cmake"
 }
 
 # Installs exactly requirements/lock.txt (what CI tested, every file checked against its
