@@ -478,6 +478,7 @@ async def test_a_routine_run_records_the_failed_step(reader: IndependentReader) 
         [run] = store.runs(routine.id)
     assert run.status == "error"
     assert "stopped at step 2 of 2" in run.output and "check 'Bold'" in run.output
+    assert (run.recording, run.steps_done, run.failed_step) == ("lost", 1, 2)
     await reset_factory(reader)
 
 
@@ -515,6 +516,34 @@ async def test_deskloop_replay_does_the_steps_and_logs_them_as_a_session(
         calls = store.tool_calls(session.id)
     assert session.title == "replay boxes"
     assert [(c.name, c.status) for c in calls] == [("replay_step", "ok")]
+    # A bare replay is a run, with the same record a routine's run has.
+    with Store.open() as store:
+        [run] = store.recording_runs("boxes")
+    assert (run.status, run.routine_id, run.session_id) == ("ok", None, session.id)
+    assert (run.steps_done, run.failed_step) == (1, None)
+    assert run.duration_s is not None and "all 1 steps done" in run.output
+    listed = deskloop("recordings", "runs", "boxes")
+    assert listed.returncode == 0, listed.stderr
+    assert f"#{run.id} ok in " in listed.stdout and "1 steps done" in listed.stdout
+    await reset_factory(reader)
+
+
+async def test_a_bare_replay_that_fails_records_the_failed_step(
+    reader: IndependentReader,
+) -> None:
+    await reset_factory(reader)
+    lost = renamed(check_box_step(), "Bold")
+    RecordingFiles(paths().data_dir / "recordings").save(recording("lost", radio_step(), lost))
+
+    failed = deskloop("replay", "lost", "--no-heal", "--step-timeout", "0.5")
+
+    assert failed.returncode == 1
+    listed = deskloop("recordings", "runs", "lost")
+    assert "error" in listed.stdout and "1 steps done, failed at step 2" in listed.stdout
+    with Store.open() as store:
+        [run] = store.recording_runs("lost")
+    assert (run.status, run.steps_done, run.failed_step) == ("error", 1, 2)
+    assert "stopped at step 2 of 2" in run.output
     await reset_factory(reader)
 
 

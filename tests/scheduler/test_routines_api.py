@@ -102,7 +102,8 @@ def test_one_live_run_per_routine_and_one_run_per_slot(store: Store) -> None:
     data = run_to_json(only)
     assert set(data) == {
         "id", "status", "started_at", "finished_at", "duration_s", "output", "input_tokens",
-        "output_tokens", "session_id", "catch_up", "refused_tools",
+        "output_tokens", "session_id", "catch_up", "refused_tools", "recording", "steps_done",
+        "failed_step",
     }  # fmt: skip
     assert data["status"] == "ok" and data["input_tokens"] == 10 and data["catch_up"] is False
 

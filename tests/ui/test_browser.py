@@ -113,7 +113,7 @@ def add_mcp_servers(page: Page) -> None:
     ):
         if page.locator(f'tr[data-server="{name}"]').count():
             continue
-        page.get_by_label("Name").fill(name)
+        page.get_by_label("Name", exact=True).fill(name)
         page.get_by_label("Command (stdio)").fill(command)
         page.get_by_role("button", name="Add server").click()
         expect(page.locator(f'tr[data-server="{name}"]')).to_contain_text("on")
@@ -148,7 +148,7 @@ def test_a_routine_is_created_edited_and_run_now(page: Page, tmp_path: Path) -> 
     with scripted_server(tmp_path, ["Three new mails, none urgent."], repeat_last=True) as url:
         settings(page, endpoint=url)
         page.goto("/routines")
-        page.get_by_label("Name").fill("mail")
+        page.get_by_label("Name", exact=True).fill("mail")
         page.get_by_label("Task").fill("Summarise my unread mail")
         page.get_by_label("Schedule").fill("cron:0 9 * * 1-5")
         page.get_by_role("button", name="Create routine").click()

@@ -120,14 +120,14 @@ def test_settings_say_what_the_choice_serves_and_write_only_changes(
 
 def test_mcp_servers_are_replaced_with_the_box_and_edited_with_a_button(page: Page) -> None:
     page.goto("/mcp")
-    page.get_by_label("Name").fill("clock")
+    page.get_by_label("Name", exact=True).fill("clock")
     page.get_by_label("Command (stdio)").fill("true")
     page.get_by_label("Environment or headers").fill("TZ=UTC")
     page.get_by_role("button", name="Add server").click()
     row = page.locator('tr[data-server="clock"]')
     expect(row).to_contain_text("true")
 
-    page.get_by_label("Name").fill("clock")
+    page.get_by_label("Name", exact=True).fill("clock")
     page.get_by_label("Command (stdio)").fill(f"{sys.executable} -V")
     page.get_by_label("Environment or headers").fill("TZ=UTC")
     page.get_by_role("button", name="Add server").click()
@@ -157,7 +157,7 @@ def test_routine_times_are_local_words_and_refresh_after_a_run(
     expected = "today 08:00" if datetime.now(UTC).hour < 8 else "tomorrow 08:00"
     with scripted_server(tmp_path, ["All quiet."], repeat_last=True) as url:
         page.goto("/routines")
-        page.get_by_label("Name").fill("morning")
+        page.get_by_label("Name", exact=True).fill("morning")
         page.get_by_label("Task").fill("Say what is new")
         page.get_by_label("Schedule").fill("cron:0 8 * * *")
         page.get_by_label("Time zone").fill("UTC")

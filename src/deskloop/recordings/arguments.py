@@ -32,7 +32,7 @@ def add_recording_commands(
 
     recordings = commands.add_parser(
         "recordings",
-        help="recorded demonstrations: list, show, remove, rename, accept a repair",
+        help="recorded demonstrations: list, show, remove, rename, accept a repair, runs",
         description="Recordings are JSON files in the data folder, one step per entry; "
         "edit them by hand if you like.",
     )
@@ -50,4 +50,9 @@ def add_recording_commands(
     # A repair proposed by healing during a replay is applied only when a person accepts it.
     accept = actions.add_parser("accept", help="apply the repair a replay proposed")
     accept.add_argument("name", metavar="NAME")
+    runs = actions.add_parser(
+        "runs", help="a recording's replays, newest first: status, steps done, failed step"
+    )
+    runs.add_argument("name", metavar="NAME")
+    runs.add_argument("--limit", type=int, default=20, help="how many (default 20)")
     recordings.set_defaults(handler=lazy(f"{HANDLERS}:recordings_command"))

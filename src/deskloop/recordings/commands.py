@@ -18,7 +18,9 @@ from deskloop.recordings.recording import (
     check_name,
     steps_summary,
 )
+from deskloop.recordings.replay_runs import run_line
 from deskloop.settings import paths
+from deskloop.store import Store
 
 
 def recording_files() -> RecordingFiles:
@@ -112,7 +114,24 @@ def recordings_command(args: argparse.Namespace) -> int:
         accepted = files.accept(args.name)
         print(f"accepted the proposed repair of {args.name!r} ({len(accepted.steps)} steps)")
         return 0
+    if action == "runs":
+        return _runs(args.name, args.limit)
     raise RecordingError(f"no recordings action {action!r}")
+
+
+def _runs(name: str, limit: int) -> int:
+    """Every replay of `name` (its own and its routines'), each a run record."""
+    if limit < 1:
+        raise RecordingError(f"--limit must be 1 or more, not {limit}")
+    with Store.open() as store:
+        runs = store.recording_runs(name, limit)
+    if not runs:
+        print(f"no replays of {name!r} yet: `deskloop replay {name}` does one")
+    for run in runs:
+        print(run_line(run))
+        for line in run.output.splitlines()[:1]:
+            print(f"    {line}")
+    return 0
 
 
 def _list(files: RecordingFiles, as_json: bool) -> int:

@@ -211,12 +211,41 @@ class Recording:
                 f"recording format {version} is not one this deskloop reads "
                 f"({FORMAT_VERSION}); update deskloop"
             )
+        if not isinstance(data["steps"], list):
+            raise RecordingError("its steps must be a list, one step per entry")
         return cls(
             name=str(data.get("name", "")),
-            steps=tuple(Step.from_json(step) for step in data["steps"]),
+            steps=tuple(_step(number, step) for number, step in enumerate(data["steps"], 1)),
             created=str(data.get("created", "")),
             apps=tuple(str(app) for app in data.get("apps", [])),
         )
+
+
+# What each action needs to be replayed: a way to find its element, or its own field.
+_NEEDS: dict[str, tuple[str, str]] = {
+    "click": ("locators", "no locators, so its element cannot be found"),
+    "select": ("locators", "no locators, so its row cannot be found"),
+    "set_text": ("locators", "no locators, so its field cannot be found"),
+    "menu": ("menu_path", "no menu_path (the menu titles to choose, in order)"),
+    "keys": ("text", "no text (the keys to press, such as ctrl+s)"),
+    "open_app": ("text", "no text (the command that opens the app)"),
+}
+
+
+def _step(number: int, data: Any) -> Step:
+    """Step `number` (from 1) of a file; what is wrong with it names the step."""
+    try:
+        step = Step.from_json(data)
+    except RecordingError as error:
+        raise RecordingError(f"step {number} is not valid: {error}") from error
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+        raise RecordingError(
+            f"step {number} is not valid: a field has the wrong shape ({error})"
+        ) from error
+    needed, missing = _NEEDS[step.action]
+    if not getattr(step, needed):
+        raise RecordingError(f"step {number} ({step.action}) is not valid: it has {missing}")
+    return step
 
 
 def _choice(value: Any, kind: Any, what: str) -> Any:
@@ -311,7 +340,12 @@ class RecordingFiles:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise RecordingError(f"{path} cannot be read as a recording: {error}") from error
-        return Recording.from_json(data)
+        try:
+            return Recording.from_json(data)
+        except RecordingError as error:
+            raise RecordingError(
+                f"{path}: {error}. Fix that step in the file, or record it again"
+            ) from error
 
     def _write(self, path: Path, recording: Recording) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)

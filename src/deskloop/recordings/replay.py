@@ -25,7 +25,7 @@ from deskloop.recordings.recording import Postcondition, Recording, RecordingFil
 from deskloop.recordings.replay_report import ReplayReport, StepOutcome, Via
 from deskloop.screen.actions import ScreenSession
 from deskloop.screen.backend import Target
-from deskloop.screen.errors import ActionFailedError, ScreenError
+from deskloop.screen.errors import ActionFailedError, ScreenError, StaleElementError
 from deskloop.screen.observation import visible_elements
 from deskloop.screen.roles import LIST_ROW_ROLES
 from deskloop.screen.tree import Element, Snapshot
@@ -105,6 +105,9 @@ class Replayer:
     # Set by `request_stop` (Ctrl-C): the replay stops before its next step.
     stop_requested: bool = False
     _repairs: dict[int, Step] = field(default_factory=dict)
+    # The snapshot this replay's last action settled on: the next step looks there first,
+    # which saves it a read of the whole window (most of a step's time, bench replay).
+    _settled_on: Snapshot | None = None
 
     def request_stop(self) -> None:
         self.stop_requested = True
@@ -138,6 +141,7 @@ class Replayer:
         started = time.monotonic()
         outcomes: list[StepOutcome] = []
         self._repairs = {}
+        self._settled_on = None
         proposal: Path | None = None
 
         def report(interrupted: bool = False) -> ReplayReport:
@@ -191,8 +195,37 @@ class Replayer:
     async def _read(self, step: Step) -> Snapshot:
         return await self.screen.read(_target(step))
 
+    def _settled_find(self, step: Step) -> Found | None:
+        """The step's element in the snapshot the last action settled on, when that is
+        still the session's latest and shows the step's app; else None (read afresh).
+
+        Only for elements acted on by id (a click through the accessibility API, a value
+        set): those check the element's identity before acting, so a stale find fails
+        loudly and is found again. A list row is clicked at its centre, so never here.
+        """
+        settled = self._settled_on
+        if (
+            settled is None
+            or settled is not self.screen.latest
+            or step.action not in ("click", "set_text")
+            or (step.app and settled.app.lower() != step.app.lower())
+        ):
+            return None
+        found = locate(settled, step)
+        if not isinstance(found, Found) or not found.enabled:
+            return None
+        if found.element.role in LIST_ROW_ROLES:
+            return None
+        condition = step.postcondition
+        if condition is not None and holds(condition, found.element):
+            return None  # "already done" is only said on a fresh read
+        return found
+
     async def _wait_for(self, step: Step) -> Found | NotFound:
         """The step's element once it is there and enabled, or why not by the deadline."""
+        settled = self._settled_find(step)
+        if settled is not None:
+            return settled
         deadline = time.monotonic() + self.step_timeout_s
         scrolled = False
         while True:
@@ -288,7 +321,15 @@ class Replayer:
             and holds(condition, found.element)
         ):
             return StepOutcome(number, step.intent, "already", f"it {condition.describe()}")
-        via = await self._act(step, found, text)
+        try:
+            via = await self._act(step, found, text)
+        except StaleElementError:
+            if self._settled_on is None:
+                raise
+            self._settled_on = None  # the window changed since: find the element afresh
+            return await self._do(recording, number, step)
+        # Only an action through the accessibility API settled the session's latest read.
+        self._settled_on = self.screen.latest if via == "accessibility" else None
         return await self._checked(recording, number, step, found, via)
 
     async def _act(self, step: Step, found: Found, text: str) -> Via:
@@ -386,10 +427,14 @@ class Replayer:
         names = step.menu_path
         if not names:
             return StepOutcome(number, step.intent, "failed", "the step names no menu path")
+        opened: Snapshot | None = None  # what opening the last menu settled on
         for depth in range(len(names)):
             deadline = time.monotonic() + self.step_timeout_s
             while True:
-                snapshot = await self._read(step)
+                if opened is not None and opened is self.screen.latest:
+                    snapshot, opened = opened, None
+                else:
+                    snapshot = await self._read(step)
                 item = menu_item(snapshot, names, depth)
                 if isinstance(item, Element) and "disabled" not in item.states:
                     break
@@ -406,7 +451,8 @@ class Replayer:
                         await self.screen.backend.press_keys("Escape")
                     return await self._heal_or_fail(recording, number, step, why)
                 await asyncio.sleep(POLL_S)
-            await self.screen.click(item.id)
+            opened = (await self.screen.click(item.id)).snapshot
+        self._settled_on = None  # a chosen item may have changed anything: read afresh
         return await self._checked(recording, number, step, None, "accessibility")
 
     # Healing ---------------------------------------------------------------------------

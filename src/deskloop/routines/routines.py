@@ -373,4 +373,7 @@ def run_to_json(run: RunRecord) -> dict[str, Any]:
         "session_id": run.session_id,
         "catch_up": run.catch_up,
         "refused_tools": list(run.refused_tools),
+        "recording": run.recording or None,
+        "steps_done": run.steps_done,
+        "failed_step": run.failed_step,
     }

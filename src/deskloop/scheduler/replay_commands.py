@@ -17,10 +17,11 @@ from deskloop.recordings.commands import recording_files
 from deskloop.recordings.recording import Recording
 from deskloop.recordings.replay import Replayer, secret_from_environment
 from deskloop.recordings.replay_report import ReplayReport
+from deskloop.recordings.replay_runs import finish_replay_run, start_replay_run
 from deskloop.recordings.step_log import SessionStepLog
 from deskloop.screen.actions import ScreenSession
 from deskloop.screen.platforms import default_backend
-from deskloop.store import Store
+from deskloop.store import RunResult, Store
 
 
 def ask_secret(name: str) -> str | None:
@@ -79,6 +80,8 @@ def replay_command(args: argparse.Namespace) -> int:
     recording = recording_files().load(args.name)  # an unknown name: said before anything
     with Store.open() as store:
         log = None if args.dry_run else SessionStepLog.new_session(store, args.name)
+        # A bare replay is a run too, beside its routines' runs (`recordings runs NAME`).
+        run = None if log is None else start_replay_run(store, args.name, log.session_id)
         try:
             report = asyncio.run(_replay(args, recording, log, started))
         except KeyboardInterrupt:
@@ -93,9 +96,13 @@ def replay_command(args: argparse.Namespace) -> int:
         except BaseException:
             if log is not None:
                 log.end(False, "the replay could not start")
+            if run is not None:
+                store.finish_run(run.id, RunResult("error", "the replay could not start"))
             raise
         if log is not None:
             log.end(report.ok, report.summary())
+        if run is not None:
+            finish_replay_run(store, run.id, report)
     if args.json:
         print(json.dumps(report_json(report), indent=2))
     else:

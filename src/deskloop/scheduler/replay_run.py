@@ -15,12 +15,12 @@ from deskloop.recordings.commands import recording_files
 from deskloop.recordings.recording import RecordingError
 from deskloop.recordings.replay import Replayer
 from deskloop.recordings.replay_report import ReplayReport
+from deskloop.recordings.replay_runs import record_steps, run_result
 from deskloop.recordings.step_log import SessionStepLog
-from deskloop.routines.outcome import OUTPUT_LIMIT_CHARS
 from deskloop.screen.actions import ScreenSession
 from deskloop.screen.errors import ScreenError
 from deskloop.screen.platforms import default_backend
-from deskloop.store import RoutineRecord, RunRecord, RunResult, RunStatus, Store
+from deskloop.store import RoutineRecord, RunRecord, RunResult, Store
 
 READ_TOOLS = frozenset({"observe", "find_elements"})
 
@@ -33,12 +33,6 @@ def routine_healer(routine: RoutineRecord) -> ModelHealer | None:
     return ModelHealer(
         endpoint=routine.endpoint or None, model=routine.model or None, allowed_tools=approved
     )
-
-
-def _result(report: ReplayReport) -> RunResult:
-    status: RunStatus = "ok" if report.ok else "error"
-    output = f"{report.summary()}\n" + "\n".join(o.line() for o in report.outcomes)
-    return RunResult(status, output[:OUTPUT_LIMIT_CHARS])
 
 
 async def replay_routine(store: Store, routine: RoutineRecord, run: RunRecord) -> RunResult:
@@ -63,12 +57,14 @@ async def replay_routine(store: Store, routine: RoutineRecord, run: RunRecord) -
     try:
         async with asyncio.timeout(routine.timeout_s):
             report = await replayer.replay(recording)
-        result = _result(report)
+        result = run_result(report)
+        record_steps(store, run.id, report)
     except TimeoutError:
         reached = replayer.report or ReplayReport(recording.name, len(recording.steps), ())
+        record_steps(store, run.id, reached)
         result = RunResult(
             "timeout",
-            f"stopped after {routine.timeout_s:g} s, the run's timeout\n{_result(reached).output}",
+            f"stopped after {routine.timeout_s:g} s, the run's timeout\n{run_result(reached).output}",
         )
     except asyncio.CancelledError:
         words = f" after {replayer.report.steps_done} steps" if replayer.report else ""

@@ -281,6 +281,16 @@ def m009_routine_recording(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE routines ADD COLUMN recording TEXT NOT NULL DEFAULT ''")
 
 
+@migration
+def m010_replay_runs(db: sqlite3.Connection) -> None:
+    # A bare `deskloop replay NAME` is a run too (no routine: routine_id NULL, the recording
+    # named), and a replay's run says how many steps were done and which one failed.
+    db.execute("ALTER TABLE routine_runs ADD COLUMN recording TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE routine_runs ADD COLUMN steps_done INTEGER")
+    db.execute("ALTER TABLE routine_runs ADD COLUMN failed_step INTEGER")
+    db.execute("CREATE INDEX routine_runs_by_recording ON routine_runs(recording, id)")
+
+
 def apply_migrations(db: sqlite3.Connection) -> list[str]:
     """Apply every migration not yet recorded, each in its own transaction; returns their names."""
     db.execute(

@@ -28,7 +28,7 @@ _ROUTINE_COLUMNS = (
 _RUN_COLUMNS = (
     "id, kind, routine_id, status, slot, catch_up, started_at, finished_at, output,"
     " input_tokens, output_tokens, session_id, refused_tools_json, owner_pid,"
-    " watched_session_id, watched_upto"
+    " watched_session_id, watched_upto, recording, steps_done, failed_step"
 )
 
 
@@ -90,12 +90,18 @@ class RunRecord:
     # Observer runs: the conversation read, and the message position read up to.
     watched_session_id: int | None
     watched_upto: int | None
+    # Replays (a routine's recording, or a bare `deskloop replay`): the recording, how
+    # many of its steps were done, and the step that failed (None: none did).
+    recording: str = ""
+    steps_done: int | None = None
+    failed_step: int | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> RunRecord:
         return cls(
             row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], row[7], row[8],
             row[9], row[10], row[11], tuple(json.loads(row[12])), row[13], row[14], row[15],
+            row[16], row[17], row[18],
         )  # fmt: skip
 
     @property
@@ -285,6 +291,35 @@ class RoutineAccess(Connected):
         except sqlite3.IntegrityError as exc:
             raise RoutineBusy("observer") from exc
         return self.run(run_id)
+
+    def start_replay_run(self, recording: str, *, owner_pid: int) -> RunRecord:
+        """A run of a recording replayed on its own, not by a routine."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO routine_runs (kind, started_at, owner_pid, recording)"
+                " VALUES ('routine', ?, ?, ?)",
+                (time.time(), owner_pid, recording),
+            )
+            run_id = cast(int, cursor.lastrowid)
+        return self.run(run_id)
+
+    def set_run_steps(
+        self, run_id: int, recording: str, steps_done: int, failed_step: int | None
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE routine_runs SET recording = ?, steps_done = ?, failed_step = ?"
+                " WHERE id = ?",
+                (recording, steps_done, failed_step, run_id),
+            )
+
+    def recording_runs(self, recording: str, limit: int = 20) -> list[RunRecord]:
+        """Every run that replayed `recording` (its routines' and its own), newest first."""
+        rows = self._db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM routine_runs WHERE recording = ? ORDER BY id DESC LIMIT ?",
+            (recording, limit),
+        )
+        return [RunRecord.from_row(row) for row in rows.fetchall()]
 
     def set_run_session(self, run_id: int, session_id: int) -> None:
         with self.transaction() as db:

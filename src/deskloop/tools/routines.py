@@ -132,7 +132,9 @@ async def _replay(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
     from deskloop.recordings.commands import recording_files
     from deskloop.recordings.recording import RecordingError
     from deskloop.recordings.replay import DEFAULT_STEP_TIMEOUT_S, Replayer
+    from deskloop.recordings.replay_runs import finish_replay_run, start_replay_run
     from deskloop.recordings.step_log import SessionStepLog
+    from deskloop.store import RunResult
     from deskloop.tools.screen import screen_session
 
     files = recording_files()
@@ -140,8 +142,9 @@ async def _replay(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
         recording = files.load(str(tool_input["name"]))
     except RecordingError as exc:
         raise BadToolArguments(str(exc)) from exc
+    dry_run = bool(tool_input.get("dry_run", False))
     log = None
-    if context.session_id is not None and not tool_input.get("dry_run"):
+    if context.session_id is not None and not dry_run:
         log = SessionStepLog(context.store, context.session_id)
     replayer = Replayer(
         await screen_session(context),
@@ -149,7 +152,20 @@ async def _replay(tool_input: ToolInput, context: ToolContext) -> ToolOutput:
         step_timeout_s=float(tool_input.get("step_timeout_s", DEFAULT_STEP_TIMEOUT_S)),
         log=log,
     )
-    report = await replayer.replay(recording, dry_run=bool(tool_input.get("dry_run", False)))
+    if dry_run:
+        return (await replayer.replay(recording, dry_run=True)).text()
+    # A replay is a run, as a routine's is: `recordings runs NAME` lists it.
+    run = start_replay_run(context.store, recording.name, context.session_id)
+    try:
+        report = await replayer.replay(recording)
+    except BaseException:
+        reached = replayer.report
+        if reached is None:
+            context.store.finish_run(run.id, RunResult("error", "the replay did not finish"))
+        else:
+            finish_replay_run(context.store, run.id, reached, RunResult("error", reached.text()))
+        raise
+    finish_replay_run(context.store, run.id, report)
     return report.text()
 
 
