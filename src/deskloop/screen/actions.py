@@ -45,12 +45,17 @@ STRUCTURE_QUIET_S = 0.1
 # Synthetic input reaches the app asynchronously: give it this long to show a change.
 SYNTHETIC_GRACE_S = 0.15
 # Typed text lands a key at a time (xdotool: about 2 ms a key idle, several times that
-# under load); a fixed grace ran out on long texts and the diff said "no change".
+# under load); a fixed grace ran out on long texts and the diff said "no change". The first
+# keys show long before the last (a character without a key waits for a keymap change), so
+# typing settles only after its grace and once the text has been still for TYPING_QUIET_S:
+# CI read "Grüß" of "Grüße → ok" when the first change was taken as the end.
 TYPING_GRACE_PER_CHAR_S = 0.01
+TYPING_GRACE_MAX_S = 3.0
+TYPING_QUIET_S = 0.2
 
 
 def typing_grace(text: str) -> float:
-    return min(SETTLE_TIMEOUT_S, SYNTHETIC_GRACE_S + TYPING_GRACE_PER_CHAR_S * len(text))
+    return min(TYPING_GRACE_MAX_S, SYNTHETIC_GRACE_S + TYPING_GRACE_PER_CHAR_S * len(text))
 POLL_INTERVAL_S = 0.1
 
 
@@ -108,8 +113,13 @@ class ScreenSession:
             self.target = Target(pid=snapshot.pid)
         return snapshot
 
-    async def settle(self, before: Snapshot, grace_s: float = 0.0) -> Snapshot:
+    async def settle(
+        self, before: Snapshot, grace_s: float = 0.0, typing: bool = False
+    ) -> Snapshot:
         """Read until two reads agree (and, for synthetic input, a change shows or time passes).
+
+        Typed keys keep landing after the first change shows, so `typing` waits out the
+        whole grace and then for the reads to stay still for TYPING_QUIET_S.
 
         Once a change has shown, the agreeing "read" is the backend's cheap fingerprint (one
         cache call) rather than a whole tree. A change that adds or removes elements (a page
@@ -117,12 +127,13 @@ class ScreenSession:
         tree over some tens of milliseconds after the old one is gone.
         """
         started = time.monotonic()
+        timeout = SETTLE_TIMEOUT_S + (grace_s if typing else 0.0)
         current = await self.read()
         since = time.monotonic()
-        while time.monotonic() - started < SETTLE_TIMEOUT_S:
+        while time.monotonic() - started < timeout:
             await asyncio.sleep(SETTLE_GAP_S)
-            changed = _signature(current) != _signature(before)
             waited = time.monotonic() - started >= grace_s
+            changed = _signature(current) != _signature(before) and not typing
             if current.fingerprint is not None and (changed or waited):
                 if await self.backend.fingerprint(current.pid) != current.fingerprint:
                     current, since = await self.read(), time.monotonic()
@@ -133,8 +144,10 @@ class ScreenSession:
                     current, since = fresh, time.monotonic()
                     continue
                 current = fresh
-                changed = _signature(current) != _signature(before)
+                changed = _signature(current) != _signature(before) and not typing
             quiet = STRUCTURE_QUIET_S if _structure_changed(before, current) else 0.0
+            if typing:
+                quiet = max(quiet, TYPING_QUIET_S)
             if (changed or waited) and time.monotonic() - since >= quiet:
                 return current
         return current
@@ -175,8 +188,10 @@ class ScreenSession:
         diff = diff_snapshots(before, after)
         return ActionResult(f"{what}\n{diff.render(self.budget)}", after, diff)
 
-    async def _act_and_report(self, what: str, grace_s: float, before: Snapshot) -> ActionResult:
-        after = await self.settle(before, grace_s)
+    async def _act_and_report(
+        self, what: str, grace_s: float, before: Snapshot, typing: bool = False
+    ) -> ActionResult:
+        after = await self.settle(before, grace_s, typing)
         return self._report(what, before, after)
 
     # The tools -----------------------------------------------------------------------
@@ -265,7 +280,7 @@ class ScreenSession:
             await self.backend.focus_window(before.pid, before.title)
             await self.backend.type_keys(text)
             return await self._act_and_report(
-                f"typed {len(text)} characters into the focus", typing_grace(text), before
+                f"typed {len(text)} characters into the focus", typing_grace(text), before, True
             )
         element = await self._checked_element(element_id)
         if not takes_text(element.role, element.states):
@@ -286,6 +301,7 @@ class ScreenSession:
             f"typed {len(text)} characters into {element.id} with the keyboard",
             typing_grace(text),
             before,
+            typing=True,
         )
 
     async def set_value(self, element_id: str, value: str) -> ActionResult:
