@@ -2,7 +2,18 @@
 
 Part 1 (issue 8, server_vs_peer.py): `deskloop serve` against `llama-server` on the
 same GGUF and context, idle and with one core busy: prefill, decode, time to first
-token at turn 10, resident memory after load and after a storm of clients.
+token at turn 10, resident memory after load and after a storm of clients. Then the
+same comparison measured the other way (issue 21): each server alone on the machine,
+whole requests (prefill at 2k and 8k with max_tokens 1, turn 10 with max_tokens 1),
+decode as the median of three 200-token answers, llama-server with `-t` = all cores,
+and deskloop's resident memory by phase (interpreter, imports, model, first request).
+
+Forced tool calls (issue 21, forced_calls_vs_peer.py; `--part forced` runs only these):
+five agent calls, each a forced call on deskloop and the same input through llama-server's
+`response_format`, same GGUF and prompt, prompt cached: time to the complete call,
+effective tokens per second, the share of deskloop's call its grammar forces (written with
+fast-forward), and that share per format family. `--baseline-src` and `--compare-off` put
+the code before a change, or fast-forward off, in the same rounds.
 
 Part 2, prefix-cache reuse and decode speed through the server:
 
@@ -366,6 +377,8 @@ UNRELATED = {
 
 
 def main() -> int:
+    import forced_calls_vs_peer
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -374,25 +387,50 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--decode-tokens", type=int, default=48)
     parser.add_argument(
-        "--part", choices=["all", "peer", "cache"], default="all", help="which comparison to run"
+        "--part",
+        choices=["all", "peer", "alone", "cache", "forced"],
+        default="all",
+        help="which comparison to run (peer: both ways of measuring against llama-server; "
+        "alone: only the one-server-at-a-time way)",
     )
     parser.add_argument("--context", type=int, default=8192, help="both servers' context window")
     parser.add_argument("--storm-requests", type=int, default=120)
+    parser.add_argument(
+        "--no-hog", action="store_true", help="compare idle only, without the CPU hog run"
+    )
+    forced_calls_vs_peer.add_arguments(parser)  # forced tool calls (issue 21)
     args = parser.parse_args()
 
-    if args.part in ("all", "peer"):
+    if args.part in ("all", "forced"):
         from deskloop.engines.models import resolve_model
-        from server_vs_peer import compare
+
+        model_path = resolve_model(args.model).path
+        assert model_path is not None
+        forced_calls_vs_peer.run(args, model_path)
+        if args.part == "forced":
+            return 0
+
+    if args.part in ("all", "peer", "alone"):
+        from deskloop.engines.models import resolve_model
+        from server_vs_peer import compare, compare_alone
 
         gguf = resolve_model(args.model).path
         assert gguf is not None
-        compare(
-            conversation=lambda turn: request(turn, 8),
+        if args.part != "alone":
+            compare(
+                conversation=lambda turn: request(turn, 8),
+                gguf=gguf,
+                context=args.context,
+                storm_requests=args.storm_requests,
+                hog=not args.no_hog,
+            )
+        compare_alone(
+            conversation=lambda turn: request(turn, 1),
             gguf=gguf,
+            model=args.model,
             context=args.context,
-            storm_requests=args.storm_requests,
         )
-        if args.part == "peer":
+        if args.part in ("peer", "alone"):
             return 0
         print()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -87,9 +88,11 @@ def stream(
 
 
 @contextmanager
-def deskloop_server(context: int) -> Iterator[tuple[str, int]]:
+def deskloop_server(context: int, model: str = "") -> Iterator[tuple[str, int]]:
     command = [sys.executable, "-m", "deskloop", "serve", "--port", "0",
                "--context-window", str(context)]  # fmt: skip
+    if model:
+        command += ["--model", model]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -186,12 +189,17 @@ def measure(
     return figures
 
 
-def compare(*, conversation: Any, gguf: Path, context: int, storm_requests: int) -> None:
+def compare(
+    *, conversation: Any, gguf: Path, context: int, storm_requests: int, hog: bool = True
+) -> None:
     binary = peer.find_or_build()
-    for label, hog in (("idle", nullcontext()), ("one core busy (CPU hog)", peer.cpu_hog())):
+    loads = [("idle", nullcontext())]
+    if hog:
+        loads.append(("one core busy (CPU hog)", peer.cpu_hog()))
+    for label, busy in loads:
         print(f"\n== {label}; context {context}, same GGUF {gguf.name}")
         with (
-            hog,
+            busy,
             deskloop_server(context) as (url, pid),
             httpx.Client(base_url=url, timeout=600) as counter,
         ):
@@ -234,3 +242,142 @@ def report(ours: Figures, theirs: Figures) -> None:
     if ours.rss_storm_growth is not None:
         print(f"  deskloop memory growth over the second storm: {100 * ours.rss_storm_growth:+.1f}% "
               "(target < 10%)")  # fmt: skip
+
+
+# -- Side by side: one server at a time, whole requests ------------------------------
+#
+# The comparison above keeps deskloop running while llama-server is measured, reads
+# prefill off the first streamed delta, and takes llama-server at `-t 2`. The issue's
+# own numbers came from this second method: each server alone on the machine, a whole
+# request with max_tokens 1 for prefill (and for the tenth turn), the median of three
+# 200-token answers for decode (streamed, and whole: tokens over the request's time),
+# llama-server with `-t` = all cores.
+
+# What `python -m deskloop serve` imports before it loads a GGUF (cli, the serve
+# module, the HTTP server, the llama.cpp engine and its bindings).
+SERVE_IMPORTS = (
+    "import deskloop.cli, deskloop.server.run, uvicorn, deskloop.engines.llamacpp, llama_cpp"
+)
+_RSS_PROBE = """
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+print(rss())
+{imports}
+print(rss())
+"""
+
+
+@dataclass
+class Alone:
+    """One server's figures, measured with nothing else serving."""
+
+    prefill: dict[int, float] = field(default_factory=dict)  # prompt tokens -> tok/s
+    decode: float = 0.0  # between the first and the last streamed delta
+    decode_whole: float = 0.0  # output tokens over the whole request's time
+    turn10_first_token: float = 0.0  # seconds for the whole max_tokens-1 request at turn 10
+    rss: dict[str, float] = field(default_factory=dict)  # phase -> MB
+
+
+def rss_of_imports(imports: str = SERVE_IMPORTS) -> dict[str, float]:
+    """Resident memory of a fresh interpreter, and after the serve command's imports."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE.format(imports=imports)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    interpreter, imported = (float(value) for value in probe.stdout.split())
+    return {"interpreter": interpreter, "imports": imported}
+
+
+def whole_seconds(client: httpx.Client, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """Seconds for one whole (not streamed) request, and its usage."""
+    started = time.perf_counter()
+    response = client.post("/v1/messages", json={**body, "stream": False})
+    response.raise_for_status()
+    return time.perf_counter() - started, response.json().get("usage", {})
+
+
+def measure_alone(
+    url: str, pid: int, prompts: dict[int, dict[str, Any]], *, conversation: Any
+) -> Alone:
+    figures = Alone()
+    figures.rss["model"] = peer.resident_mb(pid)
+    with httpx.Client(base_url=url, timeout=900) as client:
+        whole_seconds(client, {"model": "claude-opus-5-5", "max_tokens": 4,
+                               "messages": [{"role": "user", "content": "Warm up."}]})  # fmt: skip
+        figures.rss["first request"] = peer.resident_mb(pid)
+        for size, body in prompts.items():
+            seconds, usage = whole_seconds(client, body)
+            prompt = usage.get("input_tokens", 0) + (usage.get("cache_read_input_tokens") or 0)
+            figures.prefill[size] = prompt / seconds
+        answer = {
+            "model": "claude-opus-5-5",
+            "max_tokens": 200,
+            "temperature": 0,
+            "messages": [
+                {"role": "user", "content": "Write a long story about a lighthouse keeper."}
+            ],
+        }
+        figures.decode = statistics.median(stream(client, answer).decode_rate for _ in range(3))
+        rates = []
+        for _ in range(3):
+            seconds, usage = whole_seconds(client, answer)
+            rates.append(usage.get("output_tokens", 0) / seconds)
+        figures.decode_whole = statistics.median(rates)
+        for turn in range(1, 11):
+            seconds, _ = whole_seconds(client, {**conversation(turn), "max_tokens": 1})
+        figures.turn10_first_token = seconds
+    figures.rss["after answers"] = peer.resident_mb(pid)
+    return figures
+
+
+def compare_alone(*, conversation: Any, gguf: Path, model: str, context: int) -> None:
+    """deskloop alone, then llama-server alone (`-t` = all cores), on the same GGUF."""
+    binary = peer.find_or_build(say=lambda _: None)
+    cores = os.cpu_count() or 1
+    print(f"\n== side by side, one server at a time, whole requests; context {context}, "
+          f"{gguf.name}, llama-server -t {cores}")  # fmt: skip
+    phases = rss_of_imports()
+    with deskloop_server(context, model) as (url, pid):
+        # The same prompts for both (each server starts with an empty cache), sized by deskloop.
+        with httpx.Client(base_url=url, timeout=600) as counter:
+            prompts = {
+                size: notes_prompt(counter, size, f"alone{size}") for size in (2048, context - 200)
+            }
+        ours = measure_alone(url, pid, prompts, conversation=conversation)
+    ours.rss = {**phases, **ours.rss}
+    print(f"  deskloop alone: {ours}")  # kept even when llama-server fails below
+    try:
+        with peer.llama_server(binary, gguf, context=context, threads=cores) as (url, pid):
+            theirs = measure_alone(url, pid, prompts, conversation=conversation)
+    except httpx.TransportError as exc:
+        # Seen on a machine loaded by other work: llama-server dropped a streamed answer.
+        print(f"  llama-server failed here ({exc!r}): no ratios for this run")
+        return
+    report_alone(ours, theirs)
+
+
+def report_alone(ours: Alone, theirs: Alone) -> None:
+    def row(name: str, mine: float, peer_value: float, unit: str, target: str) -> None:
+        ratio = mine / peer_value if peer_value else float("nan")
+        print(f"  {name:<34} deskloop {mine:8.1f} {unit:<5} llama-server {peer_value:8.1f} {unit:<5} "
+              f"= {ratio:5.2f}x  (target {target})")  # fmt: skip
+
+    for size, rate in ours.prefill.items():
+        row(
+            f"prefill ~{size} tokens (whole)",
+            rate,
+            theirs.prefill.get(size, 0.0),
+            "tok/s",
+            ">= 0.98",
+        )
+    row("decode, median of three streamed", ours.decode, theirs.decode, "tok/s", ">= 0.98")
+    row("decode, median of three whole", ours.decode_whole, theirs.decode_whole, "tok/s", ">= 0.98")
+    row("turn 10, max_tokens 1 (whole)", ours.turn10_first_token * 1000,
+        theirs.turn10_first_token * 1000, "ms", "<= 1.0")  # fmt: skip
+    row("resident memory after load", ours.rss["model"], theirs.rss["model"], "MB", "<= 1.1")
+    row("resident memory after answers", ours.rss["after answers"],
+        theirs.rss["after answers"], "MB", "<= 1.1")  # fmt: skip
+    phases = ", ".join(f"{phase} {mb:.0f} MB" for phase, mb in ours.rss.items())
+    print(f"  deskloop resident memory by phase: {phases}")

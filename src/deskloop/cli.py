@@ -25,6 +25,7 @@ from deskloop.command_line import (
     port_number,
     positive_number,
     task_text,
+    thread_count,
 )
 from deskloop.errors import DeskloopError
 from deskloop.mcp.arguments import add_mcp_command
@@ -65,6 +66,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument(
         "--context-window", type=positive_number, help="tokens of context to allocate"
+    )
+    serve.add_argument(
+        "--threads",
+        type=thread_count,
+        help="llama.cpp threads, for cores pinned to the model (default 0: follow the free cores)",
     )
     serve.add_argument(
         "--alias",

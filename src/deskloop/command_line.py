@@ -109,6 +109,19 @@ def positive_number(text: str) -> int:
     return number
 
 
+def thread_count(text: str) -> int:
+    """A number of threads: 1 or more, or 0 for the adaptive default."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of 1 or more (0: follow the free cores), not {number}"
+        )
+    return number
+
+
 def task_text(text: str) -> str:
     """What the agent should do: any words, but some."""
     if not text.strip():

@@ -79,11 +79,17 @@ class ServerSettings:
     upstream_api_key: str = ""
     api_key: str = ""
     context_window: int = 8192
+    # Threads for llama.cpp; 0: as many as the cores other processes leave free, looked
+    # at before each batch (engines/cores.py). Set it when the model has cores to itself.
+    threads: int = 0
     max_body_bytes: int = 32 * 1024 * 1024
     queue_size: int = 16  # requests waiting per engine; one more gets 429
     ping_interval_s: float = 5.0
     tool_format: str = ""  # empty: chosen from the model's metadata and template
     tool_diet: bool = False
+    # Tokens a tool call's grammar forces (`{"name": "`, keys, closing braces) are written
+    # without a forward pass each and evaluated in one batch; off only to compare.
+    fast_forward: bool = True
     # Through an upstream: "read" a call the model wrote as text (a lone JSON object naming
     # a declared tool, with valid arguments) as a tool_use; "off" leaves it text.
     text_tool_calls: str = "read"
@@ -276,6 +282,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Every number must be above zero unless it has its own range here (inclusive; None: no top).
 RANGES: dict[str, tuple[float, float | None]] = {
     "server.port": (0, 65535),
+    "server.threads": (0, None),  # 0: the adaptive default
     "agent.observation_budget": (50, None),
     "scheduler.observer_every": (0, None),  # 0 switches the observer off
     "voice.rate": (80, 450),  # espeak-ng accepts 80-450 words per minute (espeak-ng --help)

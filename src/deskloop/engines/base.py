@@ -65,6 +65,20 @@ class PrefillReport:
     seconds: float
 
 
+@dataclass
+class DecodeStats:
+    """What one generation cost after its prompt, kept up to date as tokens come out.
+
+    `passes` counts forward passes after the prefill (a tree of values is one); `forced`
+    the tokens the grammar forced and the engine wrote without a pass of their own, the
+    opener included (it joins the prefill).
+    """
+
+    tokens: int = 0
+    forced: int = 0
+    passes: int = 0
+
+
 class TokenGuide(Protocol):
     """Steers generation token by token (constrained decoding).
 
@@ -76,6 +90,22 @@ class TokenGuide(Protocol):
     def allowed_tokens(self) -> npt.NDArray[np.bool_] | None: ...
 
     def accept(self, token: int) -> None: ...
+
+
+@runtime_checkable
+class ForcingGuide(TokenGuide, Protocol):
+    """A guide that can say which tokens its grammar forces, so the decode loop writes them
+    without asking the model and evaluates them in one batch (fast-forward, issue 21)."""
+
+    def forced_tokens(self) -> list[int]:
+        """The tokens that must come next whatever the model would choose, not yet accepted
+        (llguidance stops before a token a longer vocabulary token could span: the model
+        chooses that one)."""
+        ...
+
+    def is_stopped(self) -> bool:
+        """Nothing but an end-of-turn token can come next."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -147,6 +177,11 @@ class LocalEngine(ABC):
     """
 
     name: ClassVar[str]
+    # Write the tokens a ForcingGuide forces without a forward pass each (issue 21); off
+    # only to compare (the answers are the same, `server.fast_forward`).
+    fast_forward: bool = True
+    # The running or last generation's costs (None before the first): tests and benches read it.
+    last_decode: DecodeStats | None = None
 
     @property
     @abstractmethod
@@ -171,6 +206,15 @@ class LocalEngine(ABC):
     @abstractmethod
     def token_bytes(self, token: int) -> bytes:
         """The bytes one token stands for (may be part of a UTF-8 character)."""
+
+    # Special tokens the tokenizer matches as whole text before anything else (`<|im_start|>`):
+    # text is split at them first, so a prompt can be tokenized in pieces cut just before one.
+    control_tokens: frozenset[int] = frozenset()
+
+    def tokenize_tail(self, text: str) -> list[int] | None:
+        """Tokens of `text` that starts with a control token, as they are inside a longer
+        prompt (no BOS); None where this engine cannot promise that (the whole is tokenized)."""
+        return None
 
     @abstractmethod
     def generate(

@@ -12,7 +12,36 @@ import os
 import time
 from pathlib import Path
 
+from deskloop.engines.base import EngineError
+
 MIN_SAMPLE_S = 0.25  # shorter intervals are too noisy to act on; the last answer stands
+
+
+def allowed_cpus() -> int:
+    """The CPUs (hardware threads) this process may run on: its affinity, as `taskset` sets it."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def pinned_threads(requested: int) -> int | None:
+    """The thread count a person set (`server.threads`, `--threads`); None for 0, the default
+    that follows the free cores.
+
+    More threads than CPUs this process may run on only wait for each other at llama.cpp's
+    per-layer barriers, so that is refused with what would fit.
+    """
+    if requested == 0:
+        return None
+    cpus = allowed_cpus()
+    if requested < 0 or requested > cpus:
+        raise EngineError(
+            f"threads must be from 1 to {cpus} (the CPUs this process may run on), or 0 for "
+            f"the default that follows the free cores; not {requested}. Change --threads or "
+            "`deskloop config set server.threads N`"
+        )
+    return requested
 
 
 def usable_cores() -> int:

@@ -3,8 +3,16 @@
 An engine supplies two primitives (drop cached positions, evaluate tokens into logits),
 and may supply a third (evaluate a tree of tokens in one batch); everything the server
 relies on (what is reused, when `cancel` is checked, how a token is chosen, how a call
-is closed when the tokens run out, how a few whole values are scored) lives here once,
-so llama.cpp and MLX behave the same.
+is closed when the tokens run out, how a few whole values are scored, what a grammar
+forces) lives here once, so llama.cpp and MLX behave the same.
+
+Fast-forward (issue 21): where a `ForcingGuide` says the grammar forces the next tokens
+(`{"name": "`, the rest of a name, a key, `}</tool_call>`), they are written without the
+model and evaluated in one batch with the token chosen before them, logits for the last
+position only; a forced opener joins the prompt's prefill; once only an end token can
+follow, no pass is spent to choose it. llguidance writes forced text as the vocabulary
+tokenizes it and leaves out a last token that a longer one could span, so the model still
+chooses there (the tests compare answers with it on and off).
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ import numpy.typing as npt
 
 from deskloop.engines.base import (
     CallGuide,
+    DecodeStats,
     EngineError,
+    ForcingGuide,
     LocalEngine,
     PrefillReport,
     Sampling,
@@ -119,6 +129,7 @@ class PrefixCachingEngine(LocalEngine):
     def __init__(self) -> None:
         self._cached_tokens: list[int] = []  # the tokens whose keys and values the cache holds
         self._closed = False
+        self.forward_passes = 0  # every evaluation since load, prefill chunks and trees included
 
     def close(self) -> None:
         """Free the model; later calls raise EngineError instead of touching freed memory."""
@@ -192,24 +203,46 @@ class PrefixCachingEngine(LocalEngine):
         on_prefill: Callable[[PrefillReport], None] | None,
     ) -> Iterator[int]:
         started = time.perf_counter()
-        # Keep at least the last prompt token to evaluate: its logits choose the first token.
-        shared = min(common_prefix_length(self._cached_tokens, prompt), len(prompt) - 1)
+        calls = guide if isinstance(guide, CallGuide) else None
+        forcing = guide if self.fast_forward and isinstance(guide, ForcingGuide) else None
+        stats = self.last_decode = DecodeStats()
+        context_window = self.info.context_window
+        # What the grammar forces before the model's first choice (a forced call's opener,
+        # its name when only one tool is allowed) is evaluated with the prompt.
+        opener: list[int] = []
+        if forcing is not None:
+            opener = self._take_forced(
+                forcing, calls, context_window - len(prompt), sampling.max_tokens
+            )
+        sequence = prompt + opener
+        # Keep at least the last token to evaluate: its logits choose the first token.
+        shared = min(common_prefix_length(self._cached_tokens, sequence), len(sequence) - 1)
         self._forget_from(shared)
         reused = len(self._cached_tokens)
         logits: Logits | None = None
-        for start in range(reused, len(prompt), self.prefill_chunk):
+        for start in range(reused, len(sequence), self.prefill_chunk):
             if cancel.is_set():
                 return
-            logits = self._extend(prompt[start : start + self.prefill_chunk])
+            logits = self._extend(sequence[start : start + self.prefill_chunk])
         assert logits is not None
+        stats.passes = 0  # the prefill is not decoding
         if on_prefill is not None:
-            on_prefill(PrefillReport(len(prompt), reused, time.perf_counter() - started))
+            on_prefill(
+                PrefillReport(len(prompt), min(reused, len(prompt)), time.perf_counter() - started)
+            )
         sampler = TokenSampler(sampling)
         native = self._native_sampler(sampling) if guide is None else None
-        calls = guide if isinstance(guide, CallGuide) else None
         stops = self.stop_token_ids
-        context_window = self.info.context_window
         produced = 0
+        for token in opener:
+            if cancel.is_set():
+                return
+            yield token
+            produced += 1
+            stats.tokens += 1
+        stats.forced += len(opener)
+        if forcing is not None and forcing.is_stopped():
+            return
         planned_until = 0  # no need to plan a closing before this many tokens are out
         try:
             while True:
@@ -224,40 +257,85 @@ class PrefixCachingEngine(LocalEngine):
                     planned_until = produced + wait
                 if left <= 0:
                     return
+                # The tokens chosen this step, and those of them not evaluated yet.
+                chosen: list[int]
+                unevaluated: list[int]
+                whole = None
                 if calls is not None:
                     candidates = calls.value_choice()
-                    chosen = (
-                        self._choose_whole(candidates, logits, sampler)
-                        if candidates is not None
-                        else None
-                    )
-                    if chosen is not None:
-                        tokens, logits = chosen
-                        for token in tokens:
-                            calls.accept(token)
-                            yield token
-                        produced += len(tokens)
-                        continue
-                if native is not None:
-                    token = native.sample()
+                    if candidates is not None:
+                        whole = self._choose_whole(candidates, logits, sampler)
+                if whole is not None:
+                    assert calls is not None
+                    chosen, unevaluated, after = whole
+                    for token in chosen:
+                        calls.accept(token)
                 else:
-                    token = sampler.choose(logits, guide.allowed_tokens() if guide else None)
-                if guide is not None:
-                    guide.accept(token)
-                if token in stops:
+                    if native is not None:
+                        token = native.sample()
+                    else:
+                        token = sampler.choose(logits, guide.allowed_tokens() if guide else None)
+                    if guide is not None:
+                        guide.accept(token)
+                    if token in stops:
+                        return
+                    chosen = unevaluated = [token]
+                    after = None
+                for token in chosen:
+                    yield token
+                    produced += 1
+                    stats.tokens += 1
+                batch = list(unevaluated)
+                if forcing is not None:
+                    if cancel.is_set():
+                        return
+                    room = context_window - len(self._cached_tokens) - len(batch)
+                    forced = self._take_forced(forcing, calls, room, sampling.max_tokens - produced)
+                    for token in forced:
+                        if cancel.is_set():
+                            return
+                        yield token
+                        produced += 1
+                        stats.tokens += 1
+                        stats.forced += 1
+                    if forcing.is_stopped():
+                        return  # only an end token can follow: no pass to choose it
+                    batch.extend(forced)
+                if len(self._cached_tokens) + len(batch) > context_window or cancel.is_set():
                     return
-                yield token
-                produced += 1
-                if len(self._cached_tokens) >= context_window or cancel.is_set():
-                    return
-                if produced == sampling.max_tokens and not (
+                if produced >= sampling.max_tokens and not (
                     calls is not None and calls.required and not calls.is_complete()
                 ):
                     return
-                logits = self._extend([token])
+                if batch:
+                    # A forced run longer than a batch (a long fixed text) goes in pieces.
+                    for start in range(0, len(batch), self.prefill_chunk):
+                        logits = self._extend(batch[start : start + self.prefill_chunk])
+                else:
+                    assert after is not None  # a whole value whose last token was in the tree
+                    logits = after
         finally:
             if native is not None:
                 native.close()
+
+    def _take_forced(
+        self, forcing: ForcingGuide, calls: CallGuide | None, room: int, left: int
+    ) -> list[int]:
+        """The tokens the guide forces next, accepted, at most `room` (what the context
+        holds) and `left` (max_tokens), except that a call that must still arrive is
+        written whole, as closing it would (issue 17). An end token is never written."""
+        limit = room if calls is not None and calls.required else min(room, left)
+        if limit <= 0:
+            return []
+        forced = forcing.forced_tokens()[:limit]
+        stops = self.stop_token_ids
+        for index, token in enumerate(forced):
+            if token in stops:
+                forced = forced[:index]
+                break
+        for token in forced:
+            forcing.accept(token)
+        return forced
 
     def _closing_plan(self, calls: CallGuide, left: int) -> tuple[bool, int]:
         """Whether what the guide has open must be closed now to end within `left` tokens,
@@ -296,6 +374,7 @@ class PrefixCachingEngine(LocalEngine):
             if cancel.is_set():
                 return
             tokens = calls.closing_step()
+            written_by_guide = bool(tokens)
             if not tokens:
                 if unevaluated:
                     if len(self._cached_tokens) + len(unevaluated) > self.info.context_window:
@@ -306,23 +385,30 @@ class PrefixCachingEngine(LocalEngine):
                 if allowed is None:
                     return  # the guide gave up (a token outside its grammar): nothing to close
                 tokens = [sampler.choose(logits, allowed)]
+            stats = self.last_decode
             for token in tokens:
                 calls.accept(token)
                 yield token
+                if stats is not None:
+                    stats.tokens += 1
+            if stats is not None and written_by_guide:
+                stats.forced += len(tokens)  # evaluated with the next choice's pass, if any
             unevaluated.extend(tokens)
             written += len(tokens)
 
     def _choose_whole(
         self, candidates: ValueCandidates, logits: Logits, sampler: TokenSampler
-    ) -> tuple[list[int], Logits] | None:
+    ) -> tuple[list[int], list[int], Logits | None] | None:
         """One of a few whole values, chosen by the model's score of each (issue 17).
 
         The values' tokens form a tree (shared starts once); the tokens that have a token
         after them are evaluated in one batch, so a choice among e1..e40 costs one pass of
         a few tokens where token by token a small model picks an id by its first digit.
         A value's score is the log-probability of its tokens, plus that of ending there
-        where another value goes on (e1 beside e12). Returns the value's tokens and the
-        logits after them, or None where the engine cannot evaluate a tree.
+        where another value goes on (e1 beside e12). Returns the value's tokens, those of
+        them still to evaluate (the caller evaluates them with what the grammar forces
+        next), and the logits after the value where none are; None where the engine
+        cannot evaluate a tree.
         """
         tree = _ValueTree(candidates.sequences)
         inner = tree.inner()  # the only tokens whose logits are needed
@@ -348,20 +434,23 @@ class PrefixCachingEngine(LocalEngine):
         value = [tree.tokens[node] for node in path]
         self._commit_path(kept, value[: len(kept)])
         if rows is not None and len(kept) == len(path):
-            return value, rows[kept[-1]]  # the value's last token was evaluated in the tree
-        return value, self._extend(value[len(kept) :])
+            return value, [], rows[kept[-1]]  # the value's last token was evaluated in the tree
+        return value, value[len(kept) :], None
 
     def _tree_rows(self, tokens: list[int], parents: list[int]) -> Logits | None:
         if len(self._cached_tokens) + len(tokens) > self.info.context_window:
             return None
         try:
-            return self._evaluate_tree(tokens, parents)
+            rows = self._evaluate_tree(tokens, parents)
         except EngineError:
             self._reset_cache()
             raise
         except (RuntimeError, ValueError, OSError) as exc:
             self._reset_cache()
             raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
+        if rows is not None:
+            self._count_pass()
+        return rows
 
     def _commit_path(self, path: list[int], tokens: list[int]) -> None:
         try:
@@ -373,6 +462,7 @@ class PrefixCachingEngine(LocalEngine):
 
     def _extend(self, tokens: list[int]) -> Logits:
         """Evaluate `tokens` and record them as cached; on failure forget the whole cache."""
+        self._count_pass()
         try:
             logits = self._evaluate(tokens)
         except EngineError:
@@ -383,6 +473,11 @@ class PrefixCachingEngine(LocalEngine):
             raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
         self._cached_tokens.extend(tokens)
         return logits
+
+    def _count_pass(self) -> None:
+        self.forward_passes += 1
+        if self.last_decode is not None:
+            self.last_decode.passes += 1
 
     def _reset_cache(self) -> None:
         """After a failure the cache may hold positions the token list does not: drop all."""

@@ -18,9 +18,10 @@ from deskloop.engines.base import (
     ModelNotFound,
     Sampling,
 )
-from deskloop.engines.cores import CoreBudget
+from deskloop.engines.cores import CoreBudget, pinned_threads
 from deskloop.engines.decoding import Logits, NativeSampler, PrefixCachingEngine
 from deskloop.engines.gguf_header import read_gguf_scalars
+from deskloop.engines.memory import release_zeroed, trim_heap
 from deskloop.engines.models import ModelRef, resolve_model
 
 log = logging.getLogger("deskloop.engines")
@@ -75,6 +76,11 @@ class LlamaCppEngine(PrefixCachingEngine):
             for token in range(self._vocab_size)
             if llama_cpp.llama_vocab_is_eog(self._vocab, token)
         ) | ({eos_id} if eos_id >= 0 else set())
+        self.control_tokens = frozenset(
+            token
+            for token in range(self._vocab_size)
+            if llama_cpp.llama_vocab_is_control(self._vocab, token)
+        )
         self._info = ModelInfo(
             model_id=model_ref.model_id,
             context_window=context_window,
@@ -106,6 +112,14 @@ class LlamaCppEngine(PrefixCachingEngine):
         tokens: list[int] = self._llama.tokenize(
             text.encode("utf-8"), add_bos=add_bos, special=True
         )
+        return tokens
+
+    def tokenize_tail(self, text: str) -> list[int] | None:
+        # llama.cpp cuts the text at special tokens first and tokenizes each piece between
+        # them on its own (llama-vocab.cpp, tokenizer_st_partition): a tail that starts
+        # with one comes out as it does inside the whole.
+        self._require_open()
+        tokens: list[int] = self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         return tokens
 
     def count_tokens(self, text: str) -> int:
@@ -284,7 +298,7 @@ def load_llamacpp_engine(model: str, **options: Any) -> LlamaCppEngine:
         raise EngineUnavailable(
             f"the llamacpp engine needs llama-cpp-python: {INSTALL_HINT}"
         ) from exc
-    fixed_threads = int(options.get("threads") or 0) or None
+    fixed_threads = pinned_threads(int(options.get("threads") or 0))
     threads = fixed_threads or CoreBudget().free()
     trained = _trained_context(model_ref.path)
     context_window = int(options.get("context_window") or 0) or min(trained, DEFAULT_CONTEXT_CAP)
@@ -340,6 +354,13 @@ def _use_tree_context(llama: Any, context_window: int) -> None:
     llama._ctx.close()
     llama._ctx = context
     llama.context_params = params
+    # llama.cpp zeroes logits for every sequence up front (llama-context.cpp, output_reserve):
+    # 65 rows of the vocabulary, 12.8 MB for SmolLM2 and 40 MB for Qwen's 152k tokens,
+    # that only a tree of choices writes. Until one does they need not be resident.
+    logits = ctypes.cast(llama_cpp.llama_get_logits(context.ctx), ctypes.c_void_p).value
+    rows = params.n_seq_max * int(llama.n_vocab())
+    release_zeroed(logits or 0, rows * ctypes.sizeof(ctypes.c_float))
+    trim_heap()  # what the stand-in context left on the heap
 
 
 def _not_gguf_message(model: str, model_ref: ModelRef) -> str:

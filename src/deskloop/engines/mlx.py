@@ -72,6 +72,8 @@ class MlxEngine(PrefixCachingEngine):
         self._cache: list[Any] = make_prompt_cache(loaded.model)
         self._guidance_tokenizer: Any = None
         self._tree_keys: list[tuple[Any, Any]] = []  # each layer's keys and values of the last tree
+        added = loaded.tokenizer.get_added_tokens_decoder()
+        self.control_tokens = frozenset(index for index, token in added.items() if token.special)
 
     @property
     def info(self) -> ModelInfo:
@@ -88,6 +90,11 @@ class MlxEngine(PrefixCachingEngine):
     def tokenize(self, text: str) -> list[int]:
         ids: list[int] = self._loaded.tokenizer.encode(text, add_special_tokens=False).ids
         return ids
+
+    def tokenize_tail(self, text: str) -> list[int] | None:
+        # `tokenizers` cuts the text at added special tokens first and normalizes and
+        # pre-tokenizes each piece between them on its own, as llama.cpp does.
+        return self.tokenize(text)
 
     def count_tokens(self, text: str) -> int:
         """How many tokens `tokenize(text)` gives."""

@@ -297,6 +297,43 @@ class GrammarGuide:
                 self._tail = (self._tail + piece)[-self._tail_keep :]
         self.mask_seconds += time.perf_counter() - started
 
+    # -- fast-forward (issue 21): what the grammar forces is written without the model --
+
+    def forced_tokens(self) -> list[int]:
+        """The tokens the grammar forces from here, not yet accepted.
+
+        llguidance tokenizes the forced bytes and leaves out a last token that a longer
+        vocabulary token could span (` "` where ` ""` exists): the model chooses there, so
+        what comes out is what it would have chosen token by token.
+        """
+        if self.failed:
+            return []
+        started = time.perf_counter()
+        forced: list[int] = self.matcher.compute_ff_tokens()
+        if forced and self._tail_keep:
+            forced = self._up_to_a_choice(forced)
+        self.mask_seconds += time.perf_counter() - started
+        return forced
+
+    def _up_to_a_choice(self, forced: list[int]) -> list[int]:
+        """`forced` cut where a choice among whole values opens (`"element_id": "`): the
+        values may share forced bytes (the `e` of every id), and the choice is scored whole
+        only from its opening on (issue 17)."""
+        tail = self._tail
+        for index, token in enumerate(forced):
+            piece = self._vocabulary.tokenizer.decode_bytes([token])
+            for end in range(1, len(piece) + 1):
+                if any((tail + piece[:end]).endswith(opening) for opening in self._choices):
+                    # Where the opening ends inside a token (` "e`), the model chooses that
+                    # token or the opening's own last one, as it would without fast-forward.
+                    return forced[: index + 1] if end == len(piece) else forced[:index]
+            tail = (tail + piece)[-self._tail_keep :]
+        return forced
+
+    def is_stopped(self) -> bool:
+        """The grammar is done: only an end-of-turn token can follow."""
+        return not self.failed and bool(self.matcher.is_stopped()) and not self.matcher.is_error()
+
     @property
     def required(self) -> bool:
         """A call must still arrive: tool_choice any/tool, and no call has closed yet (a
@@ -381,6 +418,25 @@ class GrammarGuide:
         if len(valid) < 2 or allowed > 8 * len(valid):
             return None
         return ValueCandidates(valid, choice.ends)
+
+
+def count_forced(guide: GrammarGuide, tokens: Sequence[int]) -> int:
+    """How many of `tokens` (one answer as the model wrote it) the guide's grammar forces,
+    walked as the decode loop walks them with fast-forward on: the forced run after each
+    choice, where the answer agrees with it. The guide is used up."""
+    forced = 0
+    position = 0
+    while position < len(tokens):
+        for token in guide.forced_tokens():
+            if position >= len(tokens) or tokens[position] != token:
+                break
+            guide.accept(token)
+            forced += 1
+            position += 1
+        if position < len(tokens):
+            guide.accept(tokens[position])
+            position += 1
+    return forced
 
 
 class GrammarRejected(ValueError):

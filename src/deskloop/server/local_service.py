@@ -40,6 +40,7 @@ from deskloop.engines.base import (
 from deskloop.server.admission import EngineQueue, Ticket
 from deskloop.server.errors import InternalError, prompt_too_long
 from deskloop.server.prompt import render_prompt
+from deskloop.server.prompt_tokens import PromptTokenizer
 from deskloop.server.protocol import MessagesRequest, Tool
 from deskloop.server.responses import TokenCount
 from deskloop.server.runaway import RunawayWatch
@@ -122,6 +123,8 @@ class LocalModelService:
             max_workers=1, thread_name_prefix="deskloop-engine"
         )
         self._last_tokens: list[int] = []
+        # A conversation's next prompt repeats the last: only its new tail is tokenized.
+        self.prompt_tokenizer = PromptTokenizer(engine)
         self._guidance_tokenizer: Any = None
         self._diet_savings: dict[str, int] = {}
 
@@ -144,7 +147,9 @@ class LocalModelService:
 
         tools = compact_enums(self._tools(request, diet=diet))
         rendered = render_prompt(request, tools, self.tool_format, self.engine.info)
-        return self.engine.tokenize(rendered.text)
+        if diet is not None:  # the tool diet's comparison: not the conversation's own prompt
+            return self.engine.tokenize(rendered.text)
+        return self.prompt_tokenizer.tokenize(rendered.text)
 
     def diet_saving(self, request: MessagesRequest) -> int | None:
         """Prompt tokens `--tool-diet` saves on this request's tools; None when it is off.

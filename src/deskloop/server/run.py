@@ -12,12 +12,10 @@ from dataclasses import replace
 from deskloop.engines import create_engine
 from deskloop.engines.base import LocalEngine
 from deskloop.engines.models import default_engine_name
-from deskloop.engines.openai import OpenAIEngine
 from deskloop.errors import DeskloopError
 from deskloop.listening import listening_socket
 from deskloop.server.app import ModelService, create_app
 from deskloop.server.local_service import LocalModelService
-from deskloop.server.upstream_service import UpstreamModelService
 from deskloop.settings import ServerSettings, load_settings
 
 log = logging.getLogger("deskloop.server")
@@ -48,6 +46,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "api_key": args.api_key,
         "upstream": args.upstream,
         "context_window": args.context_window,
+        "threads": args.threads,
         "tool_format": args.tool_format,
         "tool_diet": args.tool_diet,
         "aliases": args.aliases,
@@ -77,6 +76,10 @@ def build_service(
     if name in UPSTREAM_ENGINES:
         if not settings.upstream:
             raise ServeRefused(f"the {name} engine needs --upstream URL (the server to forward to)")
+        # Only an upstream needs an HTTP client (httpx, with rich and pygments for its CLI).
+        from deskloop.engines.openai import OpenAIEngine
+        from deskloop.server.upstream_service import UpstreamModelService
+
         upstream_engine = create_engine(
             name,
             settings.model,
@@ -93,9 +96,14 @@ def build_service(
         )
         return upstream, name
     engine = create_engine(
-        name, settings.model, context_window=settings.context_window, script=script
+        name,
+        settings.model,
+        context_window=settings.context_window,
+        threads=settings.threads,
+        script=script,
     )
     assert isinstance(engine, LocalEngine)
+    engine.fast_forward = settings.fast_forward
     service = LocalModelService(
         engine,
         context_window=settings.context_window,

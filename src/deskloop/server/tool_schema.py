@@ -6,14 +6,16 @@ import ast
 import json
 import re
 from functools import lru_cache
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import SchemaError
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from deskloop.errors import DeskloopError
 from deskloop.server.protocol import Tool
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+# jsonschema (about 10 MB resident) is imported by the first request that brings tools:
+# `deskloop serve` keeps what it does not use out of memory (issue 21).
 
 
 class ToolSchemaInvalid(DeskloopError):
@@ -22,6 +24,8 @@ class ToolSchemaInvalid(DeskloopError):
 
 @lru_cache(maxsize=256)
 def _validator_for(schema_text: str) -> Validator:
+    import jsonschema
+
     schema = json.loads(schema_text)
     validator_class = jsonschema.validators.validator_for(
         schema, default=jsonschema.Draft202012Validator
@@ -32,6 +36,8 @@ def _validator_for(schema_text: str) -> Validator:
 
 
 def _validator(tool: Tool) -> Validator:
+    from jsonschema.exceptions import SchemaError
+
     try:
         return _validator_for(json.dumps(tool.input_schema, sort_keys=True))
     except SchemaError as exc:
@@ -57,7 +63,9 @@ def validate_input(tool: Tool, tool_input: Any) -> str | None:
         # Mid-generation there is no one to refuse: the call is just not valid. Requests are
         # refused earlier, with check_tool_schemas.
         return str(exc)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(tool_input))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(tool_input))
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path)

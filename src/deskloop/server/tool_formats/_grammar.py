@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -150,6 +151,33 @@ def named_calls(
         f"{json_rule(json_schema_with_style(input_schema(tool)))} {lark_string(after)}"
         for tool in tools
     )
+
+
+def pattern_regex(schema: Any) -> str | None:
+    """A Lark regex (`/.../`) for a string schema's `pattern`, or None (no pattern, one not
+    anchored at both ends, or one llguidance cannot use: look-arounds, back-references).
+
+    For the families that write strings bare (Qwen3-Coder, Gemma): the JSON families get the
+    pattern through `%json`; without it these let a small model write any id (`e7x`), which
+    validation then refuses, and the value's end is never forced.
+    """
+    if not isinstance(schema, dict) or not isinstance(schema.get("pattern"), str):
+        return None
+    return _pattern_regex(schema["pattern"])
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern_regex(pattern: str) -> str | None:
+    from llguidance import LLMatcher
+
+    # Only a pattern anchored at both ends (`^e[0-9]+$`): JSON Schema patterns match
+    # anywhere, and a free tail would run on over the closing tag that follows the value.
+    if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
+        return None
+    regex = "/" + pattern[1:-1].replace("/", "\\/") + "/"
+    if LLMatcher.validate_grammar(LLMatcher.grammar_from_lark(f"start: {regex}")):
+        return None  # an error message: the string stays free, validation checks it
+    return regex
 
 
 def json_rule(schema: dict[str, Any]) -> str:

@@ -185,6 +185,11 @@ class ToolFormat(ABC):
         ]
 
     @abstractmethod
+    def write_call(self, name: str, arguments: dict[str, Any]) -> str:
+        """One call as this family's model writes it (what its grammar accepts), arguments
+        in the order given; for measuring what the grammar forces and for tests."""
+
+    @abstractmethod
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         """Lark rules defining `calls`: everything after the first opener, to the last call's end."""
 

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from deskloop.server.protocol import Tool
-from deskloop.server.tool_formats._grammar import input_schema, ordered_properties
+from deskloop.server.tool_formats._grammar import input_schema, ordered_properties, pattern_regex
 from deskloop.server.tool_formats._stepwise import StepwiseParser
 from deskloop.server.tool_formats._text import partial_suffix
 from deskloop.server.tool_formats.base import (
@@ -247,6 +247,10 @@ class GemmaFormat(ToolFormat):
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return GemmaParser(tools, guided=guided)
 
+    def write_call(self, name: str, arguments: dict[str, Any]) -> str:
+        pairs = ",".join(f"{key}:{write_value(value)}" for key, value in arguments.items())
+        return f"{OPENER}call:{name}{{{pairs}}}{CLOSER}"
+
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         escape = marker(ESCAPE)
         if escape.startswith('"'):
@@ -282,6 +286,10 @@ def _value_expression(schema: Any, marker: MarkerSyntax) -> str:
         choices = " | ".join(lark_string(value) for value in values)
         return f"({escape} ({choices}) {escape})"
     kind = schema.get("type")
+    pattern = pattern_regex(schema) if kind == "string" else None
+    if pattern is not None:
+        escape = marker(ESCAPE)
+        return f"({escape} {pattern} {escape})"
     return {
         "string": "gstr",
         "integer": "INTEGER",

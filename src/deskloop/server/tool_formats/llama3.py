@@ -8,6 +8,7 @@ are written as successive call/result pairs.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from deskloop.server.protocol import Message, Tool
@@ -69,6 +70,9 @@ class Llama3Format(ToolFormat):
             guided=guided,
         )
 
+    def write_call(self, name: str, arguments: dict[str, Any]) -> str:
+        return json.dumps({"name": name, "parameters": arguments}, ensure_ascii=False)
+
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         # One call per turn: Llama 3.1 was not trained on parallel calls.
         # Each tool's name in its own tokens (MarkerSyntax.spelled), then its parameters.
@@ -86,5 +90,7 @@ class Llama3Format(ToolFormat):
         if mode == "none":
             return f"start: TEXT\n{text}\n"
         calls = self.call_rules(tools, parallel=parallel, marker=marker)
-        start = f"start: {tag}? calls" if mode == "forced" else f"start: TEXT | {tag}? calls"
+        # A forced call is the bare object the template's prompt asks for (`<|python_tag|>`
+        # is for the built-in tools): without a choice of tag, all of `{"name": "` is forced.
+        start = "start: calls" if mode == "forced" else f"start: TEXT | {tag}? calls"
         return f"{start}\n{text}\n{calls}\n"

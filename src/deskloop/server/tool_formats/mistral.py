@@ -8,7 +8,9 @@ Mistral's templates refuse tool-call ids that are not 9 alphanumeric characters,
 from __future__ import annotations
 
 import hashlib
+import json
 import string
+from typing import Any
 
 from deskloop.server.protocol import Message, Tool
 from deskloop.server.tool_formats._conversation import openai_tools, to_template_messages
@@ -55,6 +57,10 @@ class MistralFormat(ToolFormat):
             tools, opener=self.call_opener, array_body=True, name_marker=ARGS, guided=guided
         )
 
+    def write_call(self, name: str, arguments: dict[str, Any]) -> str:
+        call = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+        return f"{self.call_opener} [{call}]"
+
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         more = ' (", " body)*' if parallel else ""
         # Each tool's name in its own tokens (MarkerSyntax.spelled), then its arguments.
@@ -68,6 +74,9 @@ class MistralV11Format(MistralFormat):
     """Tokenizer v11+: one `[TOOL_CALLS]NAME[ARGS]{...}` per call."""
 
     name = "mistral_v11"
+
+    def write_call(self, name: str, arguments: dict[str, Any]) -> str:
+        return f"{self.call_opener}{name}{ARGS}{json.dumps(arguments, ensure_ascii=False)}"
 
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         more = f" ({marker(self.call_opener)} call)*" if parallel else ""

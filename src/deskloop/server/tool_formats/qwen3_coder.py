@@ -23,6 +23,7 @@ from deskloop.server.tool_formats._grammar import (
     json_rule,
     json_schema_with_style,
     ordered_properties,
+    pattern_regex,
     with_definitions,
 )
 from deskloop.server.tool_formats._stepwise import StepwiseParser
@@ -231,11 +232,20 @@ class Qwen3CoderFormat(ToolFormat):
     def new_parser(self, tools: list[Tool], *, guided: bool = False) -> ToolCallParser:
         return Qwen3CoderParser(tools, guided=guided)
 
+    def write_call(self, name: str, arguments: dict[str, Any]) -> str:
+        parameters = "".join(
+            f"<parameter={key}>\n"
+            f"{value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+            f"{PARAMETER_END}\n"
+            for key, value in arguments.items()
+        )
+        return f"{OPENER}\n<function={name}>\n{parameters}{FUNCTION_END}\n{CLOSER}"
+
     def call_rules(self, tools: list[Tool], *, parallel: bool, marker: MarkerSyntax) -> str:
         more = f' ("\\n"? {marker(OPENER)} call)*' if parallel else ""
         lines = [
             f"calls: call{more}",
-            f'call: "\\n" function "\\n"? {marker(CLOSER)}',
+            f'call: "\\n" function "\\n" {marker(CLOSER)}',  # as the template writes it
             "function: " + " | ".join(f"f{index}" for index in range(len(tools))),
         ]
         for index, tool in enumerate(tools):
@@ -252,6 +262,9 @@ def _value_rule(rule: str, schema: Any, root: dict[str, Any]) -> str:
         )
         return f"{rule}: ({choices}) {end}"
     kind = schema.get("type") if isinstance(schema, dict) else None
+    pattern = pattern_regex(schema) if kind == "string" else None
+    if pattern is not None:
+        return f"{rule}: {pattern} {end}"  # an id's end is forced, not chosen
     if kind == "string":
         # Lazy: the value ends at the first closing tag.
         return f"{rule}[lazy]: /(?s:.*)\\n<\\/parameter>/"
