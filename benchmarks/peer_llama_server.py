@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,6 +106,17 @@ def free_port() -> int:
         return port
 
 
+last_log: Path | None = None  # the output of the llama-server started last
+
+
+def last_words(lines: int = 12) -> str:
+    """The end of the last llama-server's output, to say why it failed."""
+    if last_log is None or not last_log.exists():
+        return "(no llama-server output)"
+    tail = last_log.read_text(errors="replace").splitlines()[-lines:]
+    return f"last lines of {last_log}:\n" + "\n".join(f"    {line}" for line in tail)
+
+
 @contextmanager
 def llama_server(
     binary: Path, gguf: Path, *, context: int, threads: int
@@ -115,7 +127,10 @@ def llama_server(
         str(binary), "-m", str(gguf), "-c", str(context), "-t", str(threads), "-np", "1",
         "--host", "127.0.0.1", "--port", str(port), "--jinja", "--no-webui",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    global last_log
+    last_log = Path(tempfile.gettempdir()) / f"llama-server-{port}.log"
+    with last_log.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -4,6 +4,8 @@ Both are driven through `/v1/messages` by the same code, idle and with a CPU hog
 core: prefill at 2k and 8k prompt tokens, decode (free text, and a forced tool call on
 deskloop), time to first token at turn 10 of an agent conversation whose client closes
 every stream after its first delta, and resident memory after load and after a storm.
+At turn 10 llama-server is given the chat messages deskloop renders (tools explained in the
+system turn) through `/v1/chat/completions`: both servers prefill the same tokens.
 Targets (issue 8): every speed ratio >= 1.0, time to first token <= 1.0, memory <= 1.1.
 """
 
@@ -62,7 +64,11 @@ def stream(
 ) -> Streamed:
     result = Streamed()
     started = time.perf_counter()
-    with client.stream("POST", "/v1/messages", json={**body, "stream": True}) as response:
+    # llama-server drops a kept-alive connection after a streamed answer, so the next
+    # request on it fails with "Server disconnected": each stream gets its own connection.
+    with client.stream(
+        "POST", "/v1/messages", json={**body, "stream": True}, headers={"connection": "close"}
+    ) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data: "):
@@ -85,6 +91,51 @@ def stream(
             elif kind == "message_delta":
                 result.output_tokens = event.get("usage", {}).get("output_tokens", 0)
     return result
+
+
+def as_rendered_chat(gguf: Path, conversation: Any) -> Any:
+    """`conversation` as llama-server is given it: the chat messages deskloop renders for the
+    same request (its tool format explains the tools in the system turn), through
+    `/v1/chat/completions`, so both servers prefill the same text. Given the Anthropic
+    request itself, llama-server renders SmolLM2's template without the tools: 94 prompt
+    tokens at turn 1 against deskloop's 831, and 1276 against 2478 at turn 10."""
+    from deskloop.engines.gguf_header import read_gguf_scalars
+    from deskloop.server.protocol import Message, Tool
+    from deskloop.server.tool_formats import detect_tool_format, tool_format
+    from deskloop.server.tool_schema import compact_enums
+
+    template = read_gguf_scalars(gguf, {"tokenizer.chat_template"}).get("tokenizer.chat_template")
+    fmt = tool_format(detect_tool_format(template if isinstance(template, str) else None, ""))
+
+    def chat(turn: int) -> dict[str, Any]:
+        body = conversation(turn)
+        tools = compact_enums([Tool.model_validate(tool) for tool in body.get("tools", [])])
+        messages = [Message.model_validate(message) for message in body["messages"]]
+        rendered = fmt.template_input(body.get("system", ""), messages, tools).messages
+        return {"messages": rendered, "max_tokens": body["max_tokens"], "temperature": 0,
+                "cache_prompt": True}  # fmt: skip
+
+    return chat
+
+
+def stream_chat_first_token(client: httpx.Client, body: dict[str, Any]) -> float:
+    """Seconds to the first content of a streamed chat completion (llama-server's side of a
+    turn); the stream is closed there, as the agent's client does."""
+    started = time.perf_counter()
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={**body, "stream": True},
+        headers={"connection": "close"},
+    ) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            choices = json.loads(line[6:]).get("choices") or [{}]
+            if choices[0].get("delta", {}).get("content"):
+                break
+    return time.perf_counter() - started
 
 
 @contextmanager
@@ -147,6 +198,7 @@ def measure(
     counter: httpx.Client,
     *,
     conversation: Any,
+    chat_turn: Any = None,  # llama-server: each turn as a rendered chat (as_rendered_chat)
     tool_call: bool,
     storm_requests: int,
     storms: int,
@@ -174,8 +226,10 @@ def measure(
                       "tool_choice": {"type": "tool", "name": "type_text"}}  # fmt: skip
             figures.decode_tool = stream(client, forced).decode_rate
         for turn in range(1, 11):
-            timing = stream(client, conversation(turn), close_after_first=True)
-        figures.ttft_turn10 = timing.ttft
+            if chat_turn is not None:
+                figures.ttft_turn10 = stream_chat_first_token(client, chat_turn(turn))
+            else:
+                figures.ttft_turn10 = stream(client, conversation(turn), close_after_first=True).ttft
     rss: list[float] = []
     for _ in range(storms):
         report = asyncio.run(
@@ -211,11 +265,13 @@ def compare(
                     peer_pid,
                 ):
                     theirs = measure(peer_url, peer_pid, counter, conversation=conversation,
+                                     chat_turn=as_rendered_chat(gguf, conversation),
                                      tool_call=False, storm_requests=storm_requests, storms=1,
                                      salt="l")  # fmt: skip
             except httpx.TransportError as exc:
                 # Seen once with the CPU hog: llama-server dropped a connection mid-measure.
                 print(f"  llama-server failed here ({exc!r}): no ratios for this run")
+                print(peer.last_words())
                 continue
         report(ours, theirs)
 
@@ -299,7 +355,12 @@ def whole_seconds(client: httpx.Client, body: dict[str, Any]) -> tuple[float, di
 
 
 def measure_alone(
-    url: str, pid: int, prompts: dict[int, dict[str, Any]], *, conversation: Any
+    url: str,
+    pid: int,
+    prompts: dict[int, dict[str, Any]],
+    *,
+    conversation: Any,
+    chat_turn: Any = None,  # llama-server: each turn as a rendered chat (as_rendered_chat)
 ) -> Alone:
     figures = Alone()
     figures.rss["model"] = peer.resident_mb(pid)
@@ -326,7 +387,13 @@ def measure_alone(
             rates.append(usage.get("output_tokens", 0) / seconds)
         figures.decode_whole = statistics.median(rates)
         for turn in range(1, 11):
-            seconds, _ = whole_seconds(client, {**conversation(turn), "max_tokens": 1})
+            if chat_turn is not None:
+                started = time.perf_counter()
+                body = {**chat_turn(turn), "max_tokens": 1}
+                client.post("/v1/chat/completions", json=body).raise_for_status()
+                seconds = time.perf_counter() - started
+            else:
+                seconds, _ = whole_seconds(client, {**conversation(turn), "max_tokens": 1})
         figures.turn10_first_token = seconds
     figures.rss["after answers"] = peer.resident_mb(pid)
     return figures
@@ -350,10 +417,12 @@ def compare_alone(*, conversation: Any, gguf: Path, model: str, context: int) ->
     print(f"  deskloop alone: {ours}")  # kept even when llama-server fails below
     try:
         with peer.llama_server(binary, gguf, context=context, threads=cores) as (url, pid):
-            theirs = measure_alone(url, pid, prompts, conversation=conversation)
+            theirs = measure_alone(url, pid, prompts, conversation=conversation,
+                                   chat_turn=as_rendered_chat(gguf, conversation))  # fmt: skip
     except httpx.TransportError as exc:
         # Seen on a machine loaded by other work: llama-server dropped a streamed answer.
         print(f"  llama-server failed here ({exc!r}): no ratios for this run")
+        print(peer.last_words())
         return
     report_alone(ours, theirs)
 
