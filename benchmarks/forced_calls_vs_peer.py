@@ -207,14 +207,18 @@ def ask(client: httpx.Client, server: Server, call: AgentCall, max_tokens: int, 
 
 @contextmanager
 def deskloop_server(
-    context: int, *, source: Path | None = None, env: dict[str, str] | None = None
+    context: int,
+    gguf: Path,
+    *,
+    source: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
-    """`deskloop serve` on the embedded model; from `source` (a checkout's src/) if given."""
+    """`deskloop serve` on `gguf`; from `source` (a checkout's src/) if given."""
     environment = dict(os.environ, **(env or {}))
     if source is not None:
         environment["PYTHONPATH"] = str(source)
     command = [sys.executable, "-m", "deskloop", "serve", "--port", "0",
-               "--context-window", str(context)]  # fmt: skip
+               "--context-window", str(context), "--model", str(gguf)]  # fmt: skip
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment
     )
@@ -298,15 +302,15 @@ def compare(
     servers: list[Server] = []
     with ExitStack() as stack:
         servers.append(
-            Server("deskloop", stack.enter_context(deskloop_server(context)), "deskloop")
+            Server("deskloop", stack.enter_context(deskloop_server(context, gguf)), "deskloop")
         )
         if compare_off:
-            off = deskloop_server(context, env={"DESKLOOP_SERVER_FAST_FORWARD": "false"})
+            off = deskloop_server(context, gguf, env={"DESKLOOP_SERVER_FAST_FORWARD": "false"})
             servers.append(
                 Server("deskloop, fast-forward off", stack.enter_context(off), "deskloop")
             )
         if baseline_src is not None:
-            before = deskloop_server(context, source=baseline_src)
+            before = deskloop_server(context, gguf, source=baseline_src)
             servers.append(Server("deskloop before", stack.enter_context(before), "deskloop"))
         peer_url, _ = stack.enter_context(
             peer.llama_server(binary, gguf, context=context, threads=peer_threads)
@@ -355,6 +359,13 @@ def report(servers: list[Server], gguf: Path, format_name: str) -> None:
                   f"{rate:>6.1f} {share:>7}  {shown[:56]}")  # fmt: skip
         print(f"  {'':<22} vs llama-server: {', '.join(ratios)}")
     print()
+    ours_prompt = servers[0].answers[CALLS[0].label][-1].prompt_tokens
+    theirs_prompt = theirs.answers[CALLS[0].label][-1].prompt_tokens
+    if abs(ours_prompt - theirs_prompt) > 0.02 * ours_prompt:
+        # Families whose template renders the tools itself (Hermes/Qwen) get them as text
+        # only in deskloop's prompt: llama-server's side then has no tools to read.
+        print(f"  NOT COMPARABLE: the prompts differ ({ours_prompt} tokens against "
+              f"{theirs_prompt}); the {format_name} template renders its tools itself")  # fmt: skip
     peer_total = seconds_of[theirs.label]
     for server in servers:
         total = seconds_of[server.label]
