@@ -117,7 +117,9 @@ def deskloop_body(call: AgentCall, max_tokens: int) -> dict[str, Any]:
         "temperature": 0,
         "system": SYSTEM,
         "tools": TOOLS,
-        "tool_choice": {"type": "tool", "name": call.tool},
+        # One call, as the agent asks a small model for (agent/turn_tools.py): allowed more,
+        # Qwen2.5-Coder repeats the call until max_tokens.
+        "tool_choice": {"type": "tool", "name": call.tool, "disable_parallel_tool_use": True},
         "messages": anthropic_messages(call),
     }
 
@@ -132,6 +134,53 @@ def rendered_messages(call: AgentCall, format_name: str) -> list[dict[str, Any]]
     tools = compact_enums([Tool.model_validate(tool) for tool in TOOLS])
     messages = [Message.model_validate(message) for message in anthropic_messages(call)]
     return tool_format(format_name).template_input(SYSTEM, messages, tools).messages
+
+
+def template_renders_tools(format_name: str) -> bool:
+    """Whether the family's chat template writes the tools itself (Hermes/Qwen): then the
+    rendered messages carry no tools, and llama-server is given deskloop's prompt text."""
+    from deskloop.server.protocol import Tool
+    from deskloop.server.tool_formats import tool_format
+
+    tools = [Tool.model_validate(tool) for tool in TOOLS]
+    return tool_format(format_name).template_input(SYSTEM, [], tools).tools is not None
+
+
+def prompt_texts(gguf: Path, context: int) -> dict[str, str]:
+    """Each call's whole prompt as deskloop renders it for `gguf`, by call label."""
+    from deskloop.engines import create_engine
+    from deskloop.server.prompt import render_prompt
+    from deskloop.server.protocol import MessagesRequest
+    from deskloop.server.tool_formats import detect_tool_format, tool_format
+    from deskloop.server.tool_schema import compact_enums
+
+    engine = create_engine("llamacpp", str(gguf), context_window=context)
+    try:
+        info = engine.info
+        fmt = tool_format(detect_tool_format(info.chat_template, info.architecture))
+        texts = {}
+        for call in CALLS:
+            request = MessagesRequest.model_validate(deskloop_body(call, 1))
+            tools = compact_enums(list(request.tools or []))
+            texts[call.label] = render_prompt(request, tools, fmt, info).text
+        return texts
+    finally:
+        engine.close()
+
+
+# Filled by compare() where the template renders the tools: llama-server's /completion
+# then gets deskloop's prompt text, so both prefill the same tokens.
+PROMPT_TEXTS: dict[str, str] = {}
+
+
+def peer_completion(call: AgentCall, max_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt": PROMPT_TEXTS[call.label],
+        "n_predict": max_tokens,
+        "temperature": 0,
+        "cache_prompt": True,
+        "json_schema": TOOLS_BY_NAME[call.tool]["input_schema"],
+    }
 
 
 def peer_body(call: AgentCall, max_tokens: int, format_name: str) -> dict[str, Any]:
@@ -181,6 +230,24 @@ def ask(client: httpx.Client, server: Server, call: AgentCall, max_tokens: int, 
             cached,
             usage["output_tokens"],
             inputs[0] if inputs else None,
+        )
+    if call.label in PROMPT_TEXTS:
+        started = time.perf_counter()
+        response = client.post(f"{server.url}/completion", json=peer_completion(call, max_tokens))
+        seconds = time.perf_counter() - started
+        response.raise_for_status()
+        done = response.json()
+        try:
+            written: Any = json.loads(done.get("content") or "")
+        except json.JSONDecodeError:
+            written = done.get("content")
+        timings = done.get("timings", {})
+        return Answer(
+            seconds,
+            int(done.get("tokens_evaluated", 0)),
+            int(timings.get("cache_n", 0)),
+            int(done.get("tokens_predicted", 0)),
+            written,
         )
     started = time.perf_counter()
     response = client.post(
@@ -296,6 +363,9 @@ def compare(
     template = read_gguf_scalars(gguf, {"tokenizer.chat_template"}).get("tokenizer.chat_template")
     format_name = detect_tool_format(template if isinstance(template, str) else None, "")
     binary = peer.find_or_build()
+    PROMPT_TEXTS.clear()
+    if template_renders_tools(format_name):
+        PROMPT_TEXTS.update(prompt_texts(gguf, context))
     print(f"\n== forced tool calls: {len(CALLS)} agent calls, {rounds} rounds, prompt cached, "
           f"max_tokens {max_tokens}, greedy; {gguf.name}, format {format_name}; "
           f"llama-server -t {peer_threads}, deskloop's threads its default")  # fmt: skip
