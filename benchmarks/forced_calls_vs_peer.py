@@ -23,13 +23,10 @@ machine (tests/tool_formats/vocabularies.py).
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,7 @@ import httpx
 import peer_llama_server as peer
 from bench_server import SYSTEM
 from bench_server import TOOLS as DESKTOP_TOOLS
+from server_vs_peer import deskloop_server, rendered_chat, tool_format_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,15 +123,9 @@ def deskloop_body(call: AgentCall, max_tokens: int) -> dict[str, Any]:
 
 
 def rendered_messages(call: AgentCall, format_name: str) -> list[dict[str, Any]]:
-    """The chat messages deskloop renders for `call` (its format explains the tools in the
-    system turn), for llama-server to render with the same template."""
-    from deskloop.server.protocol import Message, Tool
-    from deskloop.server.tool_formats import tool_format
-    from deskloop.server.tool_schema import compact_enums
-
-    tools = compact_enums([Tool.model_validate(tool) for tool in TOOLS])
-    messages = [Message.model_validate(message) for message in anthropic_messages(call)]
-    return tool_format(format_name).template_input(SYSTEM, messages, tools).messages
+    """The chat messages deskloop renders for `call`, for llama-server to render with the
+    same template."""
+    return rendered_chat(format_name, SYSTEM, anthropic_messages(call), TOOLS)
 
 
 def template_renders_tools(format_name: str) -> bool:
@@ -272,35 +264,6 @@ def ask(client: httpx.Client, server: Server, call: AgentCall, max_tokens: int, 
     )
 
 
-@contextmanager
-def deskloop_server(
-    context: int,
-    gguf: Path,
-    *,
-    source: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> Iterator[str]:
-    """`deskloop serve` on `gguf`; from `source` (a checkout's src/) if given."""
-    environment = dict(os.environ, **(env or {}))
-    if source is not None:
-        environment["PYTHONPATH"] = str(source)
-    command = [sys.executable, "-m", "deskloop", "serve", "--port", "0",
-               "--context-window", str(context), "--model", str(gguf)]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment
-    )
-    assert process.stdout is not None
-    ready = process.stdout.readline()
-    if " at " not in ready:
-        process.kill()
-        raise SystemExit(f"deskloop serve did not start ({source or 'this checkout'})")
-    try:
-        yield ready.rsplit(" at ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def forced_share(
     format_name: str, tokenizer: Any, call: AgentCall, written: Any
 ) -> tuple[int, int]:
@@ -357,11 +320,7 @@ def compare(
     compare_off: bool,
     peer_threads: int = 2,
 ) -> None:
-    from deskloop.engines.gguf_header import read_gguf_scalars
-    from deskloop.server.tool_formats import detect_tool_format
-
-    template = read_gguf_scalars(gguf, {"tokenizer.chat_template"}).get("tokenizer.chat_template")
-    format_name = detect_tool_format(template if isinstance(template, str) else None, "")
+    format_name = tool_format_of(gguf)
     binary = peer.find_or_build()
     PROMPT_TEXTS.clear()
     if template_renders_tools(format_name):
@@ -372,16 +331,18 @@ def compare(
     servers: list[Server] = []
     with ExitStack() as stack:
         servers.append(
-            Server("deskloop", stack.enter_context(deskloop_server(context, gguf)), "deskloop")
+            Server(
+                "deskloop", stack.enter_context(deskloop_server(context, str(gguf)))[0], "deskloop"
+            )
         )
         if compare_off:
-            off = deskloop_server(context, gguf, env={"DESKLOOP_SERVER_FAST_FORWARD": "false"})
+            off = deskloop_server(context, str(gguf), env={"DESKLOOP_SERVER_FAST_FORWARD": "false"})
             servers.append(
-                Server("deskloop, fast-forward off", stack.enter_context(off), "deskloop")
+                Server("deskloop, fast-forward off", stack.enter_context(off)[0], "deskloop")
             )
         if baseline_src is not None:
-            before = deskloop_server(context, gguf, source=baseline_src)
-            servers.append(Server("deskloop before", stack.enter_context(before), "deskloop"))
+            before = deskloop_server(context, str(gguf), source=baseline_src)
+            servers.append(Server("deskloop before", stack.enter_context(before)[0], "deskloop"))
         peer_url, _ = stack.enter_context(
             peer.llama_server(binary, gguf, context=context, threads=peer_threads)
         )

@@ -99,23 +99,39 @@ def as_rendered_chat(gguf: Path, conversation: Any) -> Any:
     `/v1/chat/completions`, so both servers prefill the same text. Given the Anthropic
     request itself, llama-server renders SmolLM2's template without the tools: 94 prompt
     tokens at turn 1 against deskloop's 831, and 1276 against 2478 at turn 10."""
-    from deskloop.engines.gguf_header import read_gguf_scalars
-    from deskloop.server.protocol import Message, Tool
-    from deskloop.server.tool_formats import detect_tool_format, tool_format
-    from deskloop.server.tool_schema import compact_enums
-
-    template = read_gguf_scalars(gguf, {"tokenizer.chat_template"}).get("tokenizer.chat_template")
-    fmt = tool_format(detect_tool_format(template if isinstance(template, str) else None, ""))
+    format_name = tool_format_of(gguf)
 
     def chat(turn: int) -> dict[str, Any]:
         body = conversation(turn)
-        tools = compact_enums([Tool.model_validate(tool) for tool in body.get("tools", [])])
-        messages = [Message.model_validate(message) for message in body["messages"]]
-        rendered = fmt.template_input(body.get("system", ""), messages, tools).messages
+        rendered = rendered_chat(format_name, body.get("system", ""), body["messages"],
+                                 body.get("tools", []))  # fmt: skip
         return {"messages": rendered, "max_tokens": body["max_tokens"], "temperature": 0,
                 "cache_prompt": True}  # fmt: skip
 
     return chat
+
+
+def tool_format_of(gguf: Path) -> str:
+    """The tool format deskloop picks for a GGUF, from its chat template."""
+    from deskloop.engines.gguf_header import read_gguf_scalars
+    from deskloop.server.tool_formats import detect_tool_format
+
+    template = read_gguf_scalars(gguf, {"tokenizer.chat_template"}).get("tokenizer.chat_template")
+    return detect_tool_format(template if isinstance(template, str) else None, "")
+
+
+def rendered_chat(
+    format_name: str, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The chat messages deskloop renders for an Anthropic request's parts (the format
+    explains the tools in the system turn where its template does not render them)."""
+    from deskloop.server.protocol import Message, Tool
+    from deskloop.server.tool_formats import tool_format
+    from deskloop.server.tool_schema import compact_enums
+
+    parsed_tools = compact_enums([Tool.model_validate(tool) for tool in tools])
+    parsed = [Message.model_validate(message) for message in messages]
+    return tool_format(format_name).template_input(system, parsed, parsed_tools).messages
 
 
 def stream_chat_first_token(client: httpx.Client, body: dict[str, Any]) -> float:
@@ -139,19 +155,30 @@ def stream_chat_first_token(client: httpx.Client, body: dict[str, Any]) -> float
 
 
 @contextmanager
-def deskloop_server(context: int, model: str = "") -> Iterator[tuple[str, int]]:
+def deskloop_server(
+    context: int,
+    model: str = "",
+    *,
+    source: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, int]]:
+    """`deskloop serve` (its URL and pid) on `model` (default: the embedded one), from
+    `source` (a checkout's src/, the code before a change) if given."""
     command = [sys.executable, "-m", "deskloop", "serve", "--port", "0",
                "--context-window", str(context)]  # fmt: skip
     if model:
         command += ["--model", model]
+    environment = dict(os.environ, **(env or {}))
+    if source is not None:
+        environment["PYTHONPATH"] = str(source)
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment
     )
     assert process.stdout is not None
     ready = process.stdout.readline()
     if " at " not in ready:
         process.kill()
-        raise SystemExit("deskloop serve did not start")
+        raise SystemExit(f"deskloop serve did not start ({source or 'this checkout'})")
     try:
         yield ready.rsplit(" at ", 1)[1].strip(), process.pid
     finally:
@@ -229,7 +256,9 @@ def measure(
             if chat_turn is not None:
                 figures.ttft_turn10 = stream_chat_first_token(client, chat_turn(turn))
             else:
-                figures.ttft_turn10 = stream(client, conversation(turn), close_after_first=True).ttft
+                figures.ttft_turn10 = stream(
+                    client, conversation(turn), close_after_first=True
+                ).ttft
     rss: list[float] = []
     for _ in range(storms):
         report = asyncio.run(
@@ -276,12 +305,14 @@ def compare(
         report(ours, theirs)
 
 
-def report(ours: Figures, theirs: Figures) -> None:
-    def row(name: str, mine: float, peer_value: float, unit: str, target: str) -> None:
-        ratio = mine / peer_value if peer_value else float("nan")
-        print(f"  {name:<34} deskloop {mine:8.1f} {unit:<5} llama-server {peer_value:8.1f} {unit:<5} "
-              f"= {ratio:5.2f}x  (target {target})")  # fmt: skip
+def row(name: str, mine: float, peer_value: float, unit: str, target: str) -> None:
+    """One figure of both servers and deskloop's over llama-server's."""
+    ratio = mine / peer_value if peer_value else float("nan")
+    print(f"  {name:<34} deskloop {mine:8.1f} {unit:<5} llama-server {peer_value:8.1f} {unit:<5} "
+          f"= {ratio:5.2f}x  (target {target})")  # fmt: skip
 
+
+def report(ours: Figures, theirs: Figures) -> None:
     for size, rate in ours.prefill.items():
         row(f"prefill ~{size} tokens", rate, theirs.prefill.get(size, 0.0), "tok/s", ">= 1.0")
     row("decode, free text", ours.decode, theirs.decode, "tok/s", ">= 1.0")
@@ -428,11 +459,6 @@ def compare_alone(*, conversation: Any, gguf: Path, model: str, context: int) ->
 
 
 def report_alone(ours: Alone, theirs: Alone) -> None:
-    def row(name: str, mine: float, peer_value: float, unit: str, target: str) -> None:
-        ratio = mine / peer_value if peer_value else float("nan")
-        print(f"  {name:<34} deskloop {mine:8.1f} {unit:<5} llama-server {peer_value:8.1f} {unit:<5} "
-              f"= {ratio:5.2f}x  (target {target})")  # fmt: skip
-
     for size, rate in ours.prefill.items():
         row(
             f"prefill ~{size} tokens (whole)",
