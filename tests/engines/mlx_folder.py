@@ -13,8 +13,11 @@ def export_mlx_folder(engine: MlxEngine, folder: Path) -> Path:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
+    from deskloop.engines.mlx_gguf import load_gguf_model
+
     folder.mkdir(parents=True, exist_ok=True)
-    model = engine._model
+    # The GGUF as read, quantized: on a CPU with OpenBLAS the engine's own copy is float32.
+    model = load_gguf_model(Path(engine.info.path)).model
     mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())))
     args = model.args
     config = {

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 FAMILIES = sorted(TOOL_FORMATS)
 # The ids on screen as the agent grounds them. The same system text and tools in every
-# request: MLX on this CPU prefills about 10 tokens/s, and so prefills them once.
+# request, so they are prefilled once (MLX on a CPU without OpenBLAS prefills about 10 tokens/s).
 SYSTEM = "You operate the desktop with tools."
 TOOL_SPECS = [
     tool.model_dump(mode="json") for tool in [grounded_click(["e10", "e11", "e12"]), *TOOLS[1:]]

@@ -39,7 +39,7 @@ def test_grammar_accepts_a_call_as_the_mlx_tokenizer_splits_it(engine: LocalEngi
 
 
 def test_forced_call_on_mlx_is_valid(engine: LocalEngine) -> None:
-    # A short prompt: MLX on this CPU prefills about 10 tokens/s.
+    # A short prompt: MLX on a CPU without OpenBLAS prefills about 10 tokens/s.
     fmt = tool_format("generic")
     messages = [Message(role="user", content="Screen: e12 button 'OK'\nClick OK.")]
     template_input = fmt.template_input("", messages, [CLICK])
