@@ -7,6 +7,7 @@ no curl) takes about 10 minutes on 2 cores and is kept in ~/.cache/deskloop/llam
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import platform
@@ -38,11 +39,12 @@ def built_binary() -> Path | None:
     return binary if (build / BUILT_MARKER).is_file() and binary.is_file() else None
 
 
-def find_or_build(say: object = print) -> Path:
+def find_or_build(say: object = print, *, niceness: int = 10) -> Path:
     """`$LLAMA_SERVER`, then the cached build, then a fresh build; says which.
 
     Callers at the same time (scripts/test.sh starts a build in the background while the
     tests that need it may already ask) share one build: the second waits for the first.
+    The compile runs at `niceness` (10: behind whatever else the machine is doing).
     """
     report = say if callable(say) else print
     given = os.environ.get("LLAMA_SERVER")
@@ -55,17 +57,19 @@ def find_or_build(say: object = print) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         binary = built_binary()
         if binary is not None:
-            report(f"llama-server: {binary} (built earlier from llama-cpp-python {version}'s sources)")
+            report(
+                f"llama-server: {binary} (built earlier from llama-cpp-python {version}'s sources)"
+            )
             return binary
         binary = CACHE / f"build-{version}" / "bin" / "llama-server"
         report(
             f"llama-server: building it from the llama.cpp sources in the llama-cpp-python {version} "
             f"sdist into {binary.parent.parent} (about 8 minutes on 2 cores, once)"
         )
-        return _build(version, binary)
+        return _build(version, binary, niceness)
 
 
-def _build(version: str, binary: Path) -> Path:
+def _build(version: str, binary: Path, niceness: int) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     sdist = CACHE / f"llama_cpp_python-{version}.tar.gz"
     if not sdist.is_file():
@@ -92,7 +96,8 @@ def _build(version: str, binary: Path) -> Path:
     )  # fmt: skip
     jobs = str(os.cpu_count() or 2)
     subprocess.run(
-        ["nice", "-n", "10", "cmake", "--build", str(build), "--target", "llama-server", "-j", jobs],
+        ["nice", "-n", str(niceness), "cmake", "--build", str(build), "--target", "llama-server",
+         "-j", jobs],
         check=True, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     (build / BUILT_MARKER).write_text(f"llama-cpp-python {version}\n")
@@ -180,5 +185,8 @@ def have_cmake() -> bool:
 
 
 if __name__ == "__main__":
-    # scripts/test.sh builds it here, in the background, before the tests that need it.
-    print(find_or_build(lambda line: print(line, file=sys.stderr)))
+    # scripts/test.sh builds it here, in the background, while the tests that do not need it run.
+    parser = argparse.ArgumentParser(description="find or build llama.cpp's llama-server")
+    parser.add_argument("--niceness", type=int, default=10, help="the compile's nice level")
+    options = parser.parse_args()
+    print(find_or_build(lambda line: print(line, file=sys.stderr), niceness=options.niceness))

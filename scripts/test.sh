@@ -29,10 +29,11 @@ fi
 "$root/scripts/bootstrap.sh"
 bin="$root/.venv/bin"
 if [ $# -eq 0 ] && command -v cmake >/dev/null 2>&1; then
-    # llama.cpp's llama-server, the peer the upstream tests drive, compiles in about 8
-    # minutes on 2 cores: started now (at low priority) it fills the cores that lint and
-    # the waiting desktop tests leave idle. Tests that need it wait for this build.
-    nice -n 10 "$bin/python" "$root/benchmarks/peer_llama_server.py" >"$logs/llama-server.log" 2>&1 &
+    # llama.cpp's llama-server, the peer the upstream tests drive, takes about 12 minutes of
+    # CPU to compile. It starts now, beside the tests; those that need it run last in their
+    # group (the llama_server marker) and wait for it. At nice 10 the tests starved it: on a
+    # fresh 2-core machine it finished 22 minutes in and held the whole run back.
+    "$bin/python" "$root/benchmarks/peer_llama_server.py" --niceness 0 >"$logs/llama-server.log" 2>&1 &
     build_pid=$!
     background+=("$build_pid")
 fi

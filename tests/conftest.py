@@ -12,6 +12,12 @@ from deskloop.store import Store
 from deskloop.tools import ToolContext
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need llama-server run last in their group: scripts/test.sh builds it (about
+    12 minutes of CPU) beside the tests, and a test that asks earlier waits for the build."""
+    items.sort(key=lambda item: item.get_closest_marker("llama_server") is not None)
+
+
 @pytest.fixture(autouse=True)
 def deskloop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "deskloop-home"

@@ -30,11 +30,12 @@ def llama_cpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
     port = free_port()
     log_path: Path = tmp_path_factory.mktemp("llama-cpp-server") / "server.log"
+    # One thread, as llama_server.py explains: the cores are shared with two other test groups.
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(embedded_model_path()),
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false",
+        "--n_ctx", "2048", "--n_threads", "1", "--verbose", "false",
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

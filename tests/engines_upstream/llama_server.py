@@ -89,8 +89,17 @@ def qwen_gguf() -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
+# One thread: the suite runs three test groups on two cores, and llama.cpp's threads meet at
+# a barrier after every layer, so a second thread whose core is taken stalls both (the agent
+# test through llama-server took 1242 s with 2 threads beside another llama-server, 133 s alone).
+THREADS = 1
+
+
 @contextmanager
 def serving(gguf: Path, *, context: int = 4096) -> Iterator[str]:
-    """llama-server (`--jinja`, one slot, 2 threads) on `gguf`; yields its base URL."""
-    with peer().llama_server(llama_server_binary(), gguf, context=context, threads=2) as (url, _):
+    """llama-server (`--jinja`, one slot, one thread) on `gguf`; yields its base URL."""
+    with peer().llama_server(llama_server_binary(), gguf, context=context, threads=THREADS) as (
+        url,
+        _,
+    ):
         yield str(url)

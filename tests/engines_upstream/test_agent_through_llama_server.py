@@ -19,7 +19,7 @@ from tests.engines_upstream.llama_server import qwen_gguf, serving
 
 from deskloop.screen.virtual_desktop import TEST_APPS, VirtualDesktop
 
-pytestmark = [pytest.mark.slow, pytest.mark.desktop]
+pytestmark = [pytest.mark.slow, pytest.mark.desktop, pytest.mark.llama_server]
 
 FACTORY = next(spec for spec in TEST_APPS if spec.atspi_name == "gtk3-widget-factory")
 # A 0.5B model on 2 shared cores prefills about 42 tokens/s (PROTOCOL-NOTES.md): the first

@@ -25,7 +25,7 @@ from tests.engines_upstream.llama_server import qwen_gguf, serving
 
 from deskloop.engines.models import embedded_model_path
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.llama_server]
 
 SERVE_START_TIMEOUT_S = 300.0  # the probe runs before serving: a few short generations
 IDS = ["e41", "e42", "e43"]
