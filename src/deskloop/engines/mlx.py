@@ -17,7 +17,7 @@ import numpy as np
 
 from deskloop.engines.base import EngineError, EngineUnavailable, ModelInfo, ModelNotFound
 from deskloop.engines.decoding import Logits, PrefixCachingEngine
-from deskloop.engines.mlx_cpu import dequantize_for_cpu, use_fast_blas
+from deskloop.engines.mlx_cpu import BlasThreads, dequantize_for_cpu, use_fast_blas
 from deskloop.engines.models import ModelRef, resolve_model
 
 # MLX binds its BLAS when it is first imported, and importing this module means MLX is wanted.
@@ -81,6 +81,7 @@ class MlxEngine(PrefixCachingEngine):
         self._cache: list[Any] = make_prompt_cache(loaded.model)
         self._guidance_tokenizer: Any = None
         self._tree_keys: list[tuple[Any, Any]] = []  # each layer's keys and values of the last tree
+        self._blas_threads = BlasThreads() if dense_on_cpu else None
         added = loaded.tokenizer.get_added_tokens_decoder()
         self.control_tokens = frozenset(index for index, token in added.items() if token.special)
 
@@ -146,6 +147,8 @@ class MlxEngine(PrefixCachingEngine):
 
     def _forward(self, tokens: Sequence[int]) -> Logits:
         mx = self._mx
+        if self._blas_threads is not None:
+            self._blas_threads.fit()
         inputs = mx.array([list(tokens)])
         inner = getattr(self._model, "model", None)
         if self._loaded.info.architecture == "llama" and inner is not None:
@@ -182,6 +185,8 @@ class MlxEngine(PrefixCachingEngine):
         # mlx-lm's llama layers, run by hand: each token at the position of its depth, seeing
         # the cached prompt and its own ancestors (a tree mask); one pass for the whole tree.
         mx = self._mx
+        if self._blas_threads is not None:
+            self._blas_threads.fit()
         inner = self._model.model
         count = len(tokens)
         start = self._cache[0].offset
