@@ -42,6 +42,11 @@ from deskloop.screen.tree import Box, Element, IdAllocator, Snapshot, build_snap
 SETTLE_GAP_S = 0.008
 SETTLE_TIMEOUT_S = 1.0
 STRUCTURE_QUIET_S = 0.1
+# On a loaded machine the app builds the new page slower too: with both cores busy a page
+# switch settled with the old page's 83 elements gone and none of the new page's yet (a
+# fresh CI rehearsal). The app answers reads from the same main loop, so how long a read
+# takes says how slow it is now; the structure quiet is at least this many reads long.
+STRUCTURE_QUIET_READS = 3
 # Synthetic input reaches the app asynchronously: give it this long to show a change.
 SYNTHETIC_GRACE_S = 0.15
 # Typed text lands a key at a time (xdotool: about 2 ms a key idle, several times that
@@ -56,6 +61,8 @@ TYPING_QUIET_S = 0.2
 
 def typing_grace(text: str) -> float:
     return min(TYPING_GRACE_MAX_S, SYNTHETIC_GRACE_S + TYPING_GRACE_PER_CHAR_S * len(text))
+
+
 POLL_INTERVAL_S = 0.1
 
 
@@ -130,22 +137,29 @@ class ScreenSession:
         timeout = SETTLE_TIMEOUT_S + (grace_s if typing else 0.0)
         current = await self.read()
         since = time.monotonic()
+        slowest_read = since - started
         while time.monotonic() - started < timeout:
             await asyncio.sleep(SETTLE_GAP_S)
             waited = time.monotonic() - started >= grace_s
             changed = _signature(current) != _signature(before) and not typing
             if current.fingerprint is not None and (changed or waited):
                 if await self.backend.fingerprint(current.pid) != current.fingerprint:
+                    reading = time.monotonic()
                     current, since = await self.read(), time.monotonic()
+                    slowest_read = max(slowest_read, since - reading)
                     continue
             else:
+                reading = time.monotonic()
                 fresh = await self.read()
+                slowest_read = max(slowest_read, time.monotonic() - reading)
                 if _signature(fresh) != _signature(current):
                     current, since = fresh, time.monotonic()
                     continue
                 current = fresh
                 changed = _signature(current) != _signature(before) and not typing
-            quiet = STRUCTURE_QUIET_S if _structure_changed(before, current) else 0.0
+            quiet = 0.0
+            if _structure_changed(before, current):
+                quiet = max(STRUCTURE_QUIET_S, STRUCTURE_QUIET_READS * slowest_read)
             if typing:
                 quiet = max(quiet, TYPING_QUIET_S)
             if (changed or waited) and time.monotonic() - since >= quiet:
@@ -261,8 +275,12 @@ class ScreenSession:
         if is_row:
             await self.backend.focus_window(before.pid, before.title)
         await self._synthetic_click(element, button, 2 if double else 1)
-        kind = "double-clicked" if double else f"{button}-clicked" if button != "left" else "clicked"
-        return await self._act_and_report(f"{kind} {label} at its centre", SYNTHETIC_GRACE_S, before)
+        kind = (
+            "double-clicked" if double else f"{button}-clicked" if button != "left" else "clicked"
+        )
+        return await self._act_and_report(
+            f"{kind} {label} at its centre", SYNTHETIC_GRACE_S, before
+        )
 
     async def _synthetic_click(self, element: Element, button: str, count: int) -> None:
         if element.box is None:
@@ -335,7 +353,9 @@ class ScreenSession:
             raise ActionFailedError(f"{element_id} has no position on screen: observe again")
         x, y = box.center
         await self.backend.scroll_at(x, y, direction, max(1, min(amount, 50)))
-        return await self._act_and_report(f"scrolled {direction} {amount}", SYNTHETIC_GRACE_S, before)
+        return await self._act_and_report(
+            f"scrolled {direction} {amount}", SYNTHETIC_GRACE_S, before
+        )
 
     async def focus_window(self, app: str | None = None, pid: int | None = None) -> ActionResult:
         """Bring an app's window to the front and give it the keyboard focus; observe it."""
