@@ -213,3 +213,43 @@ def test_mlx_folder_is_pointed_to_the_mlx_engine(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelNotFound, match="--engine mlx"):
         load_llamacpp_engine(str(tmp_path))
+
+
+def test_whole_values_are_scored_on_the_logits_before_their_tree(engine: LlamaCppEngine) -> None:
+    """llama.cpp's logits are a view of a buffer the tree's own pass refills: the values'
+    first tokens must be scored on the logits from before it (a copy), as one by one."""
+    from deskloop.engines.base import ValueCandidates
+    from deskloop.engines.decoding import TokenSampler
+
+    question = "Which element is the OK button? e101, e202 or e303?"
+    prompt = engine.tokenize(render(engine, [{"role": "user", "content": question}]))
+    values = [engine.tokenize(text) for text in ("e101", "e202", "e303")]
+    assert all(len(value) > 1 for value in values)
+
+    def log_probability(tokens: list[int]) -> float:
+        engine._forget_from(0)
+        logits = np.array(engine._extend(prompt))
+        total = 0.0
+        for token in tokens:
+            shifted = logits.astype(np.float64) - logits.max()
+            total += float(shifted[token] - np.log(np.exp(shifted).sum()))
+            logits = np.array(engine._extend([token]))
+        return total
+
+    expected = [log_probability(value) for value in values]
+    engine._forget_from(0)
+    view = engine._extend(prompt)
+    scored: list[np.ndarray] = []
+    sampler = TokenSampler(Sampling(max_tokens=8, temperature=0))
+    choose_among = sampler.choose_among
+
+    def recorded(scores: np.ndarray) -> int:
+        scored.append(np.array(scores))
+        return choose_among(scores)
+
+    sampler.choose_among = recorded  # type: ignore[method-assign]
+    ends = np.zeros(engine.vocab_size, dtype=np.bool_)
+    chosen = engine._choose_whole(ValueCandidates(values, ends), view, sampler)
+    assert chosen is not None
+    assert np.allclose(scored[0], expected, atol=0.05), (scored[0], expected)
+    engine._forget_from(0)

@@ -414,6 +414,9 @@ class PrefixCachingEngine(LocalEngine):
         inner = tree.inner()  # the only tokens whose logits are needed
         rows: Logits | None = None
         if inner:
+            # A copy: a library's logits may be a view of the buffer the tree's pass refills
+            # (llama.cpp's are), and the values' first tokens are scored on them.
+            logits = np.array(logits)
             row_of = {node: row for row, node in enumerate(inner)}
             rows = self._tree_rows(
                 [tree.tokens[node] for node in inner],
