@@ -15,6 +15,11 @@ effective tokens per second, the share of deskloop's call its grammar forces (wr
 fast-forward), and that share per format family. `--baseline-src` and `--compare-off` put
 the code before a change, or fast-forward off, in the same rounds.
 
+Prompt drafts (issue 21, prompt_drafts.py; `--part drafts` runs only these): four tool
+calls that copy values from the conversation (an element id, a text to type, a path, a
+name) and a text answer that quotes it, `server.prompt_drafts` on and off in turn on the
+same engine: time to the complete answer, the ratio, drafted tokens' acceptance, passes saved.
+
 Part 2, prefix-cache reuse and decode speed through the server:
 
 Drives a 10-turn agent-shaped conversation (about 1,500 tokens of desktop tool schemas
@@ -378,6 +383,7 @@ UNRELATED = {
 
 def main() -> int:
     import forced_calls_vs_peer
+    import prompt_drafts
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -388,7 +394,7 @@ def main() -> int:
     parser.add_argument("--decode-tokens", type=int, default=48)
     parser.add_argument(
         "--part",
-        choices=["all", "peer", "alone", "cache", "forced"],
+        choices=["all", "peer", "alone", "cache", "forced", "drafts"],
         default="all",
         help="which comparison to run (peer: both ways of measuring against llama-server; "
         "alone: only the one-server-at-a-time way)",
@@ -399,7 +405,13 @@ def main() -> int:
         "--no-hog", action="store_true", help="compare idle only, without the CPU hog run"
     )
     forced_calls_vs_peer.add_arguments(parser)  # forced tool calls (issue 21)
+    prompt_drafts.add_arguments(parser)  # prompt drafts on and off (issue 21)
     args = parser.parse_args()
+
+    if args.part in ("all", "drafts"):
+        prompt_drafts.run(args)
+        if args.part == "drafts":
+            return 0
 
     if args.part in ("all", "forced"):
         from deskloop.engines.models import resolve_model

@@ -57,9 +57,7 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--engine", help="llamacpp, mlx, openai, anthropic (default: platform)")
     serve.add_argument("--model", help="a GGUF file, an MLX folder, or an upstream model name")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=port_number, help="port (default 8888; 0 picks a free one)"
-    )
+    serve.add_argument("--port", type=port_number, help="port (default 8888; 0 picks a free one)")
     serve.add_argument("--api-key", help="key clients must send; required off loopback")
     serve.add_argument(
         "--upstream", type=base_url, help="base URL of the upstream for openai/anthropic"
@@ -87,6 +85,13 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="shorten tool descriptions to their first sentence to save prompt tokens",
     )
     serve.add_argument(
+        "--prompt-drafts",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="guess values the answer copies from the conversation and verify them in one "
+        "batch (server.prompt_drafts; default off: no gain measured on a small CPU)",
+    )
+    serve.add_argument(
         "--script",
         help="(scripted engine only) JSON file of outputs to replay; for tests",
     )
@@ -101,7 +106,9 @@ def _add_config(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     put = actions.add_parser("set", help="change a setting in config.toml")
     put.add_argument("key", metavar="KEY")
     put.add_argument("value", metavar="VALUE")
-    unset = actions.add_parser("unset", help="remove a setting from config.toml (its default applies)")
+    unset = actions.add_parser(
+        "unset", help="remove a setting from config.toml (its default applies)"
+    )
     unset.add_argument("key", metavar="KEY")
     actions.add_parser("path", help="print where settings and data live")
     config.set_defaults(handler=_lazy("deskloop.config_commands:config_command"))
@@ -114,9 +121,7 @@ def _add_screen(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     target.add_argument("--pid", type=int, help="process id of the application")
     target.add_argument("--focused", action="store_true", help="the focused window (default)")
     observe.add_argument("--json", action="store_true", help="the structured snapshot as JSON")
-    observe.add_argument(
-        "--budget", type=positive_number, help="token budget for the observation"
-    )
+    observe.add_argument("--budget", type=positive_number, help="token budget for the observation")
     observe.set_defaults(handler=_lazy("deskloop.screen.commands:observe_command"))
 
     doctor = commands.add_parser(

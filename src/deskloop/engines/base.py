@@ -71,12 +71,15 @@ class DecodeStats:
 
     `passes` counts forward passes after the prefill (a tree of values is one); `forced`
     the tokens the grammar forced and the engine wrote without a pass of their own, the
-    opener included (it joins the prefill).
+    opener included (it joins the prefill); `drafted` the tokens proposed from the prompt
+    and verified in a pass (prompt drafts), `accepted` those of them that came out.
     """
 
     tokens: int = 0
     forced: int = 0
     passes: int = 0
+    drafted: int = 0
+    accepted: int = 0
 
 
 class TokenGuide(Protocol):
@@ -105,6 +108,18 @@ class ForcingGuide(TokenGuide, Protocol):
 
     def is_stopped(self) -> bool:
         """Nothing but an end-of-turn token can come next."""
+        ...
+
+
+@runtime_checkable
+class DraftingGuide(TokenGuide, Protocol):
+    """A guide that can judge a draft (tokens proposed from the prompt, issue 21) without
+    taking it: the decode loop verifies only what the grammar accepts."""
+
+    def draft_length(self, tokens: Sequence[int]) -> int:
+        """How many of `tokens`, from the first, the grammar accepts here, cut after a token
+        where the decode loop has more to do than choose the next one (the grammar forces
+        what follows, a choice among whole values opens). Nothing is accepted."""
         ...
 
 
@@ -180,6 +195,10 @@ class LocalEngine(ABC):
     # Write the tokens a ForcingGuide forces without a forward pass each (issue 21); off
     # only to compare (the answers are the same, `server.fast_forward`).
     fast_forward: bool = True
+    # Propose the tokens that followed the last few tokens' latest occurrence in the prompt
+    # (a value copied from the conversation) and verify them in one batch (issue 21,
+    # `server.prompt_drafts`); the answers are the same either way.
+    prompt_drafts: bool = False
     # The running or last generation's costs (None before the first): tests and benches read it.
     last_decode: DecodeStats | None = None
 

@@ -13,6 +13,14 @@ position only; a forced opener joins the prompt's prefill; once only an end toke
 follow, no pass is spent to choose it. llguidance writes forced text as the vocabulary
 tokenizes it and leaves out a last token that a longer one could span, so the model still
 chooses there (the tests compare answers with it on and off).
+
+Prompt drafts (issue 21, `prompt_drafts`): after a choice and what the grammar forces, the
+tokens that followed the newest few tokens in the prompt (engines/drafts.py), cut to what
+the guide accepts, are evaluated in the same batch with logits for each; a drafted token
+comes out where the sampler would have chosen it there (exactly: temperature 0 compares
+with the choice, sampling accepts it with its probability and else draws from the rest),
+and the cache is cut back after the last one kept. A draft never passes a point where the
+loop does more than choose (a forced run, a scored choice, a planned closing, max_tokens).
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from __future__ import annotations
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -29,6 +38,7 @@ import numpy.typing as npt
 from deskloop.engines.base import (
     CallGuide,
     DecodeStats,
+    DraftingGuide,
     EngineError,
     ForcingGuide,
     LocalEngine,
@@ -37,6 +47,7 @@ from deskloop.engines.base import (
     TokenGuide,
     ValueCandidates,
 )
+from deskloop.engines.drafts import DraftLength, PromptLookup
 
 Logits = npt.NDArray[np.float32]
 
@@ -68,16 +79,61 @@ class TokenSampler:
         self._top_p = sampling.top_p if sampling.top_p is not None and sampling.top_p < 1 else None
         self._random = np.random.default_rng(sampling.seed)
 
-    def choose(self, logits: Logits, allowed: npt.NDArray[np.bool_] | None = None) -> int:
-        """The next token from one position's logits, only among `allowed` when given."""
-        scores = np.asarray(logits, dtype=np.float32)
-        if allowed is not None:
-            mask = _fit_mask(allowed, scores.shape[0])
-            if not mask.any():
-                raise EngineError("the token guide allowed no token of this model's vocabulary")
-            scores = np.where(mask, scores, np.float32(-np.inf))
+    def choose(
+        self,
+        logits: Logits,
+        allowed: npt.NDArray[np.bool_] | None = None,
+        excluded: int | None = None,
+    ) -> int:
+        """The next token from one position's logits, only among `allowed` when given.
+
+        `excluded` is a drafted token the model turned down here (`accepts`): sampling then
+        draws from the rest of the same distribution, renormalized; greedy never chose it.
+        """
+        scores = self._masked(logits, allowed)
         if self._temperature <= 0:
             return int(np.argmax(scores))
+        candidates, probabilities = self._distribution(scores)
+        if excluded is not None:
+            kept = candidates != excluded
+            if probabilities[kept].sum() > 0:
+                candidates, probabilities = candidates[kept], probabilities[kept]
+        cumulative = np.cumsum(probabilities)
+        draw = self._random.random() * cumulative[-1]
+        position = min(int(np.searchsorted(cumulative, draw, side="right")), len(candidates) - 1)
+        return int(candidates[position])
+
+    def accepts(
+        self,
+        logits: Logits,
+        token: int,
+        allowed: Callable[[], npt.NDArray[np.bool_] | None],
+    ) -> bool:
+        """Whether a drafted `token` comes out here: at temperature 0 where it is the choice;
+        sampling, with the probability `choose` gives it (a turned-down token is then
+        excluded from the draw here, which leaves the distribution exactly as it was).
+        `allowed` gives the guide's mask, asked only where needed."""
+        if self._temperature <= 0:
+            if int(np.argmax(logits)) == token:
+                return True  # the best of all tokens, and the grammar accepted it
+            mask = allowed()
+            return mask is not None and int(np.argmax(self._masked(logits, mask))) == token
+        candidates, probabilities = self._distribution(self._masked(logits, allowed()))
+        chance = float(probabilities[candidates == token].sum())
+        return self._random.random() < chance
+
+    def _masked(self, logits: Logits, allowed: npt.NDArray[np.bool_] | None) -> Logits:
+        scores = np.asarray(logits, dtype=np.float32)
+        if allowed is None:
+            return scores
+        mask = _fit_mask(allowed, scores.shape[0])
+        if not mask.any():
+            raise EngineError("the token guide allowed no token of this model's vocabulary")
+        masked: Logits = np.where(mask, scores, np.float32(-np.inf))
+        return masked
+
+    def _distribution(self, scores: Logits) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The tokens sampling may choose and their probabilities."""
         candidates: npt.NDArray[np.intp] = np.arange(scores.shape[0])
         if self._top_k is not None and self._top_k < scores.shape[0]:
             candidates = np.argpartition(scores, -self._top_k)[-self._top_k :]
@@ -90,10 +146,7 @@ class TokenSampler:
             keep = int(np.searchsorted(cumulative, self._top_p)) + 1
             kept = order[:keep]
             candidates, probabilities = candidates[kept], probabilities[kept]
-        cumulative = np.cumsum(probabilities)
-        draw = self._random.random() * cumulative[-1]
-        position = min(int(np.searchsorted(cumulative, draw, side="right")), len(candidates) - 1)
-        return int(candidates[position])
+        return candidates, probabilities
 
     def choose_among(self, scores: npt.NDArray[np.float64]) -> int:
         """An index into `scores` (log-probabilities of whole values): argmax at temperature 0,
@@ -121,10 +174,24 @@ def _fit_mask(allowed: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_
     return np.concatenate([allowed, np.zeros(size - allowed.shape[0], dtype=np.bool_)])
 
 
+def _no_mask() -> None:
+    return None
+
+
+@dataclass
+class _Drafts:
+    """One answer's prompt drafts: where they are looked up, and how long the next may be."""
+
+    lookup: PromptLookup
+    length: DraftLength
+
+
 class PrefixCachingEngine(LocalEngine):
     """A local engine whose KV cache holds one sequence, reused across calls up to the shared prefix."""
 
     prefill_chunk: int = 512  # tokens evaluated between two checks of `cancel`
+    # The most tokens one prompt draft proposes (issue 21); 0: this engine does not draft.
+    draft_limit: int = 8
 
     def __init__(self) -> None:
         self._cached_tokens: list[int] = []  # the tokens whose keys and values the cache holds
@@ -169,6 +236,22 @@ class PrefixCachingEngine(LocalEngine):
     def _keep_tree_path(self, path: Sequence[int]) -> None:
         """Keep the tree tokens at `path` (indices from a root down) as the continuation
         of the cached sequence, and forget the rest of the tree."""
+
+    def _evaluate_rows(self, tokens: Sequence[int], first: int) -> Logits:
+        """Run `tokens` after the cached ones (all kept in the cache); return the logits of
+        each position from `first` on, one row each (prompt drafts are verified from them).
+
+        This default evaluates them as a tree of one branch."""
+        parents = list(range(-1, len(tokens) - 1))
+        rows = self._evaluate_tree(tokens, parents)
+        if rows is None:
+            raise EngineError(f"the {self.name} engine cannot evaluate {len(tokens)} tokens' rows")
+        self._keep_tree_path(range(len(tokens)))
+        return rows[first:]
+
+    def _can_cut_drafts(self) -> bool:
+        """Whether the cache can be cut back after a draft (not a recurrent state)."""
+        return True
 
     def _native_sampler(self, sampling: Sampling) -> NativeSampler | None:
         """The library's sampler for `sampling`, used when no guide steers; None: TokenSampler."""
@@ -232,6 +315,7 @@ class PrefixCachingEngine(LocalEngine):
             )
         sampler = TokenSampler(sampling)
         native = self._native_sampler(sampling) if guide is None else None
+        drafts = self._drafts_for(guide, sequence)
         stops = self.stop_token_ids
         produced = 0
         for token in opener:
@@ -244,6 +328,9 @@ class PrefixCachingEngine(LocalEngine):
         if forcing is not None and forcing.is_stopped():
             return
         planned_until = 0  # no need to plan a closing before this many tokens are out
+        # A drafted token the model turned down at this position (sampling draws from the rest).
+        excluded: int | None = None
+        library_logits = True  # `logits` are the library's last: its own sampler may choose
         try:
             while True:
                 if cancel.is_set():
@@ -270,53 +357,187 @@ class PrefixCachingEngine(LocalEngine):
                     chosen, unevaluated, after = whole
                     for token in chosen:
                         calls.accept(token)
+                    if after is not None:
+                        logits = after  # the value's last token was evaluated in the tree
                 else:
-                    if native is not None:
+                    if native is not None and library_logits:
                         token = native.sample()
                     else:
-                        token = sampler.choose(logits, guide.allowed_tokens() if guide else None)
+                        allowed = guide.allowed_tokens() if guide else None
+                        token = sampler.choose(logits, allowed, excluded)
                     if guide is not None:
                         guide.accept(token)
                     if token in stops:
                         return
                     chosen = unevaluated = [token]
-                    after = None
+                excluded = None
                 for token in chosen:
                     yield token
                     produced += 1
                     stats.tokens += 1
-                batch = list(unevaluated)
-                if forcing is not None:
-                    if cancel.is_set():
-                        return
-                    room = context_window - len(self._cached_tokens) - len(batch)
-                    forced = self._take_forced(forcing, calls, room, sampling.max_tokens - produced)
-                    for token in forced:
+                if drafts is not None:
+                    drafts.lookup.extend(chosen)
+                pending = list(unevaluated)
+                # What the grammar forces next, then a draft verified with them, until the
+                # model has to choose again.
+                while True:
+                    if forcing is not None:
                         if cancel.is_set():
                             return
-                        yield token
-                        produced += 1
-                        stats.tokens += 1
-                        stats.forced += 1
-                    if forcing.is_stopped():
-                        return  # only an end token can follow: no pass to choose it
-                    batch.extend(forced)
-                if len(self._cached_tokens) + len(batch) > context_window or cancel.is_set():
-                    return
-                if produced >= sampling.max_tokens and not (
-                    calls is not None and calls.required and not calls.is_complete()
-                ):
-                    return
-                if batch:
-                    # A forced run longer than a batch (a long fixed text) goes in pieces.
-                    for start in range(0, len(batch), self.prefill_chunk):
-                        logits = self._extend(batch[start : start + self.prefill_chunk])
-                else:
-                    assert after is not None  # a whole value whose last token was in the tree
-                    logits = after
+                        room = context_window - len(self._cached_tokens) - len(pending)
+                        left = sampling.max_tokens - produced
+                        forced = self._take_forced(forcing, calls, room, left)
+                        for token in forced:
+                            if cancel.is_set():
+                                return
+                            yield token
+                            produced += 1
+                            stats.tokens += 1
+                            stats.forced += 1
+                        if forcing.is_stopped():
+                            return  # only an end token can follow: no pass to choose it
+                        if forced:
+                            excluded = None  # the next choice is at another position
+                        pending.extend(forced)
+                        if drafts is not None:
+                            drafts.lookup.extend(forced)
+                    if len(self._cached_tokens) + len(pending) > context_window or cancel.is_set():
+                        return
+                    if produced >= sampling.max_tokens and not (
+                        calls is not None and calls.required and not calls.is_complete()
+                    ):
+                        return
+                    if not pending:
+                        break  # a whole value's logits, or a draft's
+                    draft: list[int] = []
+                    if drafts is not None:
+                        # Every drafted token stands for a step of the loop above: none may
+                        # reach where a closing is planned, max_tokens, or past the context.
+                        limit = min(
+                            sampling.max_tokens - produced,
+                            context_window - len(self._cached_tokens) - len(pending),
+                            self.prefill_chunk - len(pending),
+                        )
+                        if calls is not None:
+                            limit = (
+                                0 if calls.close_requested else min(limit, planned_until - produced)
+                            )
+                        draft = self._propose(drafts, guide, limit)
+                    if not draft:
+                        # A forced run longer than a batch (a long fixed text) goes in pieces.
+                        for start in range(0, len(pending), self.prefill_chunk):
+                            logits = self._extend(pending[start : start + self.prefill_chunk])
+                        library_logits = True
+                        break
+                    verified = yield from self._verify(
+                        pending, draft, sampler, guide, calls, cancel
+                    )
+                    if verified is None:
+                        return  # cancelled
+                    logits, taken, excluded = verified
+                    library_logits = False
+                    produced += taken
+                    assert drafts is not None
+                    drafts.lookup.extend(draft[:taken])
+                    drafts.length.update(len(draft), taken)
+                    pending = []
         finally:
             if native is not None:
                 native.close()
+
+    # -- prompt drafts (issue 21): tokens proposed from the prompt, verified in one batch --
+
+    def _drafts_for(self, guide: TokenGuide | None, sequence: list[int]) -> _Drafts | None:
+        """The lookup for this answer's drafts, or None where there are none: drafts off,
+        an engine that cannot verify them, a guide that cannot judge them."""
+        if not self.prompt_drafts or self.draft_limit <= 0 or not self._can_cut_drafts():
+            return None
+        if guide is not None and not isinstance(guide, DraftingGuide):
+            return None
+        return _Drafts(PromptLookup(sequence), DraftLength(self.draft_limit))
+
+    def _propose(self, drafts: _Drafts, guide: TokenGuide | None, limit: int) -> list[int]:
+        """The next draft: at most `limit` tokens, none an end token, all the guide accepts."""
+        draft = drafts.lookup.propose(min(limit, drafts.length.now))
+        stops = self.stop_token_ids
+        for index, token in enumerate(draft):
+            if token in stops:
+                draft = draft[:index]
+                break
+        if draft and isinstance(guide, DraftingGuide):
+            draft = draft[: guide.draft_length(draft)]
+        return draft
+
+    def _verify(
+        self,
+        pending: list[int],
+        draft: list[int],
+        sampler: TokenSampler,
+        guide: TokenGuide | None,
+        calls: CallGuide | None,
+        cancel: threading.Event,
+    ) -> Generator[int, None, tuple[Logits, int, int | None] | None]:
+        """Evaluate `pending` and `draft` in one batch and yield the drafted tokens the model
+        would have chosen itself, in order, up to the first it would not.
+
+        Returns the logits after the last token kept, how many drafted tokens were kept, and
+        the one turned down (None where none was); None where `cancel` stopped it. The
+        cache keeps `pending` and the tokens kept.
+        """
+        stats = self.last_decode
+        assert stats is not None
+        base = len(self._cached_tokens)
+        rows = self._extend_rows(pending + draft, len(pending) - 1)
+        stats.drafted += len(draft)
+        taken = 0
+        turned_down: int | None = None
+        allowed = guide.allowed_tokens if guide is not None else _no_mask
+        try:
+            for index, token in enumerate(draft):
+                if calls is not None and calls.close_requested:
+                    break  # the loop closes the call from here, as it would without drafts
+                if not sampler.accepts(rows[index], token, allowed):
+                    turned_down = token
+                    break
+                if cancel.is_set():
+                    return None
+                if guide is not None:
+                    guide.accept(token)
+                yield token
+                taken += 1
+                stats.accepted += 1
+                stats.tokens += 1
+        finally:
+            # Also where the reader stopped (the generator closed at a yield).
+            self._cut_draft(base + len(pending) + taken)
+        # A copy: a library's rows may be a view of a buffer the next evaluation reuses.
+        return np.array(rows[taken]), taken, turned_down
+
+    def _extend_rows(self, tokens: list[int], first: int) -> Logits:
+        """Evaluate `tokens`, record them as cached, and return the logits of each position
+        from `first` on; on failure forget the whole cache."""
+        self._count_pass()
+        try:
+            rows = self._evaluate_rows(tokens, first)
+        except EngineError:
+            self._reset_cache()
+            raise
+        except (RuntimeError, ValueError, OSError) as exc:
+            self._reset_cache()
+            raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
+        self._cached_tokens.extend(tokens)
+        return rows
+
+    def _cut_draft(self, keep: int) -> None:
+        """Forget the drafted tokens after `keep`; an engine that could not cut its cache
+        back there (it was emptied) drafts no more."""
+        if keep >= len(self._cached_tokens):
+            return
+        kept = self._drop_cache_after(keep)
+        del self._cached_tokens[kept:]
+        if kept != keep:
+            self.draft_limit = 0
+            raise EngineError(f"the {self.name} engine could not cut a draft from its cache")
 
     def _take_forced(
         self, forcing: ForcingGuide, calls: CallGuide | None, room: int, left: int

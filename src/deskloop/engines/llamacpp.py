@@ -179,6 +179,40 @@ class LlamaCppEngine(PrefixCachingEngine):
         logits: Logits = np.ctypeslib.as_array(pointer, shape=(self._vocab_size,))
         return logits
 
+    def _evaluate_rows(self, tokens: Sequence[int], first: int) -> Logits:
+        bindings = self._bindings
+        self._fit_threads()
+        count = len(tokens)
+        start = len(self._cached_tokens)
+        batch = bindings.llama_batch_init(count, 0, 1)
+        try:
+            for index, token in enumerate(tokens):
+                batch.token[index] = token
+                batch.pos[index] = start + index
+                batch.n_seq_id[index] = 1
+                batch.seq_id[index][0] = 0
+                batch.logits[index] = index >= first
+            batch.n_tokens = count
+            status = bindings.llama_decode(self._context, batch)
+        finally:
+            bindings.llama_batch_free(batch)
+        if status != 0:
+            raise EngineError(
+                f"llama.cpp could not evaluate {count} tokens (llama_decode: {status})"
+            )
+        # The requested rows lie one after another in the batch's order; a view of
+        # llama.cpp's buffer, read before the next evaluation.
+        pointer = bindings.llama_get_logits(self._context)
+        rows: Logits = np.ctypeslib.as_array(pointer, shape=(count - first, self._vocab_size))
+        return rows
+
+    def _can_cut_drafts(self) -> bool:
+        model = self._llama._model.model
+        return not (
+            self._bindings.llama_model_is_recurrent(model)
+            or self._bindings.llama_model_is_hybrid(model)
+        )
+
     def _evaluate_tree(self, tokens: Sequence[int], parents: Sequence[int]) -> Logits | None:
         # One sequence per leaf, sharing the answer's cells (a copy of sequence 0): a token
         # belongs to the sequences of the leaves below it, so it sees the prompt and its

@@ -145,23 +145,36 @@ class MlxEngine(PrefixCachingEngine):
         with self._mx.stream(self._stream):
             return self._forward(tokens)
 
-    def _forward(self, tokens: Sequence[int]) -> Logits:
+    def _forward(self, tokens: Sequence[int], first: int | None = None) -> Logits:
+        """The logits of the last position, or of every position from `first` on (rows)."""
         mx = self._mx
         if self._blas_threads is not None:
             self._blas_threads.fit()
         inputs = mx.array([list(tokens)])
         inner = getattr(self._model, "model", None)
+        start = len(tokens) - 1 if first is None else first
         if self._loaded.info.architecture == "llama" and inner is not None:
-            # Only the last position's logits are needed: skip the vocabulary projection of the rest.
-            hidden = inner(inputs, cache=self._cache)[:, -1:, :]
+            # Only the positions asked for: skip the vocabulary projection of the rest.
+            hidden = inner(inputs, cache=self._cache)[:, start:, :]
             head = getattr(self._model, "lm_head", None)
             logits = head(hidden) if head is not None else inner.embed_tokens.as_linear(hidden)
         else:
-            logits = self._model(inputs, cache=self._cache)
-        last = logits[0, -1].astype(mx.float32)
-        mx.eval(last)
-        result: Logits = np.asarray(last)
+            logits = self._model(inputs, cache=self._cache)[:, start:, :]
+        picked = (logits[0, -1] if first is None else logits[0]).astype(mx.float32)
+        mx.eval(picked)
+        result: Logits = np.asarray(picked)
         return result
+
+    def _evaluate_rows(self, tokens: Sequence[int], first: int) -> Logits:
+        if self._stream is None:
+            return self._forward(tokens, first)
+        with self._mx.stream(self._stream):
+            return self._forward(tokens, first)
+
+    def _can_cut_drafts(self) -> bool:
+        from mlx_lm.models.cache import can_trim_prompt_cache
+
+        return bool(can_trim_prompt_cache(self._cache))
 
     def _evaluate_tree(self, tokens: Sequence[int], parents: Sequence[int]) -> Logits | None:
         if len(tokens) > self.tree_limit or not self._can_evaluate_trees():

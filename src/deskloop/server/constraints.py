@@ -330,6 +330,35 @@ class GrammarGuide:
             tail = (tail + piece)[-self._tail_keep :]
         return forced
 
+    # -- prompt drafts (issue 21): tokens proposed from the prompt, judged without taking them --
+
+    def draft_length(self, tokens: Sequence[int]) -> int:
+        """How many of `tokens` the grammar accepts from here, cut after the first token
+        that leaves a forced run or the opening of a choice among whole values next (the
+        decode loop writes or scores those itself); 0 where a choice opens here."""
+        if self.failed or not tokens:
+            return 0
+        if self._tail_keep and any(self._tail.endswith(opening) for opening in self._choices):
+            return 0
+        started = time.perf_counter()
+        valid = int(self.matcher.validate_tokens(list(tokens)))
+        matcher = self.matcher.deep_copy() if valid else None
+        tail = self._tail
+        length = 0
+        for token in tokens[:valid]:
+            assert matcher is not None
+            if not matcher.consume_token(token):
+                break
+            length += 1
+            if matcher.compute_ff_tokens():
+                break
+            if self._tail_keep:
+                tail = (tail + self._vocabulary.tokenizer.decode_bytes([token]))[-self._tail_keep :]
+                if any(tail.endswith(opening) for opening in self._choices):
+                    break
+        self.mask_seconds += time.perf_counter() - started
+        return length
+
     def is_stopped(self) -> bool:
         """The grammar is done: only an end-of-turn token can follow."""
         return not self.failed and bool(self.matcher.is_stopped()) and not self.matcher.is_error()

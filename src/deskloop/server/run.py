@@ -49,6 +49,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         "threads": args.threads,
         "tool_format": args.tool_format,
         "tool_diet": args.tool_diet,
+        "prompt_drafts": args.prompt_drafts,
         "aliases": args.aliases,
     }
     return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
@@ -104,6 +105,7 @@ def build_service(
     )
     assert isinstance(engine, LocalEngine)
     engine.fast_forward = settings.fast_forward
+    engine.prompt_drafts = settings.prompt_drafts
     service = LocalModelService(
         engine,
         context_window=settings.context_window,
