@@ -29,6 +29,7 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -517,14 +518,8 @@ class PrefixCachingEngine(LocalEngine):
         """Evaluate `tokens`, record them as cached, and return the logits of each position
         from `first` on; on failure forget the whole cache."""
         self._count_pass()
-        try:
+        with self._failure_forgets_cache():
             rows = self._evaluate_rows(tokens, first)
-        except EngineError:
-            self._reset_cache()
-            raise
-        except (RuntimeError, ValueError, OSError) as exc:
-            self._reset_cache()
-            raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
         self._cached_tokens.extend(tokens)
         return rows
 
@@ -664,39 +659,37 @@ class PrefixCachingEngine(LocalEngine):
     def _tree_rows(self, tokens: list[int], parents: list[int]) -> Logits | None:
         if len(self._cached_tokens) + len(tokens) > self.info.context_window:
             return None
-        try:
+        with self._failure_forgets_cache():
             rows = self._evaluate_tree(tokens, parents)
-        except EngineError:
-            self._reset_cache()
-            raise
-        except (RuntimeError, ValueError, OSError) as exc:
-            self._reset_cache()
-            raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
         if rows is not None:
             self._count_pass()
         return rows
 
     def _commit_path(self, path: list[int], tokens: list[int]) -> None:
-        try:
+        with self._failure_forgets_cache():
             self._keep_tree_path(path)
-        except (RuntimeError, ValueError, OSError) as exc:
-            self._reset_cache()
-            raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
         self._cached_tokens.extend(tokens)
 
     def _extend(self, tokens: list[int]) -> Logits:
         """Evaluate `tokens` and record them as cached; on failure forget the whole cache."""
         self._count_pass()
-        try:
+        with self._failure_forgets_cache():
             logits = self._evaluate(tokens)
+        self._cached_tokens.extend(tokens)
+        return logits
+
+    @contextmanager
+    def _failure_forgets_cache(self) -> Iterator[None]:
+        """A failed evaluation leaves the cache in an unknown state: forget all of it, and
+        report the library's error as an EngineError."""
+        try:
+            yield
         except EngineError:
             self._reset_cache()
             raise
         except (RuntimeError, ValueError, OSError) as exc:
             self._reset_cache()
             raise EngineError(f"the {self.name} engine failed while generating: {exc}") from exc
-        self._cached_tokens.extend(tokens)
-        return logits
 
     def _count_pass(self) -> None:
         self.forward_passes += 1
