@@ -7,6 +7,8 @@ same comparison measured the other way (issue 21): each server alone on the mach
 whole requests (prefill at 2k and 8k with max_tokens 1, turn 10 with max_tokens 1),
 decode as the median of three 200-token answers, llama-server with `-t` = all cores,
 and deskloop's resident memory by phase (interpreter, imports, model, first request).
+Last, resident memory right after load on each server alone, on the embedded model and
+on Qwen2.5-Coder-0.5B where shared/models/qwen2.5-coder-0.5b.sh has assembled it.
 
 Forced tool calls (issue 21, forced_calls_vs_peer.py; `--part forced` runs only these):
 five agent calls, each a forced call on deskloop and the same input through llama-server's
@@ -47,6 +49,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,6 +58,9 @@ from deskloop.engines import create_engine
 from deskloop.engines.base import LocalEngine, Sampling
 from deskloop.server.local_service import LocalModelService
 from deskloop.server.protocol import MessagesRequest
+
+# The tool-trained model shared/models/qwen2.5-coder-0.5b.sh assembles, where it has.
+QWEN_GGUF = Path.home() / ".cache/deskloop/models/qwen2.5-coder-0.5b-q4_k_m.gguf"
 
 ELEMENT_ID = {
     "type": "string",
@@ -424,7 +430,7 @@ def main() -> int:
 
     if args.part in ("all", "peer", "alone"):
         from deskloop.engines.models import resolve_model
-        from server_vs_peer import compare, compare_alone
+        from server_vs_peer import compare, compare_alone, compare_memory_after_load
 
         gguf = resolve_model(args.model).path
         assert gguf is not None
@@ -442,6 +448,10 @@ def main() -> int:
             model=args.model,
             context=args.context,
         )
+        models = {gguf.stem: gguf}
+        if QWEN_GGUF.is_file() and gguf != QWEN_GGUF:
+            models[QWEN_GGUF.stem] = QWEN_GGUF
+        compare_memory_after_load(models, context=args.context)
         if args.part in ("peer", "alone"):
             return 0
         print()

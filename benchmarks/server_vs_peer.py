@@ -458,6 +458,25 @@ def compare_alone(*, conversation: Any, gguf: Path, model: str, context: int) ->
     report_alone(ours, theirs)
 
 
+def compare_memory_after_load(models: dict[str, Path], *, context: int) -> None:
+    """Resident memory right after load, each server alone, for each model given.
+
+    Python's own share (the interpreter, numpy, jinja2, the HTTP stack: about 55 MB that
+    llama-server's C++ does not carry) is fixed, so the ratio depends on the model's size.
+    """
+    binary = peer.find_or_build(say=lambda _: None)
+    print(f"\n== resident memory after load, each server alone; context {context}")
+    for name, gguf in models.items():
+        with deskloop_server(context, str(gguf)) as (_, pid):
+            ours = peer.resident_mb(pid)
+        with peer.llama_server(binary, gguf, context=context, threads=os.cpu_count() or 1) as (
+            _,
+            pid,
+        ):
+            theirs = peer.resident_mb(pid)
+        row(f"after load, {name}", ours, theirs, "MB", "<= 1.1")
+
+
 def report_alone(ours: Alone, theirs: Alone) -> None:
     for size, rate in ours.prefill.items():
         row(
