@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from deskloop.engines.base import EngineError
 
 MIN_SAMPLE_S = 0.25  # shorter intervals are too noisy to act on; the last answer stands
+# A longer look back spans an idle spell between requests: what ran in it may have ended.
+STALE_WINDOW_S = 1.0
 
 
 def allowed_cpus() -> int:
@@ -74,25 +77,84 @@ class CoreBudget:
         last = self._last
         if last is None:
             return self.cores
-        if time.monotonic() - last[0] < MIN_SAMPLE_S:
+        if time.monotonic() - last.wall < MIN_SAMPLE_S:
             return self._free
         now = self._sample()
         if now is None:
             return self._free
-        wall = now[0] - last[0]
         self._last = now
-        others = max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / wall
-        self._free = max(1, min(self.cores, round(self.cores - others)))
+        stale = now.wall - last.wall > STALE_WINDOW_S
+        self._free = cores_left(
+            self.cores, others_busy(last, now), now.others_running if stale else None
+        )
         return self._free
 
-    def _sample(self) -> tuple[float, float, float] | None:
-        """(wall seconds, machine busy CPU seconds, this process's CPU seconds)."""
+    def _sample(self) -> CpuSample | None:
+        own_before = _own_running()
         try:
             with open("/proc/stat", encoding="ascii") as stat:
                 fields = [int(value) for value in stat.readline().split()[1:9]]
+                running = next(
+                    (int(line.split()[1]) for line in stat if line.startswith("procs_running")),
+                    None,
+                )
         except (OSError, ValueError):
             return None  # not Linux: the thread count stays at the physical cores
         user, nice, system, idle, iowait, irq, softirq, steal = fields
         busy = user + nice + system + irq + softirq + steal
         del idle, iowait
-        return time.monotonic(), busy / self._ticks_per_s, time.process_time()
+        others_running = None
+        own_after = _own_running()
+        if running is not None and own_before is not None and own_after is not None:
+            # This process's threads come and go from the run queue while it is read:
+            # any of them seen running either side is taken for one of its own.
+            others_running = max(0, running - max(own_before, own_after))
+        return CpuSample(
+            time.monotonic(), busy / self._ticks_per_s, time.process_time(), others_running
+        )
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    wall: float  # seconds (monotonic)
+    machine_busy: float  # CPU seconds the whole machine has spent busy
+    own_busy: float  # CPU seconds this process has spent
+    others_running: int | None  # other processes' threads on a CPU or ready for one, now
+
+
+def others_busy(last: CpuSample, now: CpuSample) -> float:
+    """Cores other processes kept busy on average between two samples."""
+    elapsed = now.wall - last.wall
+    if elapsed <= 0:
+        return 0.0
+    own = now.own_busy - last.own_busy
+    return max(0.0, (now.machine_busy - last.machine_busy) - own) / elapsed
+
+
+def cores_left(cores: int, others_average: float, others_running: int | None) -> int:
+    """Cores to use: all but what the others take, and at least one.
+
+    The average says what ran since the last look. After an idle spell (`others_running`
+    is given then) that is whatever ran during it: an agent reading the screen, the app
+    redrawing, another model server answering. It has often ended by the time the model
+    is asked, and a prefill chunk decided on it ran on one core of two for its whole
+    length (a 504-token prompt 50 ms after llama-server answered: 3.7 s, against 1.9 s on
+    both cores). The run queue says what runs now; alone it misleads too (it catches a
+    passing process), so the smaller of the two is taken. A busy process is always on
+    the run queue, so it is never missed.
+    """
+    others = others_average if others_running is None else min(others_average, others_running)
+    return max(1, min(cores, round(cores - others)))
+
+
+def _own_running() -> int | None:
+    """This process's threads running or ready to run (the one asking included)."""
+    own = 0
+    try:
+        for task in os.scandir("/proc/self/task"):
+            with open(os.path.join(task.path, "stat"), encoding="ascii", errors="replace") as stat:
+                text = stat.read()
+            own += text[text.rindex(")") + 2 :].startswith("R")
+    except (OSError, ValueError):
+        return None
+    return own
