@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from deskloop.engines import cores
-from deskloop.engines.cores import CoreBudget, CpuSample, cores_left, others_busy
+from deskloop.engines.cores import CoreBudget, CpuSample, cores_left, others_busy, others_running
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 
@@ -26,27 +26,27 @@ def busy_process() -> Iterator[subprocess.Popen[bytes]]:
         hog.wait()
 
 
-def sample(wall: float, machine_busy: float, own_busy: float = 0.0, running: int = 0) -> CpuSample:
-    return CpuSample(wall, machine_busy, own_busy, running)
+def sample(wall: float, machine_busy: float, own_busy: float = 0.0) -> CpuSample:
+    return CpuSample(wall, machine_busy, own_busy)
 
 
 def test_a_process_busy_all_along_keeps_its_core() -> None:
     # Two seconds with another process on one core, which is still running at the end.
-    last, now = sample(0.0, 100.0), sample(2.0, 102.0, running=1)
+    last, now = sample(0.0, 100.0), sample(2.0, 102.0)
     assert others_busy(last, now) == pytest.approx(1.0)
-    assert cores_left(2, others_busy(last, now), now.others_running) == 1
-    assert cores_left(8, others_busy(last, now), now.others_running) == 7
+    assert cores_left(2, others_busy(last, now), 1) == 1
+    assert cores_left(8, others_busy(last, now), 1) == 7
 
 
 def test_a_burst_that_has_ended_leaves_every_core_after_an_idle_spell() -> None:
     # The other process was busy during the gap between two requests, and is gone now.
-    last, now = sample(0.0, 100.0), sample(2.0, 102.0, running=0)
-    assert cores_left(2, others_busy(last, now), now.others_running) == 2
+    last, now = sample(0.0, 100.0), sample(2.0, 102.0)
+    assert cores_left(2, others_busy(last, now), 0) == 2
 
 
 def test_a_passing_process_on_the_run_queue_does_not_take_a_core() -> None:
-    last, now = sample(0.0, 100.0), sample(2.0, 100.1, running=1)
-    assert cores_left(2, others_busy(last, now), now.others_running) == 2
+    last, now = sample(0.0, 100.0), sample(2.0, 100.1)
+    assert cores_left(2, others_busy(last, now), 1) == 2
 
 
 def test_this_processs_own_work_is_not_counted_as_anothers() -> None:
@@ -64,11 +64,9 @@ def test_the_run_queue_counts_a_busy_process_and_not_this_one(
     busy_process: subprocess.Popen[bytes],
 ) -> None:
     time.sleep(0.3)
-    budget = CoreBudget()
-    now = budget._sample()
-    assert now is not None and now.others_running is not None
+    running = others_running()
     # The hog is always on the run queue; other work on the machine only adds to it.
-    assert now.others_running >= 1
+    assert running is not None and running >= 1
 
 
 def test_a_busy_process_takes_a_core_from_the_model_even_after_an_idle_spell(

@@ -83,35 +83,24 @@ class CoreBudget:
         if now is None:
             return self._free
         self._last = now
+        # Only a look back over an idle spell asks the run queue (two scans of this
+        # process's threads); during generation the looks are MIN_SAMPLE_S apart.
         stale = now.wall - last.wall > STALE_WINDOW_S
         self._free = cores_left(
-            self.cores, others_busy(last, now), now.others_running if stale else None
+            self.cores, others_busy(last, now), others_running() if stale else None
         )
         return self._free
 
     def _sample(self) -> CpuSample | None:
-        own_before = _own_running()
         try:
             with open("/proc/stat", encoding="ascii") as stat:
                 fields = [int(value) for value in stat.readline().split()[1:9]]
-                running = next(
-                    (int(line.split()[1]) for line in stat if line.startswith("procs_running")),
-                    None,
-                )
         except (OSError, ValueError):
             return None  # not Linux: the thread count stays at the physical cores
         user, nice, system, idle, iowait, irq, softirq, steal = fields
         busy = user + nice + system + irq + softirq + steal
         del idle, iowait
-        others_running = None
-        own_after = _own_running()
-        if running is not None and own_before is not None and own_after is not None:
-            # This process's threads come and go from the run queue while it is read:
-            # any of them seen running either side is taken for one of its own.
-            others_running = max(0, running - max(own_before, own_after))
-        return CpuSample(
-            time.monotonic(), busy / self._ticks_per_s, time.process_time(), others_running
-        )
+        return CpuSample(time.monotonic(), busy / self._ticks_per_s, time.process_time())
 
 
 @dataclass(frozen=True)
@@ -119,7 +108,6 @@ class CpuSample:
     wall: float  # seconds (monotonic)
     machine_busy: float  # CPU seconds the whole machine has spent busy
     own_busy: float  # CPU seconds this process has spent
-    others_running: int | None  # other processes' threads on a CPU or ready for one, now
 
 
 def others_busy(last: CpuSample, now: CpuSample) -> float:
@@ -145,6 +133,25 @@ def cores_left(cores: int, others_average: float, others_running: int | None) ->
     """
     others = others_average if others_running is None else min(others_average, others_running)
     return max(1, min(cores, round(cores - others)))
+
+
+def others_running() -> int | None:
+    """Threads of other processes on a CPU or ready for one now: the machine's run queue
+    (`procs_running`) less this process's own threads in that state (None: not Linux)."""
+    own_before = _own_running()
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            running = next(
+                (int(line.split()[1]) for line in stat if line.startswith("procs_running")), None
+            )
+    except (OSError, ValueError):
+        return None
+    own_after = _own_running()
+    if running is None or own_before is None or own_after is None:
+        return None
+    # This process's threads come and go from the run queue while it is read: any of
+    # them seen running either side is taken for one of its own.
+    return max(0, running - max(own_before, own_after))
 
 
 def _own_running() -> int | None:
