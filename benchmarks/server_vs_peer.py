@@ -462,7 +462,10 @@ def compare_memory_after_load(models: dict[str, Path], *, context: int) -> None:
     """Resident memory right after load, each server alone, for each model given.
 
     Python's own share (the interpreter, numpy, jinja2, the HTTP stack: about 55 MB that
-    llama-server's C++ does not carry) is fixed, so the ratio depends on the model's size.
+    llama-server's C++ does not carry) is fixed. llama.cpp clears the whole KV cache at
+    load; deskloop hands those zero pages back, so its cache becomes resident as
+    conversations fill it, and llama-server's is resident from the start. "After answers"
+    in the alone table is the same comparison once an ~8k-token prompt has filled it.
     """
     binary = peer.find_or_build(say=lambda _: None)
     print(f"\n== resident memory after load, each server alone; context {context}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deskloop.engines import create_engine
+from deskloop.engines import create_engine, llamacpp
 from deskloop.engines.base import EngineError, ModelNotFound, PrefillReport, Sampling, TokenGuide
 from deskloop.engines.decoding import common_prefix_length
 from deskloop.engines.llamacpp import LlamaCppEngine, load_llamacpp_engine
@@ -253,3 +255,35 @@ def test_whole_values_are_scored_on_the_logits_before_their_tree(engine: LlamaCp
     assert chosen is not None
     assert np.allclose(scored[0], expected, atol=0.05), (scored[0], expected)
     engine._forget_from(0)
+
+
+def anonymous_resident_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="resident memory from /proc")
+def test_a_new_context_keeps_no_memory_for_its_empty_cache_and_answers_the_same(
+    engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp clears the whole KV cache as it makes a context (189 MB for SmolLM2 at
+    8192 tokens); deskloop hands those zero pages back, and nothing it answers changes."""
+    prompt = engine.tokenize(render(engine, STORY_REQUEST))
+    answer, _ = generate(engine, prompt)
+
+    def grown_by_loading() -> tuple[float, list[int]]:
+        before = anonymous_resident_mb()
+        loaded = load_llamacpp_engine("", context_window=8192)
+        grown = anonymous_resident_mb() - before
+        try:
+            return grown, generate(loaded, prompt)[0]
+        finally:
+            loaded.close()
+
+    handed_back, answer_handed_back = grown_by_loading()
+    monkeypatch.setattr(llamacpp, "zero_pages_handed_back", contextlib.nullcontext)
+    kept, answer_kept = grown_by_loading()
+    assert kept > 180 and handed_back < kept - 150, (handed_back, kept)
+    assert answer_handed_back == answer_kept == answer

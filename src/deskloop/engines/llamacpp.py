@@ -21,7 +21,7 @@ from deskloop.engines.base import (
 from deskloop.engines.cores import CoreBudget, pinned_threads
 from deskloop.engines.decoding import Logits, NativeSampler, PrefixCachingEngine
 from deskloop.engines.gguf_header import read_gguf_scalars
-from deskloop.engines.memory import release_zeroed, trim_heap
+from deskloop.engines.memory import trim_heap, zero_pages_handed_back
 from deskloop.engines.models import ModelRef, resolve_model
 
 log = logging.getLogger("deskloop.engines")
@@ -384,16 +384,14 @@ def _use_tree_context(llama: Any, context_window: int) -> None:
     params.n_batch = params.n_ubatch = BATCH_SIZE
     params.n_seq_max = 1 + TREE_SEQUENCES
     params.kv_unified = True
-    context = LlamaContext(model=llama._model, params=params, verbose=False)
+    # llama.cpp clears the KV cache (189 MB for SmolLM2 at 8192 tokens) and the logits of
+    # every sequence (65 rows of the vocabulary) as it makes the context; until a
+    # conversation writes them they need not be resident.
+    with zero_pages_handed_back():
+        context = LlamaContext(model=llama._model, params=params, verbose=False)
     llama._ctx.close()
     llama._ctx = context
     llama.context_params = params
-    # llama.cpp zeroes logits for every sequence up front (llama-context.cpp, output_reserve):
-    # 65 rows of the vocabulary, 12.8 MB for SmolLM2 and 40 MB for Qwen's 152k tokens,
-    # that only a tree of choices writes. Until one does they need not be resident.
-    logits = ctypes.cast(llama_cpp.llama_get_logits(context.ctx), ctypes.c_void_p).value
-    rows = params.n_seq_max * int(llama.n_vocab())
-    release_zeroed(logits or 0, rows * ctypes.sizeof(ctypes.c_float))
     trim_heap()  # what the stand-in context left on the heap
 
 
