@@ -22,6 +22,7 @@ from deskloop.engines.decoding import (
     PrefixCachingEngine,
     TokenSampler,
     common_prefix_length,
+    prefill_pieces,
 )
 from deskloop.engines.gguf_header import read_gguf_scalars
 from deskloop.engines.models import embedded_model_path
@@ -128,6 +129,23 @@ def test_follow_up_prefills_only_what_differs_from_the_cache() -> None:
     assert reports[0].prompt_tokens == 7
     assert engine.evaluated == [[9, 9, 9]]
     assert engine.kv == [1, 2, 3, 4, 9, 9, 9]
+
+
+def test_a_prompt_ends_in_a_piece_an_exact_batch_holds() -> None:
+    assert list(prefill_pieces(0, 10, 4, 4)) == [(0, 4), (4, 8), (8, 10)]
+    assert list(prefill_pieces(0, 8, 4, 3)) == [(0, 4), (4, 7), (7, 8)]
+    assert list(prefill_pieces(3, 4, 4, 3)) == [(3, 4)]
+    assert list(prefill_pieces(0, 3, 512, 63)) == [(0, 3)]
+
+
+def test_the_last_prompt_token_is_evaluated_as_a_cached_prompt_would_evaluate_it() -> None:
+    engine = FakeCountingEngine()
+    engine.exact_batch = 2
+    first, _ = run(engine, [1, 2, 3, 4, 5, 6, 7], greedy(2))
+    assert engine.evaluated[:3] == [[1, 2, 3, 4], [5, 6], [7]]
+    engine.evaluated.clear()
+    again, _ = run(engine, [1, 2, 3, 4, 5, 6, 7], greedy(2))
+    assert engine.evaluated[0] == [7] and again == first
 
 
 def test_identical_prompt_reevaluates_only_its_last_token() -> None:

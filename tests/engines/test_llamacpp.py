@@ -285,5 +285,37 @@ def test_a_new_context_keeps_no_memory_for_its_empty_cache_and_answers_the_same(
     handed_back, answer_handed_back = grown_by_loading()
     monkeypatch.setattr(llamacpp, "zero_pages_handed_back", contextlib.nullcontext)
     kept, answer_kept = grown_by_loading()
-    assert kept > 180 and handed_back < kept - 150, (handed_back, kept)
+    # Most of the 189 MB stays out of memory (the rest of loading varies by some MB).
+    assert kept - handed_back > 120, (handed_back, kept)
     assert answer_handed_back == answer_kept == answer
+
+
+def test_a_cached_prompt_is_answered_from_the_same_logits_as_a_fresh_one(
+    engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of 64 rows or more takes llama.cpp's tiled flash attention, which rounds
+    differently from a smaller one; a prompt's last token is evaluated as a request that
+    finds the rest cached evaluates it, alone, so asking twice answers twice alike."""
+    keeper = (
+        "Write a story about a lighthouse keeper on a northern island who keeps a logbook of "
+        "every ship that passes, the weather each morning, and the birds that rest on the "
+        "gallery rail; one winter a ship passes that is in no register, and the keeper rows "
+        "out to meet it. Tell it in the first person, in the keeper's own plain words."
+    )
+    prompt = engine.tokenize(render(engine, [SYSTEM, {"role": "user", "content": keeper}]))
+    seen: list[np.ndarray] = []
+    evaluate = engine._evaluate
+
+    def recording(tokens: list[int]) -> np.ndarray:
+        logits = evaluate(tokens)
+        seen.append(np.array(logits))
+        return logits
+
+    monkeypatch.setattr(engine, "_evaluate", recording)
+    fresh, report = generate(engine, prompt, Sampling(max_tokens=1, temperature=0))
+    assert report.prompt_tokens - report.cached_tokens >= 64
+    first_choice_fresh = seen[-1]
+    cached, report = generate(engine, prompt, Sampling(max_tokens=1, temperature=0))
+    assert report.cached_tokens == len(prompt) - 1
+    assert np.array_equal(seen[-1], first_choice_fresh)
+    assert cached == fresh

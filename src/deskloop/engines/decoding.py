@@ -187,10 +187,31 @@ class _Drafts:
     length: DraftLength
 
 
+def prefill_pieces(start: int, end: int, chunk: int, exact: int) -> Iterator[tuple[int, int]]:
+    """The pieces [from, to) in which a prompt's uncached tokens `start`..`end` are evaluated:
+    at most `chunk` each, and the last token alone where its piece would exceed `exact`.
+
+    A request that finds the rest of its prompt cached evaluates that last token alone,
+    so its first choice is made from the same logits as when nothing was cached.
+    """
+    for first in range(start, end, chunk):
+        last = min(first + chunk, end)
+        if last == end and last - first > exact:
+            yield first, end - 1
+            yield end - 1, end
+        else:
+            yield first, last
+
+
 class PrefixCachingEngine(LocalEngine):
     """A local engine whose KV cache holds one sequence, reused across calls up to the shared prefix."""
 
     prefill_chunk: int = 512  # tokens evaluated between two checks of `cancel`
+    # The most tokens one batch may hold for each of its rows to come out exactly as
+    # evaluating them one at a time would (0: any batch does). Forced tokens and drafts stay
+    # within it, and so does a prompt's last token, so that an answer at temperature 0 is
+    # the same with fast-forward or drafts on or off, and when its prompt was cached.
+    exact_batch: int = 0
     # The most tokens one prompt draft proposes (issue 21); 0: this engine does not draft.
     draft_limit: int = 8
 
@@ -250,6 +271,10 @@ class PrefixCachingEngine(LocalEngine):
         self._keep_tree_path(range(len(tokens)))
         return rows[first:]
 
+    @property
+    def _exact(self) -> int:
+        return min(self.exact_batch or self.prefill_chunk, self.prefill_chunk)
+
     def _can_cut_drafts(self) -> bool:
         """Whether the cache can be cut back after a draft (not a recurrent state)."""
         return True
@@ -304,10 +329,10 @@ class PrefixCachingEngine(LocalEngine):
         self._forget_from(shared)
         reused = len(self._cached_tokens)
         logits: Logits | None = None
-        for start in range(reused, len(sequence), self.prefill_chunk):
+        for start, end in prefill_pieces(reused, len(sequence), self.prefill_chunk, self._exact):
             if cancel.is_set():
                 return
-            logits = self._extend(sequence[start : start + self.prefill_chunk])
+            logits = self._extend(sequence[start:end])
         assert logits is not None
         stats.passes = 0  # the prefill is not decoding
         if on_prefill is not None:
@@ -417,7 +442,7 @@ class PrefixCachingEngine(LocalEngine):
                         limit = min(
                             sampling.max_tokens - produced,
                             context_window - len(self._cached_tokens) - len(pending),
-                            self.prefill_chunk - len(pending),
+                            self._exact - len(pending),
                         )
                         if calls is not None:
                             limit = (
@@ -426,8 +451,8 @@ class PrefixCachingEngine(LocalEngine):
                         draft = self._propose(drafts, guide, limit)
                     if not draft:
                         # A forced run longer than a batch (a long fixed text) goes in pieces.
-                        for start in range(0, len(pending), self.prefill_chunk):
-                            logits = self._extend(pending[start : start + self.prefill_chunk])
+                        for start in range(0, len(pending), self._exact):
+                            logits = self._extend(pending[start : start + self._exact])
                         library_logits = True
                         break
                     verified = yield from self._verify(

@@ -41,6 +41,10 @@ class LlamaCppEngine(PrefixCachingEngine):
 
     name: ClassVar[str] = "llamacpp"
     prefill_chunk = BATCH_SIZE
+    # From 64 query rows (GGML_FA_TILE_Q) ggml's CPU flash attention takes a tiled kernel
+    # that rounds differently: a row's logits then differ by up to ~1 from the same token
+    # evaluated in a smaller batch, enough to flip a near-tie at temperature 0.
+    exact_batch = 63
 
     def __init__(
         self,
