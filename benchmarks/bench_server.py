@@ -7,6 +7,9 @@ same comparison measured the other way (issue 21): each server alone on the mach
 whole requests (prefill at 2k and 8k with max_tokens 1, turn 10 with max_tokens 1),
 decode as the median of three 200-token answers, llama-server with `-t` = all cores,
 and deskloop's resident memory by phase (interpreter, imports, model, first request).
+Then the same requests in turn (`--part in-turn` runs only these): both servers up, each
+request sent to one and then the other for `--in-turn-rounds` rounds, so that the machine's drift
+over minutes falls on both alike; medians, and each round's ratio.
 Last, resident memory right after load on each server alone, on the embedded model and
 on Qwen2.5-Coder-0.5B where shared/models/qwen2.5-coder-0.5b.sh has assembled it.
 
@@ -400,10 +403,13 @@ def main() -> int:
     parser.add_argument("--decode-tokens", type=int, default=48)
     parser.add_argument(
         "--part",
-        choices=["all", "peer", "alone", "cache", "forced", "drafts"],
+        choices=["all", "peer", "alone", "in-turn", "cache", "forced", "drafts"],
         default="all",
-        help="which comparison to run (peer: both ways of measuring against llama-server; "
-        "alone: only the one-server-at-a-time way)",
+        help="which comparison to run (peer: every way of measuring against llama-server; "
+        "alone: only the one-server-at-a-time way; in-turn: only both up, requests alternating)",
+    )
+    parser.add_argument(
+        "--in-turn-rounds", type=int, default=5, help="rounds of the in-turn comparison"
     )
     parser.add_argument("--context", type=int, default=8192, help="both servers' context window")
     parser.add_argument("--storm-requests", type=int, default=120)
@@ -428,9 +434,24 @@ def main() -> int:
         if args.part == "forced":
             return 0
 
+    if args.part == "in-turn":
+        from deskloop.engines.models import resolve_model
+        from server_vs_peer import compare_in_turn
+
+        gguf = resolve_model(args.model).path
+        assert gguf is not None
+        compare_in_turn(conversation=lambda turn: request(turn, 1), gguf=gguf,
+                        model=args.model, context=args.context, rounds=args.in_turn_rounds)  # fmt: skip
+        return 0
+
     if args.part in ("all", "peer", "alone"):
         from deskloop.engines.models import resolve_model
-        from server_vs_peer import compare, compare_alone, compare_memory_after_load
+        from server_vs_peer import (
+            compare,
+            compare_alone,
+            compare_in_turn,
+            compare_memory_after_load,
+        )
 
         gguf = resolve_model(args.model).path
         assert gguf is not None
@@ -448,6 +469,9 @@ def main() -> int:
             model=args.model,
             context=args.context,
         )
+        if args.part != "alone":
+            compare_in_turn(conversation=lambda turn: request(turn, 1), gguf=gguf,
+                            model=args.model, context=args.context, rounds=args.in_turn_rounds)  # fmt: skip
         models = {gguf.stem: gguf}
         if QWEN_GGUF.is_file() and gguf != QWEN_GGUF:
             models[QWEN_GGUF.stem] = QWEN_GGUF

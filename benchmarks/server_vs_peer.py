@@ -385,6 +385,33 @@ def whole_seconds(client: httpx.Client, body: dict[str, Any]) -> tuple[float, di
     return time.perf_counter() - started, response.json().get("usage", {})
 
 
+STORY = {
+    "model": "claude-opus-5-5",
+    "max_tokens": 200,
+    "temperature": 0,
+    "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+}
+
+
+def prompt_tokens(usage: dict[str, Any]) -> int:
+    return int(usage.get("input_tokens", 0)) + int(usage.get("cache_read_input_tokens") or 0)
+
+
+def turn_ten_seconds(client: httpx.Client, conversation: Any, chat_turn: Any = None) -> float:
+    """Turns 1 to 10 of the agent conversation with max_tokens 1; seconds for the tenth
+    (llama-server, given `chat_turn`, gets each turn as deskloop renders it)."""
+    seconds = 0.0
+    for turn in range(1, 11):
+        if chat_turn is not None:
+            started = time.perf_counter()
+            body = {**chat_turn(turn), "max_tokens": 1}
+            client.post("/v1/chat/completions", json=body).raise_for_status()
+            seconds = time.perf_counter() - started
+        else:
+            seconds, _ = whole_seconds(client, {**conversation(turn), "max_tokens": 1})
+    return seconds
+
+
 def measure_alone(
     url: str,
     pid: int,
@@ -401,31 +428,14 @@ def measure_alone(
         figures.rss["first request"] = peer.resident_mb(pid)
         for size, body in prompts.items():
             seconds, usage = whole_seconds(client, body)
-            prompt = usage.get("input_tokens", 0) + (usage.get("cache_read_input_tokens") or 0)
-            figures.prefill[size] = prompt / seconds
-        answer = {
-            "model": "claude-opus-5-5",
-            "max_tokens": 200,
-            "temperature": 0,
-            "messages": [
-                {"role": "user", "content": "Write a long story about a lighthouse keeper."}
-            ],
-        }
-        figures.decode = statistics.median(stream(client, answer).decode_rate for _ in range(3))
+            figures.prefill[size] = prompt_tokens(usage) / seconds
+        figures.decode = statistics.median(stream(client, STORY).decode_rate for _ in range(3))
         rates = []
         for _ in range(3):
-            seconds, usage = whole_seconds(client, answer)
+            seconds, usage = whole_seconds(client, STORY)
             rates.append(usage.get("output_tokens", 0) / seconds)
         figures.decode_whole = statistics.median(rates)
-        for turn in range(1, 11):
-            if chat_turn is not None:
-                started = time.perf_counter()
-                body = {**chat_turn(turn), "max_tokens": 1}
-                client.post("/v1/chat/completions", json=body).raise_for_status()
-                seconds = time.perf_counter() - started
-            else:
-                seconds, _ = whole_seconds(client, {**conversation(turn), "max_tokens": 1})
-        figures.turn10_first_token = seconds
+        figures.turn10_first_token = turn_ten_seconds(client, conversation, chat_turn)
     figures.rss["after answers"] = peer.resident_mb(pid)
     return figures
 
@@ -456,6 +466,62 @@ def compare_alone(*, conversation: Any, gguf: Path, model: str, context: int) ->
         print(peer.last_words())
         return
     report_alone(ours, theirs)
+
+
+def compare_in_turn(
+    *, conversation: Any, gguf: Path, model: str, context: int, rounds: int = 5
+) -> None:
+    """Both servers up, each request sent to one and then the other (the first alternates
+    by round), so both see the same load: this machine's speed drifts by 10-15% over the
+    minutes one server at a time takes. Each round: a fresh ~2k prompt (max_tokens 1), the
+    200-token answer whole and streamed, and turns 1 to 10 of the agent conversation."""
+    binary = peer.find_or_build(say=lambda _: None)
+    cores = os.cpu_count() or 1
+    print(f"\n== in turn: both servers up, requests alternating, {rounds} rounds; context "
+          f"{context}, {gguf.name}, llama-server -t {cores}")  # fmt: skip
+    chat_turn = as_rendered_chat(gguf, conversation)
+    names = ("deskloop", "llama-server")
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+
+    def note(name: str, measure: str, value: float) -> None:
+        samples[name].setdefault(measure, []).append(value)
+
+    with (
+        deskloop_server(context, model) as (our_url, _),
+        peer.llama_server(binary, gguf, context=context, threads=cores) as (their_url, _),
+        httpx.Client(base_url=our_url, timeout=900) as ours,
+        httpx.Client(base_url=their_url, timeout=900) as theirs,
+    ):
+        clients = {"deskloop": ours, "llama-server": theirs}
+        for name in names:  # each loads its weights and warms up once
+            whole_seconds(clients[name], {**STORY, "max_tokens": 4})
+        for number in range(rounds):
+            order = names if number % 2 == 0 else names[::-1]
+            prefill = notes_prompt(ours, 2048, f"round{number}")
+            for name in order:
+                seconds, usage = whole_seconds(clients[name], prefill)
+                note(name, "prefill", prompt_tokens(usage) / seconds)
+            for name in order:
+                seconds, usage = whole_seconds(clients[name], STORY)
+                note(name, "decode whole", usage.get("output_tokens", 0) / seconds)
+            for name in order:
+                note(name, "decode streamed", stream(clients[name], STORY).decode_rate)
+            for name in order:
+                chat = chat_turn if name == "llama-server" else None
+                note(name, "turn 10", turn_ten_seconds(clients[name], conversation, chat) * 1000)
+    ours_m, theirs_m = samples["deskloop"], samples["llama-server"]
+    median = statistics.median
+    row("prefill ~2048 tokens (whole)", median(ours_m["prefill"]),
+        median(theirs_m["prefill"]), "tok/s", ">= 0.98")  # fmt: skip
+    row("decode, 200 tokens whole", median(ours_m["decode whole"]),
+        median(theirs_m["decode whole"]), "tok/s", ">= 0.98")  # fmt: skip
+    row("decode, 200 tokens streamed", median(ours_m["decode streamed"]),
+        median(theirs_m["decode streamed"]), "tok/s", ">= 0.98")  # fmt: skip
+    row("turn 10, max_tokens 1 (whole)", median(ours_m["turn 10"]),
+        median(theirs_m["turn 10"]), "ms", "<= 1.0")  # fmt: skip
+    for measure in ours_m:
+        pairs = zip(ours_m[measure], theirs_m[measure], strict=True)
+        print(f"  {measure}, each round's ratio: " + ", ".join(f"{a / b:.2f}" for a, b in pairs))
 
 
 def compare_memory_after_load(models: dict[str, Path], *, context: int) -> None:
