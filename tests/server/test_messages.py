@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from deskloop.engines.scripted import ScriptedEngine
+from deskloop.server.local_service import DELIVERY_INTERVAL_S
 from deskloop.server.text_stream import Utf8Joiner
 
 from .helpers import client_for, parse_sse, request_body, scripted_app
@@ -292,3 +296,41 @@ async def test_tool_diet_reports_the_tokens_it_saves(caplog: pytest.LogCaptureFi
     assert slim["tool_diet_saved_tokens"] > 0
     assert slim["input_tokens"] + slim["tool_diet_saved_tokens"] == plain["input_tokens"]
     assert any("prompt tokens saved" in record.getMessage() for record in caplog.records)
+
+
+async def test_fast_tokens_reach_the_event_loop_in_batches_and_slow_ones_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waking the event loop for every token took a core from llama.cpp's threads; events
+    now go at most every DELIVERY_INTERVAL_S, the first at once, and nothing is lost."""
+    fast = "fast " * 40  # 200 tokens of the scripted engine, about 1 ms apart
+    engine = ScriptedEngine([fast, "slow"], token_delay_s=0.001)
+    app, service = scripted_app(engine)
+    handed: list[tuple[float, int]] = []  # when each batch went to the loop, its events
+    work = service._work
+
+    def counted(prepared: Any, cancel: Any, deliver: Callable[[Any], None]) -> None:
+        def counting(item: Any) -> None:
+            if isinstance(item, list):
+                handed.append((time.monotonic(), len(item)))
+            deliver(item)
+
+        work(prepared, cancel, counting)
+
+    monkeypatch.setattr(service, "_work", counted)
+    async with client_for(app) as client:
+        started = time.monotonic()
+        response = await client.post("/v1/messages", json=request_body(stream=True, max_tokens=400))
+        streamed = parse_sse(response.text)
+        text = "".join(d["delta"]["text"] for k, d in streamed if k == "content_block_delta")
+        assert text == fast
+        assert handed[0][0] - started < DELIVERY_INTERVAL_S  # the first text at once
+        assert len(handed) < 200 / 5  # not one wake-up per token
+
+        handed.clear()
+        engine.token_delay_s = 0.08  # slower than the interval: each token goes at once
+        response = await client.post("/v1/messages", json=request_body(stream=True, max_tokens=400))
+        assert "".join(
+            d["delta"]["text"] for k, d in parse_sse(response.text) if k == "content_block_delta"
+        ) == "slow"
+        assert len(handed) >= 4

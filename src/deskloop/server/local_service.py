@@ -17,6 +17,7 @@ import logging
 import secrets
 import string
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,12 @@ from deskloop.server.tool_formats.base import (
     ToolFormat,
 )
 
+# The engine thread hands its events to the event loop at most this often (the first at
+# once): waking the loop for every token (9 ms apart on SmolLM2 here) took a core from
+# llama.cpp's threads each time; 200-token answers through HTTP went from 100 to 104
+# tok/s streamed and from 103 to 111 whole (llama-server: 109 and 116, same rounds).
+DELIVERY_INTERVAL_S = 0.05
+
 log = logging.getLogger("deskloop.server")
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -86,6 +93,7 @@ class _RunState:
     open_call: bool = False
     calls_done: int = 0
     events: list[OutputEvent] = field(default_factory=list)
+    delivered_at: float = -DELIVERY_INTERVAL_S  # when events last went to the loop
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -327,9 +335,10 @@ class LocalModelService:
             state.output_tokens += 1
             piece = joiner.push(engine.token_bytes(token))
             take_text(piece)
-            if state.events:
+            if state.events and time.monotonic() - state.delivered_at >= DELIVERY_INTERVAL_S:
                 deliver(state.events)
                 state.events = []
+                state.delivered_at = time.monotonic()
             if stops.matched or (state.calls_done and not prepared.parallel):
                 break
             if runaway.push(piece, in_call=state.open_call, calls_done=state.calls_done):
