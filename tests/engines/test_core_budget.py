@@ -81,3 +81,16 @@ def test_a_busy_process_takes_a_core_from_the_model_even_after_an_idle_spell(
     monkeypatch.setattr(cores, "STALE_WINDOW_S", 0.2)
     time.sleep(0.5)
     assert budget.free() <= budget.cores - 1
+
+
+def test_a_thread_only_passing_through_the_run_queue_is_not_a_competitor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reads = iter([1, 0, 1, 1])  # another server's last thread winding down, then gone
+    monkeypatch.setattr(cores, "_others_running_now", lambda: next(reads))
+    assert others_running() == 0
+    assert next(reads) == 1  # it stopped reading once it saw nobody
+
+    monkeypatch.setattr(cores, "_others_running_now", lambda: 1)  # a busy process: every read
+    assert others_running() == 1
+    assert cores_left(2, 1.6, others_running()) == 1

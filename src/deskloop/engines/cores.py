@@ -18,6 +18,9 @@ from deskloop.engines.base import EngineError
 MIN_SAMPLE_S = 0.25  # shorter intervals are too noisy to act on; the last answer stands
 # A longer look back spans an idle spell between requests: what ran in it may have ended.
 STALE_WINDOW_S = 1.0
+# Reads of the run queue after an idle spell, and the pause between them (others_running).
+RUN_QUEUE_READS = 4
+RUN_QUEUE_GAP_S = 0.005
 
 
 def allowed_cpus() -> int:
@@ -135,9 +138,30 @@ def cores_left(cores: int, others_average: float, others_running: int | None) ->
     return max(1, min(cores, round(cores - others)))
 
 
-def others_running() -> int | None:
-    """Threads of other processes on a CPU or ready for one now: the machine's run queue
-    (`procs_running`) less this process's own threads in that state (None: not Linux)."""
+def others_running(reads: int = RUN_QUEUE_READS, gap_s: float = RUN_QUEUE_GAP_S) -> int | None:
+    """Threads of other processes on a CPU or ready for one: the fewest seen in up to
+    `reads` reads of the run queue `gap_s` apart (None: not Linux).
+
+    A thread that is only passing is gone within milliseconds: another model server's
+    threads winding down after its answer, a client sending its request. One read caught
+    them often enough that the first 512-token prefill chunk after llama-server answered
+    ran on one core of two (3.1 s against 1.9 s); a busy process is there at every read.
+    """
+    fewest: int | None = None
+    for read in range(reads):
+        if read:
+            time.sleep(gap_s)
+        count = _others_running_now()
+        if count is None:
+            return None
+        fewest = count if fewest is None else min(fewest, count)
+        if fewest == 0:
+            break
+    return fewest
+
+
+def _others_running_now() -> int | None:
+    """The machine's run queue (`procs_running`) less this process's own threads in it."""
     own_before = _own_running()
     try:
         with open("/proc/stat", encoding="ascii") as stat:
