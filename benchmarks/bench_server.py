@@ -434,17 +434,7 @@ def main() -> int:
         if args.part == "forced":
             return 0
 
-    if args.part == "in-turn":
-        from deskloop.engines.models import resolve_model
-        from server_vs_peer import compare_in_turn
-
-        gguf = resolve_model(args.model).path
-        assert gguf is not None
-        compare_in_turn(conversation=lambda turn: request(turn, 1), gguf=gguf,
-                        model=args.model, context=args.context, rounds=args.in_turn_rounds)  # fmt: skip
-        return 0
-
-    if args.part in ("all", "peer", "alone"):
+    if args.part in ("all", "peer", "alone", "in-turn"):
         from deskloop.engines.models import resolve_model
         from server_vs_peer import (
             compare,
@@ -455,7 +445,7 @@ def main() -> int:
 
         gguf = resolve_model(args.model).path
         assert gguf is not None
-        if args.part != "alone":
+        if args.part in ("all", "peer"):
             compare(
                 conversation=lambda turn: request(turn, 8),
                 gguf=gguf,
@@ -463,15 +453,23 @@ def main() -> int:
                 storm_requests=args.storm_requests,
                 hog=not args.no_hog,
             )
-        compare_alone(
-            conversation=lambda turn: request(turn, 1),
-            gguf=gguf,
-            model=args.model,
-            context=args.context,
-        )
+        if args.part != "in-turn":
+            compare_alone(
+                conversation=lambda turn: request(turn, 1),
+                gguf=gguf,
+                model=args.model,
+                context=args.context,
+            )
         if args.part != "alone":
-            compare_in_turn(conversation=lambda turn: request(turn, 1), gguf=gguf,
-                            model=args.model, context=args.context, rounds=args.in_turn_rounds)  # fmt: skip
+            compare_in_turn(
+                conversation=lambda turn: request(turn, 1),
+                gguf=gguf,
+                model=args.model,
+                context=args.context,
+                rounds=args.in_turn_rounds,
+            )
+        if args.part == "in-turn":
+            return 0
         models = {gguf.stem: gguf}
         if QWEN_GGUF.is_file() and gguf != QWEN_GGUF:
             models[QWEN_GGUF.stem] = QWEN_GGUF

@@ -510,15 +510,14 @@ def compare_in_turn(
                 chat = chat_turn if name == "llama-server" else None
                 note(name, "turn 10", turn_ten_seconds(clients[name], conversation, chat) * 1000)
     ours_m, theirs_m = samples["deskloop"], samples["llama-server"]
-    median = statistics.median
-    row("prefill ~2048 tokens (whole)", median(ours_m["prefill"]),
-        median(theirs_m["prefill"]), "tok/s", ">= 0.98")  # fmt: skip
-    row("decode, 200 tokens whole", median(ours_m["decode whole"]),
-        median(theirs_m["decode whole"]), "tok/s", ">= 0.98")  # fmt: skip
-    row("decode, 200 tokens streamed", median(ours_m["decode streamed"]),
-        median(theirs_m["decode streamed"]), "tok/s", ">= 0.98")  # fmt: skip
-    row("turn 10, max_tokens 1 (whole)", median(ours_m["turn 10"]),
-        median(theirs_m["turn 10"]), "ms", "<= 1.0")  # fmt: skip
+    for label, measure, unit, target in (
+        ("prefill ~2048 tokens (whole)", "prefill", "tok/s", ">= 0.98"),
+        ("decode, 200 tokens whole", "decode whole", "tok/s", ">= 0.98"),
+        ("decode, 200 tokens streamed", "decode streamed", "tok/s", ">= 0.98"),
+        ("turn 10, max_tokens 1 (whole)", "turn 10", "ms", "<= 1.0"),
+    ):
+        mine, peers = statistics.median(ours_m[measure]), statistics.median(theirs_m[measure])
+        row(label, mine, peers, unit, target)
     for measure in ours_m:
         pairs = zip(ours_m[measure], theirs_m[measure], strict=True)
         print(f"  {measure}, each round's ratio: " + ", ".join(f"{a / b:.2f}" for a, b in pairs))

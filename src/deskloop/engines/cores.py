@@ -86,8 +86,9 @@ class CoreBudget:
         if now is None:
             return self._free
         self._last = now
-        # Only a look back over an idle spell asks the run queue (two scans of this
-        # process's threads); during generation the looks are MIN_SAMPLE_S apart.
+        # Only a look back over an idle spell asks the run queue (up to RUN_QUEUE_READS
+        # reads, each scanning this process's threads twice); during generation the looks
+        # are MIN_SAMPLE_S apart.
         stale = now.wall - last.wall > STALE_WINDOW_S
         self._free = cores_left(
             self.cores, others_busy(last, now), others_running() if stale else None

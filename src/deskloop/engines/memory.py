@@ -70,8 +70,9 @@ def _ranges_outside(
 ) -> Iterator[tuple[int, int]]:
     """The parts of `ranges` that no range of `old` covers (the kernel merges a new mapping
     into an adjacent one, so a new allocation can show up as an old mapping grown)."""
+    old = sorted(old)
     for start, end in ranges:
-        for old_start, old_end in sorted(old):
+        for old_start, old_end in old:
             if old_end <= start or old_start >= end:
                 continue
             if old_start > start:

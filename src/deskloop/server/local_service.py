@@ -335,10 +335,11 @@ class LocalModelService:
             state.output_tokens += 1
             piece = joiner.push(engine.token_bytes(token))
             take_text(piece)
-            if state.events and time.monotonic() - state.delivered_at >= DELIVERY_INTERVAL_S:
+            now = time.monotonic()
+            if state.events and now - state.delivered_at >= DELIVERY_INTERVAL_S:
                 deliver(state.events)
                 state.events = []
-                state.delivered_at = time.monotonic()
+                state.delivered_at = now
             if stops.matched or (state.calls_done and not prepared.parallel):
                 break
             if runaway.push(piece, in_call=state.open_call, calls_done=state.calls_done):
