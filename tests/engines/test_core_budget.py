@@ -94,3 +94,50 @@ def test_a_thread_only_passing_through_the_run_queue_is_not_a_competitor(
     monkeypatch.setattr(cores, "_others_running_now", lambda: 1)  # a busy process: every read
     assert others_running() == 1
     assert cores_left(2, 1.6, others_running()) == 1
+
+
+def _window(budget: CoreBudget, seconds: float, others: float, own: float) -> CpuSample:
+    """Start `budget`'s look back `seconds` ago; the sample its next look will take, in
+    which the others kept `others` cores busy on average and this process `own`."""
+    now = time.monotonic()
+    budget._last = CpuSample(now - seconds, machine_busy=100.0, own_busy=10.0)
+    return CpuSample(now, 100.0 + (others + own) * seconds, 10.0 + own * seconds)
+
+
+def test_a_request_after_another_server_answered_gets_every_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budget = CoreBudget(cores=2)
+    running = iter([0])  # nothing runs now
+    monkeypatch.setattr(cores, "_others_running_now", lambda: next(running))
+
+    # Shorter than STALE_WINDOW_S, and busy for this process too (it answered, then
+    # tokenized the next prompt), while another server answered a request.
+    then = _window(budget, 0.57, others=0.7, own=0.8)
+    monkeypatch.setattr(budget, "_sample", lambda: then)
+    budget.request_starts()
+    assert budget.free() == 2
+
+    # During that request the others compete: the average says so, and the run queue is
+    # not read between two pieces of it.
+    then = _window(budget, 0.3, others=1.0, own=1.0)
+    assert budget.free() == 1
+
+
+def test_a_request_right_after_the_last_look_still_sees_a_busy_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budget = CoreBudget(cores=2)
+    then = _window(budget, 0.3, others=1.0, own=1.0)
+    monkeypatch.setattr(budget, "_sample", lambda: then)
+    assert budget.free() == 1
+    # 5 ms later (too short to average over): the last average stands, and the busy
+    # process is on the run queue.
+    then = CpuSample(then.wall + 0.005, then.machine_busy + 0.01, then.own_busy)
+    monkeypatch.setattr(cores, "_others_running_now", lambda: 1)
+    budget.request_starts()
+    assert budget.free() == 1
+    # ... and once it has ended, this request gets both cores.
+    monkeypatch.setattr(cores, "_others_running_now", lambda: 0)
+    budget.request_starts()
+    assert budget.free() == 2

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deskloop.engines import create_engine, llamacpp
+from deskloop.engines import cores, create_engine, llamacpp
 from deskloop.engines.base import EngineError, ModelNotFound, PrefillReport, Sampling, TokenGuide
 from deskloop.engines.decoding import common_prefix_length
 from deskloop.engines.llamacpp import LlamaCppEngine, load_llamacpp_engine
@@ -319,3 +319,28 @@ def test_a_cached_prompt_is_answered_from_the_same_logits_as_a_fresh_one(
     assert report.cached_tokens == len(prompt) - 1
     assert np.array_equal(seen[-1], first_choice_fresh)
     assert cached == fresh
+
+
+def test_a_request_takes_every_core_when_what_ran_while_it_waited_has_ended(
+    engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget = engine._budget
+    if budget is None or budget.cores < 2:
+        pytest.skip("needs the adaptive thread count and two cores")
+    # The last look, just now, saw the others busy (another server answering) ...
+    monkeypatch.setattr(budget, "_last", budget._sample())
+    monkeypatch.setattr(budget, "_others", float(budget.cores))
+    monkeypatch.setattr(budget, "_free", 1)
+    # ... and they have finished by the time this request comes.
+    monkeypatch.setattr(cores, "_others_running_now", lambda: 0)
+    chosen: list[int] = []
+    fit = engine._fit_threads
+
+    def recording() -> None:
+        fit()
+        chosen.append(engine._threads)
+
+    monkeypatch.setattr(engine, "_fit_threads", recording)
+    prompt = engine.tokenize(render(engine, CAPITAL_QUESTION))
+    generate(engine, prompt, Sampling(max_tokens=1, temperature=0))
+    assert chosen[0] == budget.cores

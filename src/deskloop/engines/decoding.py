@@ -279,6 +279,10 @@ class PrefixCachingEngine(LocalEngine):
         """Whether the cache can be cut back after a draft (not a recurrent state)."""
         return True
 
+    def _request_starts(self) -> None:
+        """A request's decoding begins; the engine may have waited for it (free cores are
+        judged afresh then)."""
+
     def _native_sampler(self, sampling: Sampling) -> NativeSampler | None:
         """The library's sampler for `sampling`, used when no guide steers; None: TokenSampler."""
         return None
@@ -312,6 +316,7 @@ class PrefixCachingEngine(LocalEngine):
         on_prefill: Callable[[PrefillReport], None] | None,
     ) -> Iterator[int]:
         started = time.perf_counter()
+        self._request_starts()
         calls = guide if isinstance(guide, CallGuide) else None
         forcing = guide if self.fast_forward and isinstance(guide, ForcingGuide) else None
         stats = self.last_decode = DecodeStats()

@@ -276,6 +276,10 @@ class LlamaCppEngine(PrefixCachingEngine):
         for sequence in range(1, leaves + 1):
             bindings.llama_memory_seq_rm(self._memory, sequence, -1, -1)
 
+    def _request_starts(self) -> None:
+        if self._budget is not None:
+            self._budget.request_starts()
+
     def _fit_threads(self) -> None:
         if self._budget is None:
             return

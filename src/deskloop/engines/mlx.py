@@ -139,6 +139,10 @@ class MlxEngine(PrefixCachingEngine):
         trim_prompt_cache(self._cache, len(self._cached_tokens) - keep)
         return keep
 
+    def _request_starts(self) -> None:
+        if self._blas_threads is not None:
+            self._blas_threads.request_starts()
+
     def _evaluate(self, tokens: Sequence[int]) -> Logits:
         if self._stream is None:
             return self._forward(tokens)

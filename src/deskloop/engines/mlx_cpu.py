@@ -48,6 +48,9 @@ class BlasThreads:
         self._budget = CoreBudget()
         self._threads = 0
 
+    def request_starts(self) -> None:
+        self._budget.request_starts()
+
     def fit(self) -> None:
         free = self._budget.free()
         if free != self._threads:
