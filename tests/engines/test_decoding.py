@@ -131,21 +131,38 @@ def test_follow_up_prefills_only_what_differs_from_the_cache() -> None:
     assert engine.kv == [1, 2, 3, 4, 9, 9, 9]
 
 
-def test_a_prompt_ends_in_a_piece_an_exact_batch_holds() -> None:
-    assert list(prefill_pieces(0, 10, 4, 4)) == [(0, 4), (4, 8), (8, 10)]
-    assert list(prefill_pieces(0, 8, 4, 3)) == [(0, 4), (4, 7), (7, 8)]
-    assert list(prefill_pieces(3, 4, 4, 3)) == [(3, 4)]
-    assert list(prefill_pieces(0, 3, 512, 63)) == [(0, 3)]
+def test_a_prompt_is_evaluated_in_chunks_and_what_was_forced_after_it_in_exact_batches() -> None:
+    assert list(prefill_pieces(0, 10, 10, 4, 3)) == [(0, 4), (4, 8), (8, 10)]
+    assert list(prefill_pieces(0, 8, 12, 4, 3)) == [(0, 4), (4, 8), (8, 11), (11, 12)]
+    assert list(prefill_pieces(9, 8, 12, 4, 3)) == [(9, 12)]
+    assert list(prefill_pieces(0, 3, 3, 512, 63)) == [(0, 3)]
 
 
-def test_the_last_prompt_token_is_evaluated_as_a_cached_prompt_would_evaluate_it() -> None:
+def test_a_prompt_asked_again_is_evaluated_in_as_wide_a_batch_as_the_first_time() -> None:
     engine = FakeCountingEngine()
-    engine.exact_batch = 2
-    first, _ = run(engine, [1, 2, 3, 4, 5, 6, 7], greedy(2))
-    assert engine.evaluated[:3] == [[1, 2, 3, 4], [5, 6], [7]]
+    engine.prefill_chunk, engine.exact_batch = 8, 3  # batches of 4 rows or more are wide
+    prompt = [1, 2, 3, 4, 5, 6, 7, 9, 1, 2, 3, 4, 5]
+    first, _ = run(engine, prompt, greedy(2))
+    assert engine.evaluated[:2] == [prompt[:8], prompt[8:]]  # no row of the last batch alone
     engine.evaluated.clear()
-    again, _ = run(engine, [1, 2, 3, 4, 5, 6, 7], greedy(2))
-    assert engine.evaluated[0] == [7] and again == first
+    again, reports = run(engine, prompt, greedy(2))
+    assert again == first
+    # Its last four rows again, in one wide batch, rather than its last token alone.
+    assert engine.evaluated[0] == prompt[-4:]
+    assert reports[0].cached_tokens == len(prompt) - 4
+
+    # A prompt whose last rows came in a narrow batch: its last token alone is as narrow.
+    longer = [*prompt, 6, 9]
+    run(engine, longer, greedy(1))
+    engine.evaluated.clear()
+    _, reports = run(engine, longer, greedy(1))
+    assert engine.evaluated[0] == [9]
+    assert reports[0].cached_tokens == len(longer) - 1
+
+    # Sampling at a temperature without a seed is not reproducible: no rows again.
+    engine.evaluated.clear()
+    run(engine, prompt, Sampling(max_tokens=1, temperature=0.7))
+    assert engine.evaluated[0] == prompt[-1:]
 
 
 def test_identical_prompt_reevaluates_only_its_last_token() -> None:

@@ -294,8 +294,8 @@ def test_a_cached_prompt_is_answered_from_the_same_logits_as_a_fresh_one(
     engine: LlamaCppEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch of 64 rows or more takes llama.cpp's tiled flash attention, which rounds
-    differently from a smaller one; a prompt's last token is evaluated as a request that
-    finds the rest cached evaluates it, alone, so asking twice answers twice alike."""
+    differently from a smaller one (but the same for a row whatever else the batch holds):
+    a request asked again evaluates its last 64 rows again, so it answers twice alike."""
     keeper = (
         "Write a story about a lighthouse keeper on a northern island who keeps a logbook of "
         "every ship that passes, the weather each morning, and the birds that rest on the "
@@ -316,7 +316,7 @@ def test_a_cached_prompt_is_answered_from_the_same_logits_as_a_fresh_one(
     assert report.prompt_tokens - report.cached_tokens >= 64
     first_choice_fresh = seen[-1]
     cached, report = generate(engine, prompt, Sampling(max_tokens=1, temperature=0))
-    assert report.cached_tokens == len(prompt) - 1
+    assert report.cached_tokens == len(prompt) - 64
     assert np.array_equal(seen[-1], first_choice_fresh)
     assert cached == fresh
 

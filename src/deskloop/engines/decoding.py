@@ -187,20 +187,16 @@ class _Drafts:
     length: DraftLength
 
 
-def prefill_pieces(start: int, end: int, chunk: int, exact: int) -> Iterator[tuple[int, int]]:
-    """The pieces [from, to) in which a prompt's uncached tokens `start`..`end` are evaluated:
-    at most `chunk` each, and the last token alone where its piece would exceed `exact`.
-
-    A request that finds the rest of its prompt cached evaluates that last token alone,
-    so its first choice is made from the same logits as when nothing was cached.
-    """
-    for first in range(start, end, chunk):
-        last = min(first + chunk, end)
-        if last == end and last - first > exact:
-            yield first, end - 1
-            yield end - 1, end
-        else:
-            yield first, last
+def prefill_pieces(
+    start: int, prompt_end: int, end: int, chunk: int, exact: int
+) -> Iterator[tuple[int, int]]:
+    """The pieces [from, to) in which uncached positions `start`..`end` are evaluated: the
+    prompt's (up to `prompt_end`) at most `chunk` each, then what the grammar forced after
+    it at most `exact` each, as decoding evaluates forced tokens."""
+    for first in range(start, prompt_end, chunk):
+        yield first, min(first + chunk, prompt_end)
+    for first in range(max(start, prompt_end), end, exact):
+        yield first, min(first + exact, end)
 
 
 class PrefixCachingEngine(LocalEngine):
@@ -209,14 +205,18 @@ class PrefixCachingEngine(LocalEngine):
     prefill_chunk: int = 512  # tokens evaluated between two checks of `cancel`
     # The most tokens one batch may hold for each of its rows to come out exactly as
     # evaluating them one at a time would (0: any batch does). Forced tokens and drafts stay
-    # within it, and so does a prompt's last token, so that an answer at temperature 0 is
-    # the same with fast-forward or drafts on or off, and when its prompt was cached.
+    # within it, so that an answer at temperature 0 is the same with fast-forward or drafts
+    # on or off. A wider batch rounds differently, but the same for a row whatever else the
+    # batch holds: a prompt whose last rows a wide batch evaluated is evaluated so again
+    # when it is asked again (`_prefill_start`).
     exact_batch: int = 0
     # The most tokens one prompt draft proposes (issue 21); 0: this engine does not draft.
     draft_limit: int = 8
 
     def __init__(self) -> None:
         self._cached_tokens: list[int] = []  # the tokens whose keys and values the cache holds
+        # The cached positions [from, to) the last prefill batch wider than `_exact` evaluated.
+        self._wide_rows: tuple[int, int] | None = None
         self._closed = False
         self.forward_passes = 0  # every evaluation since load, prefill chunks and trees included
 
@@ -283,6 +283,21 @@ class PrefixCachingEngine(LocalEngine):
         """A request's decoding begins; the engine may have waited for it (free cores are
         judged afresh then)."""
 
+    def _prefill_start(self, shared: int, prompt_end: int) -> int:
+        """Where a reproducible answer's prefill starts: at `shared`, or earlier where the
+        prompt's last rows were evaluated in a wide batch and would now be in a narrow one.
+
+        A request asked again finds all but its last token cached. Evaluated alone, that
+        token's logits differed from the first time's by up to 0.45 and changed a greedy
+        answer; a wide batch of the last `_exact + 1` rows gives the same logits again.
+        """
+        wide = self._wide_rows
+        first = prompt_end - (self._exact + 1)
+        if wide is None or first < 0 or not shared < prompt_end <= shared + self._exact:
+            return shared
+        covered = wide[0] <= first and shared <= wide[1]  # rows first..shared were wide
+        return first if covered else shared
+
     def _native_sampler(self, sampling: Sampling) -> NativeSampler | None:
         """The library's sampler for `sampling`, used when no guide steers; None: TokenSampler."""
         return None
@@ -329,15 +344,24 @@ class PrefixCachingEngine(LocalEngine):
                 forcing, calls, context_window - len(prompt), sampling.max_tokens
             )
         sequence = prompt + opener
+        # Where any batch rounds alike, the opener joins the prompt's batches; otherwise it
+        # is evaluated as decoding would evaluate it, fast-forward on or off.
+        prompt_end = len(prompt) if self.exact_batch else len(sequence)
         # Keep at least the last token to evaluate: its logits choose the first token.
         shared = min(common_prefix_length(self._cached_tokens, sequence), len(sequence) - 1)
+        if sampling.temperature == 0 or sampling.seed is not None:
+            shared = self._prefill_start(shared, prompt_end)
         self._forget_from(shared)
         reused = len(self._cached_tokens)
+        exact = self._exact
         logits: Logits | None = None
-        for start, end in prefill_pieces(reused, len(sequence), self.prefill_chunk, self._exact):
+        pieces = prefill_pieces(reused, prompt_end, len(sequence), self.prefill_chunk, exact)
+        for start, end in pieces:
             if cancel.is_set():
                 return
             logits = self._extend(sequence[start:end])
+            if end - start > exact:
+                self._wide_rows = (start, end)
         assert logits is not None
         stats.passes = 0  # the prefill is not decoding
         if on_prefill is not None:
@@ -730,10 +754,15 @@ class PrefixCachingEngine(LocalEngine):
         """After a failure the cache may hold positions the token list does not: drop all."""
         self._drop_cache_after(0)
         self._cached_tokens.clear()
+        self._wide_rows = None
 
     def _forget_from(self, keep: int) -> None:
         if keep < len(self._cached_tokens):
             del self._cached_tokens[self._drop_cache_after(keep) :]
+        kept = len(self._cached_tokens)
+        if self._wide_rows is not None:
+            start, end = self._wide_rows
+            self._wide_rows = (start, min(end, kept)) if start < kept else None
 
 
 class _ValueTree:
