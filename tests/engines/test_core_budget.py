@@ -123,6 +123,11 @@ def test_a_request_after_another_server_answered_gets_every_core(
     then = _window(budget, 0.3, others=1.0, own=1.0)
     assert budget.free() == 1
 
+    # Nobody ran while it waited for the next request: the run queue is not read either.
+    then = _window(budget, 0.6, others=0.05, own=0.0)
+    budget.request_starts()
+    assert budget.free() == 2
+
 
 def test_a_request_right_after_the_last_look_still_sees_a_busy_process(
     monkeypatch: pytest.MonkeyPatch,

@@ -107,7 +107,10 @@ class CoreBudget:
         # reads, each scanning this process's threads twice); during generation the looks
         # are MIN_SAMPLE_S apart.
         stale = waited or now.wall - last.wall > STALE_WINDOW_S
-        self._free = cores_left(self.cores, self._others, others_running() if stale else None)
+        if stale and cores_left(self.cores, self._others, None) < self.cores:
+            self._free = cores_left(self.cores, self._others, others_running())
+        else:  # the run queue could only lower what the others take: not asked
+            self._free = cores_left(self.cores, self._others, None)
         return self._free
 
     def _sample(self) -> CpuSample | None:
