@@ -397,19 +397,25 @@ def prompt_tokens(usage: dict[str, Any]) -> int:
     return int(usage.get("input_tokens", 0)) + int(usage.get("cache_read_input_tokens") or 0)
 
 
+def turn_seconds(
+    client: httpx.Client, conversation: Any, turn: int, chat_turn: Any = None
+) -> float:
+    """Seconds for one turn of the agent conversation with max_tokens 1 (llama-server,
+    given `chat_turn`, gets the turn as deskloop renders it)."""
+    if chat_turn is None:
+        seconds, _ = whole_seconds(client, {**conversation(turn), "max_tokens": 1})
+        return seconds
+    started = time.perf_counter()
+    body = {**chat_turn(turn), "max_tokens": 1}
+    client.post("/v1/chat/completions", json=body).raise_for_status()
+    return time.perf_counter() - started
+
+
 def turn_ten_seconds(client: httpx.Client, conversation: Any, chat_turn: Any = None) -> float:
-    """Turns 1 to 10 of the agent conversation with max_tokens 1; seconds for the tenth
-    (llama-server, given `chat_turn`, gets each turn as deskloop renders it)."""
-    seconds = 0.0
-    for turn in range(1, 11):
-        if chat_turn is not None:
-            started = time.perf_counter()
-            body = {**chat_turn(turn), "max_tokens": 1}
-            client.post("/v1/chat/completions", json=body).raise_for_status()
-            seconds = time.perf_counter() - started
-        else:
-            seconds, _ = whole_seconds(client, {**conversation(turn), "max_tokens": 1})
-    return seconds
+    """Turns 1 to 10 of the agent conversation with max_tokens 1; seconds for the tenth."""
+    for turn in range(1, 10):
+        turn_seconds(client, conversation, turn, chat_turn)
+    return turn_seconds(client, conversation, 10, chat_turn)
 
 
 def measure_alone(
@@ -474,7 +480,8 @@ def compare_in_turn(
     """Both servers up, each request sent to one and then the other (the first alternates
     by round), so both see the same load: this machine's speed drifts by 10-15% over the
     minutes one server at a time takes. Each round: a fresh ~2k prompt (max_tokens 1), the
-    200-token answer whole and streamed, and turns 1 to 10 of the agent conversation."""
+    200-token answer whole and streamed, and turns 1 to 10 of the agent conversation (the
+    two tenth turns timed back to back)."""
     binary = peer.find_or_build(say=lambda _: None)
     cores = os.cpu_count() or 1
     print(f"\n== in turn: both servers up, requests alternating, {rounds} rounds; context "
@@ -506,9 +513,13 @@ def compare_in_turn(
                 note(name, "decode whole", usage.get("output_tokens", 0) / seconds)
             for name in order:
                 note(name, "decode streamed", stream(clients[name], STORY).decode_rate)
+            chats = {"deskloop": None, "llama-server": chat_turn}
             for name in order:
-                chat = chat_turn if name == "llama-server" else None
-                note(name, "turn 10", turn_ten_seconds(clients[name], conversation, chat) * 1000)
+                for turn in range(1, 10):
+                    turn_seconds(clients[name], conversation, turn, chats[name])
+            for name in order:  # the two tenth turns back to back, as the other rows
+                seconds = turn_seconds(clients[name], conversation, 10, chats[name])
+                note(name, "turn 10", seconds * 1000)
     ours_m, theirs_m = samples["deskloop"], samples["llama-server"]
     for label, measure, unit, target in (
         ("prefill ~2048 tokens (whole)", "prefill", "tok/s", ">= 0.98"),
