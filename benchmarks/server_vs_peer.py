@@ -500,6 +500,7 @@ def compare_in_turn(
         httpx.Client(base_url=their_url, timeout=900) as theirs,
     ):
         clients = {"deskloop": ours, "llama-server": theirs}
+        chats = {"deskloop": None, "llama-server": chat_turn}
         for name in names:  # each loads its weights and warms up once
             whole_seconds(clients[name], {**STORY, "max_tokens": 4})
         for number in range(rounds):
@@ -513,7 +514,6 @@ def compare_in_turn(
                 note(name, "decode whole", usage.get("output_tokens", 0) / seconds)
             for name in order:
                 note(name, "decode streamed", stream(clients[name], STORY).decode_rate)
-            chats = {"deskloop": None, "llama-server": chat_turn}
             for name in order:
                 for turn in range(1, 10):
                     turn_seconds(clients[name], conversation, turn, chats[name])

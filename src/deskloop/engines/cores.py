@@ -103,14 +103,13 @@ class CoreBudget:
             self._others = others_busy(last, now)
         # else: too short a look back to average (/proc/stat counts in 10 ms ticks); the
         # last average stands, and the run queue says whether what it saw still runs.
+        self._free = cores_left(self.cores, self._others, None)
         # Only a look back over an idle spell asks the run queue (up to RUN_QUEUE_READS
-        # reads, each scanning this process's threads twice); during generation the looks
-        # are MIN_SAMPLE_S apart.
+        # reads, each scanning this process's threads twice), and only when the average
+        # says the others took a core: the run queue can only lower that.
         stale = waited or now.wall - last.wall > STALE_WINDOW_S
-        if stale and cores_left(self.cores, self._others, None) < self.cores:
+        if stale and self._free < self.cores:
             self._free = cores_left(self.cores, self._others, others_running())
-        else:  # the run queue could only lower what the others take: not asked
-            self._free = cores_left(self.cores, self._others, None)
         return self._free
 
     def _sample(self) -> CpuSample | None:
